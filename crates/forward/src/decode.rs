@@ -1,0 +1,655 @@
+//! The receiving side: a streaming decoder for what Forward clients send.
+
+use std::io::Read;
+
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::Decoder;
+
+use crate::handshake::Ping;
+use crate::msgpack::{self, TimeField};
+use crate::scan::{Scan, Scanner, skip_validated, value_len};
+use crate::{Error, EventTime};
+
+/// Hard limits for untrusted input. Each is checked before bytes are
+/// buffered or allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame (one top-level msgpack value) accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// Largest inflated size of a compressed frame's entries, in bytes.
+    pub max_decompressed_bytes: usize,
+    /// Deepest msgpack nesting accepted anywhere in a frame.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    /// 16 MiB frames (twice Fluentd's default 8 MiB chunk), 64 MiB inflated,
+    /// 64 levels of nesting.
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+            max_depth: 64,
+        }
+    }
+}
+
+/// The four request modes of Forward protocol v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// `[tag, time, record, option?]`: one event per frame.
+    Message,
+    /// `[tag, [[time, record], ...], option?]`.
+    Forward,
+    /// `[tag, entries, option?]`: entries as one str or bin of concatenated
+    /// msgpack `[time, record]` arrays.
+    PackedForward,
+    /// PackedForward whose entries are gzip (`compressed: "gzip"`).
+    CompressedPackedForward,
+}
+
+/// The `compressed` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// One or more concatenated gzip members.
+    Gzip,
+}
+
+/// The `chunk` option as it came on the wire: the raw msgpack value, so the
+/// ack can echo it byte for byte (Fluentd's ids end in a newline, for
+/// instance, and must come back unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Chunk(Bytes);
+
+impl Chunk {
+    /// A chunk id from its text, as a client sends it.
+    pub fn from_id(id: &str) -> Self {
+        let mut out = Vec::with_capacity(id.len() + 2);
+        msgpack::write_str(&mut out, id.as_bytes());
+        Chunk(out.into())
+    }
+
+    /// A fresh random id: 16 random bytes in hex, like Fluent Bit's.
+    pub fn generate() -> Self {
+        Chunk::from_id(&hex::encode(rand::random::<[u8; 16]>()))
+    }
+
+    /// Wraps a raw msgpack value.
+    pub(crate) fn from_raw(raw: Bytes) -> Self {
+        Chunk(raw)
+    }
+
+    /// The msgpack encoding, exactly as received.
+    pub fn raw(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The id's bytes when it is a str or bin (every real client's case).
+    pub fn id(&self) -> Option<&[u8]> {
+        let (_, start, end) = msgpack::str_or_bin(&self.0)?;
+        (end == self.0.len()).then(|| &self.0[start..end])
+    }
+
+    /// The reply a server sends once the chunk is safe: `{"ack": chunk}`.
+    pub fn ack(&self) -> Bytes {
+        let mut out = Vec::with_capacity(5 + self.0.len());
+        out.extend_from_slice(&[0x81, 0xa3, b'a', b'c', b'k']);
+        out.extend_from_slice(&self.0);
+        out.into()
+    }
+}
+
+/// The option map of a request. Unknown keys are ignored, as Fluentd does
+/// (npm fluent-logger sends `eventEntryDataSize`, for instance).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `size`: the sender's event count. Informational only: npm
+    /// fluent-logger puts a byte count here.
+    pub size: Option<u64>,
+    /// `chunk`: when present, the sender waits for an ack.
+    pub chunk: Option<Chunk>,
+    /// `compressed`: `gzip`; `text` (and absence) mean uncompressed.
+    pub compressed: Option<Compression>,
+}
+
+/// The events of one frame, validated and normalized.
+///
+/// Whatever the mode, the events are kept as concatenated msgpack
+/// `[time, record]` entries, which is exactly what a PackedForward frame
+/// carries. A plain PackedForward frame whose entries are all valid is not
+/// copied at all: [`EventBatch::entries`] is a slice of the received bytes,
+/// and a sender can forward it without re-encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBatch {
+    tag: String,
+    mode: Mode,
+    entries: Bytes,
+    count: usize,
+    skipped: usize,
+    options: Options,
+}
+
+impl EventBatch {
+    /// The tag.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+    /// The mode the client used.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+    /// Concatenated msgpack `[time, record]` entries, uncompressed.
+    pub fn entries(&self) -> &Bytes {
+        &self.entries
+    }
+    /// Number of valid events.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+    /// Whether the frame held no valid event.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+    /// Invalid events skipped in this frame (bad time, non-map record).
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+    /// The request's options.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+    /// The ack to send once the events are safe, when the client asked for one.
+    pub fn ack(&self) -> Option<Bytes> {
+        self.options.chunk.as_ref().map(Chunk::ack)
+    }
+    /// Borrowed events: time and raw msgpack record, without allocating.
+    pub fn events(&self) -> Events<'_> {
+        Events {
+            rest: &self.entries,
+        }
+    }
+    /// Decodes every record into an owned `rmpv::Value`.
+    pub fn to_events(&self) -> Vec<Event> {
+        self.events()
+            .map(|e| Event {
+                time: e.time,
+                record: e.record(),
+            })
+            .collect()
+    }
+}
+
+/// One event, borrowed from an [`EventBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The event time.
+    pub time: EventTime,
+    /// The record, a msgpack map, as raw bytes.
+    pub raw_record: &'a [u8],
+}
+
+impl EventRef<'_> {
+    /// Decodes the record.
+    pub fn record(&self) -> rmpv::Value {
+        // The batch holds only entries that passed validation, whose depth
+        // is bounded, so this cannot fail; a Nil would show a bug.
+        msgpack::read_value(self.raw_record, "record").unwrap_or(rmpv::Value::Nil)
+    }
+}
+
+/// One event with an owned record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The event time.
+    pub time: EventTime,
+    /// The record (a msgpack map).
+    pub record: rmpv::Value,
+}
+
+/// Iterator over the events of a batch.
+#[derive(Debug, Clone)]
+pub struct Events<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Events<'a> {
+    type Item = EventRef<'a>;
+
+    fn next(&mut self) -> Option<EventRef<'a>> {
+        // Entries were validated and normalized by the decoder:
+        // `[time, record]` with the time as an integer or an 8-byte
+        // EventTime.
+        let (_, hdr) = msgpack::array_header(self.rest)?;
+        let body = &self.rest[hdr..];
+        let time_len = match body.first()? {
+            0xd7 => 10,
+            0xc7 => 11,
+            0x00..=0x7f => 1,
+            0xcc | 0xd0 => 2,
+            0xcd | 0xd1 => 3,
+            0xce | 0xd2 => 5,
+            _ => 9,
+        };
+        let time = match msgpack::time_field(body.get(..time_len)?, &mut EventTime::now) {
+            TimeField::Keep(t) | TimeField::Rewrite(t) => t,
+            TimeField::Invalid => return None,
+        };
+        let after_time = body.get(time_len..)?;
+        let record_len = skip_validated(after_time)?;
+        let (raw_record, rest) = after_time.split_at(record_len);
+        self.rest = rest;
+        Some(EventRef { time, raw_record })
+    }
+}
+
+/// The answer to a UDP heartbeat datagram.
+///
+/// Fluentd's out_forward (`heartbeat_type udp`) sends `0x00` to the
+/// in_forward port and counts the server alive when the same byte comes
+/// back; in_forward answers every datagram that way, whatever it holds.
+pub fn udp_heartbeat_reply(_datagram: &[u8]) -> &'static [u8] {
+    &[0x00]
+}
+
+/// What a client sent, frame by frame.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Request {
+    /// Events to accept.
+    Events(EventBatch),
+    /// The client's answer to HELO in the shared-key handshake.
+    Ping(Ping),
+    /// A well-delimited frame that could not be accepted. The connection can
+    /// go on. No ack should be sent for it: an acking client will retry, or
+    /// give up by its own rules.
+    Dropped(Dropped),
+}
+
+/// A dropped frame and why.
+#[derive(Debug)]
+pub struct Dropped {
+    /// Why the frame was dropped; [`Error::can_continue`] is true.
+    pub error: Error,
+    /// The frame's `chunk` option, when it could be read.
+    pub chunk: Option<Chunk>,
+}
+
+/// A tokio-util [`Decoder`] for the receiving side of Forward (in_forward).
+///
+/// `decode` returns `Ok(None)` when it needs more bytes. `nil` heartbeats
+/// are consumed silently. A frame that is well-delimited but unacceptable
+/// comes out as [`Request::Dropped`]; an `Err` means the stream is corrupt or
+/// over a limit, and the connection must close.
+#[derive(Debug, Clone)]
+pub struct ForwardDecoder {
+    limits: Limits,
+    frame: Scanner,
+    inner: Scanner,
+    heartbeats: u64,
+}
+
+impl Default for ForwardDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ForwardDecoder {
+    /// A decoder with the default [`Limits`].
+    pub fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    /// A decoder with the given limits.
+    pub fn with_limits(limits: Limits) -> Self {
+        ForwardDecoder {
+            limits,
+            frame: Scanner::new(limits.max_frame_bytes, limits.max_depth),
+            inner: Scanner::new(
+                limits.max_frame_bytes.max(limits.max_decompressed_bytes),
+                limits.max_depth,
+            ),
+            heartbeats: 0,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// `nil` heartbeats seen so far.
+    pub fn heartbeats(&self) -> u64 {
+        self.heartbeats
+    }
+
+    /// Decodes one complete frame (a whole top-level msgpack value).
+    ///
+    /// `Ok(None)` is a heartbeat. Useful for callers that already framed the
+    /// bytes, such as tests and fuzzers; streams go through [`Decoder`].
+    pub fn decode_frame(&mut self, frame: &Bytes) -> Result<Option<Request>, Error> {
+        match self.parse(frame) {
+            Ok(r) => Ok(r),
+            Err((error, chunk)) if error.can_continue() => {
+                Ok(Some(Request::Dropped(Dropped { error, chunk })))
+            }
+            Err((error, _)) => Err(error),
+        }
+    }
+
+    fn parse(&mut self, frame: &Bytes) -> Result<Option<Request>, (Error, Option<Chunk>)> {
+        let plain = |e| (e, None);
+        if frame.first() == Some(&0xc0) {
+            self.heartbeats += 1;
+            return Ok(None);
+        }
+        let (n, hdr) = msgpack::array_header(frame).ok_or(plain(Error::NotAnArray))?;
+        // Split the top-level array into its elements.
+        let mut bounds = [(0usize, 0usize); 6];
+        if !(2..=6).contains(&n) {
+            return Err(plain(Error::Malformed("array must have 2 to 4 elements")));
+        }
+        let mut pos = hdr;
+        for b in bounds.iter_mut().take(n) {
+            let len = value_len(&mut self.inner, &frame[pos..]).map_err(plain)?;
+            *b = (pos, pos + len);
+            pos += len;
+        }
+        let el = |i: usize| frame.slice(bounds[i].0..bounds[i].1);
+
+        if n == 6 {
+            return if &el(0)[..] == b"\xa4PING" {
+                Ping::from_msgpack(&frame[..])
+                    .map(|p| Some(Request::Ping(p)))
+                    .map_err(plain)
+            } else {
+                Err(plain(Error::Malformed("array must have 2 to 4 elements")))
+            };
+        }
+        if n == 5 {
+            return Err(plain(Error::Malformed("array must have 2 to 4 elements")));
+        }
+
+        let second = el(1);
+        let mode = match second.first() {
+            Some(0x90..=0x9f | 0xdc | 0xdd) if forward_entries(&second) => Mode::Forward,
+            Some(0xa0..=0xbf | 0xd9 | 0xda | 0xdb | 0xc4 | 0xc5 | 0xc6) => Mode::PackedForward,
+            Some(_) if n >= 3 => Mode::Message,
+            _ => return Err(plain(Error::Malformed("event without a record"))),
+        };
+        let option_index = match mode {
+            Mode::Message => 3,
+            _ => 2,
+        };
+        if n > option_index + 1 || (mode == Mode::Message && n < 3) {
+            return Err(plain(Error::Malformed(
+                "wrong number of elements for its mode",
+            )));
+        }
+        let options = if n > option_index {
+            parse_options(&mut self.inner, &el(option_index)).map_err(plain)?
+        } else {
+            Options::default()
+        };
+        let chunk = options.chunk.clone();
+        let with_chunk = |e| (e, chunk.clone());
+
+        let tag = {
+            let t = el(0);
+            let (_, s, e) = msgpack::str_or_bin(&t).ok_or(with_chunk(Error::BadTag))?;
+            std::str::from_utf8(&t[s..e])
+                .map_err(|_| with_chunk(Error::BadTag))?
+                .to_owned()
+        };
+
+        let mut now = lazy_now();
+        let (mode, checked) = match mode {
+            Mode::Message => {
+                let time = el(1);
+                let record = el(2);
+                let check = if msgpack::is_map(&record) {
+                    match msgpack::time_field(&time, &mut now) {
+                        TimeField::Keep(_) => {
+                            let mut out = Vec::with_capacity(1 + time.len() + record.len());
+                            out.push(0x92);
+                            out.extend_from_slice(&time);
+                            out.extend_from_slice(&record);
+                            Checked::one(out)
+                        }
+                        TimeField::Rewrite(t) => {
+                            let mut out = Vec::with_capacity(11 + record.len());
+                            out.push(0x92);
+                            out.extend_from_slice(&t.to_msgpack());
+                            out.extend_from_slice(&record);
+                            Checked::one(out)
+                        }
+                        TimeField::Invalid => Checked::none(1),
+                    }
+                } else {
+                    Checked::none(1)
+                };
+                (Mode::Message, check)
+            }
+            Mode::Forward => {
+                let (_, hdr) = msgpack::array_header(&second).unwrap_or((0, 1));
+                let body = second.slice(hdr..);
+                (
+                    Mode::Forward,
+                    check_entries(&mut self.inner, &body, &mut now),
+                )
+            }
+            _ => {
+                let (_, s, e) = msgpack::str_or_bin(&second)
+                    .ok_or(with_chunk(Error::Malformed("entries are not str or bin")))?;
+                let raw = second.slice(s..e);
+                match options.compressed {
+                    None => (
+                        Mode::PackedForward,
+                        check_entries(&mut self.inner, &raw, &mut now),
+                    ),
+                    Some(Compression::Gzip) => {
+                        let inflated =
+                            gunzip(&raw, self.limits.max_decompressed_bytes).map_err(with_chunk)?;
+                        (
+                            Mode::CompressedPackedForward,
+                            check_entries(&mut self.inner, &inflated, &mut now),
+                        )
+                    }
+                }
+            }
+        };
+        Ok(Some(Request::Events(EventBatch {
+            tag,
+            mode,
+            entries: checked.entries,
+            count: checked.count,
+            skipped: checked.skipped,
+            options,
+        })))
+    }
+}
+
+impl Decoder for ForwardDecoder {
+    type Item = Request;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, Error> {
+        loop {
+            if src.is_empty() {
+                return Ok(None);
+            }
+            match self.frame.scan(src)? {
+                Scan::NeedMore(n) => {
+                    // Reserve modestly: a peer's claimed length is not a
+                    // reason to allocate it up front.
+                    src.reserve((n - src.len()).min(64 << 10));
+                    return Ok(None);
+                }
+                Scan::Complete(n) => {
+                    let frame = src.split_to(n).freeze();
+                    if let Some(request) = self.decode_frame(&frame)? {
+                        return Ok(Some(request));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether an array in the second position is Forward mode's entry list,
+/// rather than Message mode's `[EventTime, metadata]` time.
+fn forward_entries(second: &[u8]) -> bool {
+    match msgpack::array_header(second) {
+        Some((0, _)) => true,
+        Some((_, hdr)) => matches!(second.get(hdr), Some(0x90..=0x9f | 0xdc | 0xdd)),
+        None => false,
+    }
+}
+
+fn lazy_now() -> impl FnMut() -> EventTime {
+    let mut now = None;
+    move || *now.get_or_insert_with(EventTime::now)
+}
+
+fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, Error> {
+    let mut options = Options::default();
+    if raw.first() == Some(&0xc0) {
+        return Ok(options);
+    }
+    let (pairs, hdr) = msgpack::map_header(raw).ok_or(Error::Malformed("option is not a map"))?;
+    let mut pos = hdr;
+    for _ in 0..pairs {
+        let klen = value_len(scanner, &raw[pos..])?;
+        let key = &raw[pos..pos + klen];
+        pos += klen;
+        let vlen = value_len(scanner, &raw[pos..])?;
+        let value = raw.slice(pos..pos + vlen);
+        pos += vlen;
+        let Some((true, s, e)) = msgpack::str_or_bin(key) else {
+            continue;
+        };
+        match &key[s..e] {
+            b"size" => options.size = msgpack::uint(&value),
+            b"chunk" => options.chunk = Some(Chunk::from_raw(value)),
+            b"compressed" => {
+                let name = msgpack::str_or_bin(&value).map(|(_, s, e)| &value[s..e]);
+                options.compressed = match name {
+                    Some(b"gzip") => Some(Compression::Gzip),
+                    Some(b"text") | None => None,
+                    Some(other) => {
+                        return Err(Error::UnsupportedCompression(
+                            String::from_utf8_lossy(other).into_owned(),
+                        ));
+                    }
+                };
+            }
+            _ => {}
+        }
+    }
+    Ok(options)
+}
+
+fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Error> {
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit).min(1 << 20));
+    // MultiGzDecoder: clients may concatenate several gzip members.
+    flate2::read::MultiGzDecoder::new(raw)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(Error::Gzip)?;
+    if out.len() > limit {
+        return Err(Error::DecompressedTooLarge { limit });
+    }
+    Ok(out.into())
+}
+
+struct Checked {
+    entries: Bytes,
+    count: usize,
+    skipped: usize,
+}
+
+impl Checked {
+    fn one(entry: Vec<u8>) -> Self {
+        Checked {
+            entries: entry.into(),
+            count: 1,
+            skipped: 0,
+        }
+    }
+    fn none(skipped: usize) -> Self {
+        Checked {
+            entries: Bytes::new(),
+            count: 0,
+            skipped,
+        }
+    }
+}
+
+/// Validates concatenated `[time, record]` entries, skipping invalid ones.
+/// Returns a slice of `data` when every entry is kept as it is, and a new
+/// buffer only when something had to be dropped or rewritten.
+fn check_entries(
+    scanner: &mut Scanner,
+    data: &Bytes,
+    now: &mut impl FnMut() -> EventTime,
+) -> Checked {
+    let mut out: Option<Vec<u8>> = None;
+    let (mut pos, mut count, mut skipped) = (0, 0, 0);
+    while pos < data.len() {
+        let Ok(len) = value_len(scanner, &data[pos..]) else {
+            // The rest cannot be delimited: count it as one bad event.
+            skipped += 1;
+            out.get_or_insert_with(|| data[..pos].to_vec());
+            break;
+        };
+        let entry = &data[pos..pos + len];
+        match check_entry(entry, now) {
+            Some((TimeField::Keep(_), _)) => {
+                if let Some(o) = out.as_mut() {
+                    o.extend_from_slice(entry);
+                }
+                count += 1;
+            }
+            Some((TimeField::Rewrite(t), record)) => {
+                let o = out.get_or_insert_with(|| data[..pos].to_vec());
+                o.push(0x92);
+                o.extend_from_slice(&t.to_msgpack());
+                o.extend_from_slice(&entry[record..]);
+                count += 1;
+            }
+            _ => {
+                out.get_or_insert_with(|| data[..pos].to_vec());
+                skipped += 1;
+            }
+        }
+        pos += len;
+    }
+    Checked {
+        entries: out.map_or_else(|| data.clone(), Bytes::from),
+        count,
+        skipped,
+    }
+}
+
+/// Checks one complete entry; returns its time and where its record starts.
+#[inline]
+fn check_entry(entry: &[u8], now: &mut impl FnMut() -> EventTime) -> Option<(TimeField, usize)> {
+    let (2, hdr) = msgpack::array_header(entry)? else {
+        return None;
+    };
+    let body = &entry[hdr..];
+    // Fast path for what nearly every client sends: fixext8 EventTime.
+    let time_len = if body.first() == Some(&0xd7) {
+        10
+    } else {
+        skip_validated(body)?
+    };
+    let record = hdr + time_len;
+    if !msgpack::is_map(entry.get(record..)?) {
+        return None;
+    }
+    match msgpack::time_field(body.get(..time_len)?, now) {
+        TimeField::Invalid => None,
+        t => Some((t, record)),
+    }
+}
