@@ -1,0 +1,283 @@
+//! Hostile input: truncated frames, wrong types, lengths that claim
+//! gigabytes, a gzip bomb, deep nesting. Each gives an error or a dropped
+//! frame, never a panic and never an unbounded allocation.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+use std::io::Write;
+
+use bytes::BytesMut;
+use hydra_forward::{
+    BatchMode, Chunk, Compression, Error, EventTime, ForwardDecoder, FrameBuilder, Limits, Request,
+    TimeFormat,
+};
+use tokio_util::codec::Decoder;
+
+fn good_frame() -> Vec<u8> {
+    let mut b = FrameBuilder::new("good", BatchMode::PackedForward, TimeFormat::EventTime);
+    b.push_line(EventTime::new(1_700_000_000, 0), "message", b"hello");
+    b.finish(Some(&Chunk::from_id("ok")), None).to_vec()
+}
+
+fn decode(decoder: &mut ForwardDecoder, bytes: &[u8]) -> (Vec<Request>, Option<Error>, BytesMut) {
+    let mut buf = BytesMut::from(bytes);
+    let mut out = Vec::new();
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(Some(r)) => out.push(r),
+            Ok(None) => return (out, None, buf),
+            Err(e) => return (out, Some(e), buf),
+        }
+    }
+}
+
+fn dropped(requests: &[Request]) -> Vec<String> {
+    requests
+        .iter()
+        .filter_map(|r| match r {
+            Request::Dropped(d) => {
+                assert!(d.error.can_continue());
+                Some(d.error.to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// After a dropped frame, the next good one on the same connection decodes.
+fn assert_dropped_then_good(bad: &[u8], reason: &str) {
+    let mut bytes = bad.to_vec();
+    bytes.extend_from_slice(&good_frame());
+    let (requests, err, rest) = decode(&mut ForwardDecoder::new(), &bytes);
+    assert!(err.is_none(), "{err:?}");
+    assert!(rest.is_empty());
+    let reasons = dropped(&requests);
+    assert_eq!(reasons.len(), 1, "{requests:?}");
+    assert!(reasons[0].contains(reason), "{} does not mention {reason}", reasons[0]);
+    assert!(matches!(requests.last(), Some(Request::Events(b)) if b.tag() == "good"));
+}
+
+#[test]
+fn every_prefix_of_a_frame_waits_for_more() {
+    let frame = good_frame();
+    for n in 0..frame.len() {
+        let (requests, err, rest) = decode(&mut ForwardDecoder::new(), &frame[..n]);
+        assert!(requests.is_empty() && err.is_none(), "prefix {n}");
+        assert_eq!(rest.len(), n);
+    }
+}
+
+#[test]
+fn wrong_types_drop_only_their_frame() {
+    // Tag is an integer.
+    assert_dropped_then_good(&[0x93, 0x01, 0xc4, 0x00, 0x80], "tag");
+    // Entries are neither str, bin nor array.
+    assert_dropped_then_good(&[0x92, 0xa1, b't', 0xc3], "record");
+    // Option is not a map.
+    assert_dropped_then_good(&[0x93, 0xa1, b't', 0xc4, 0x00, 0x01], "option");
+    // A top-level value that is not an array.
+    assert_dropped_then_good(&[0x2a], "not an array");
+    // Too many elements.
+    assert_dropped_then_good(&[0x95, 0xa1, b't', 0x01, 0x80, 0x80, 0x80], "elements");
+    // An unknown compression.
+    assert_dropped_then_good(
+        &[0x93, 0xa1, b't', 0xc4, 0x00, 0x81, 0xaa, b'c', b'o', b'm', b'p', b'r', b'e', b's', b's', b'e', b'd', 0xa4, b'z', b's', b't', b'd'],
+        "zstd",
+    );
+}
+
+#[test]
+fn invalid_events_are_skipped_and_counted() {
+    // Forward mode: a good entry, one with a string time, one with a
+    // non-map record, one with a negative time, and one with a bad arity.
+    let t = EventTime::new(1_700_000_000, 0).to_msgpack();
+    let mut entries = vec![0x95];
+    entries.push(0x92);
+    entries.extend_from_slice(&t);
+    entries.extend_from_slice(&[0x81, 0xa1, b'k', 0x01]);
+    entries.extend_from_slice(&[0x92, 0xa1, b'x', 0x80]);
+    entries.push(0x92);
+    entries.extend_from_slice(&t);
+    entries.push(0x07);
+    entries.extend_from_slice(&[0x92, 0xff, 0x80]);
+    entries.extend_from_slice(&[0x91, 0x80]);
+    let mut frame = vec![0x92, 0xa1, b't'];
+    frame.extend_from_slice(&entries);
+    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
+    assert!(err.is_none());
+    let [Request::Events(batch)] = &requests[..] else { panic!("{requests:?}") };
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch.skipped(), 4);
+    let events = batch.to_events();
+    assert_eq!(events[0].record["k"].as_i64(), Some(1));
+    // The kept entries stand alone: forwarding them gives one valid event.
+    let mut again = FrameBuilder::new("t", BatchMode::PackedForward, TimeFormat::EventTime);
+    again.extend_entries(batch.entries(), batch.len());
+    let (requests, _, _) = decode(&mut ForwardDecoder::new(), &again.finish(None, None));
+    assert!(matches!(&requests[..], [Request::Events(b)] if b.len() == 1 && b.skipped() == 0));
+}
+
+#[test]
+fn lengths_claiming_gigabytes_fail_before_buffering() {
+    for claim in [
+        &[0x93, 0xa1, b't', 0xc6, 0xff, 0xff, 0xff, 0xff][..], // bin32
+        &[0x93, 0xa1, b't', 0xdb, 0xff, 0xff, 0xff, 0xf0],     // str32
+        &[0x93, 0xa1, b't', 0xdd, 0xff, 0xff, 0xff, 0xff],     // array32
+        &[0x93, 0xa1, b't', 0xdf, 0x7f, 0xff, 0xff, 0xff],     // map32
+        &[0xdd, 0x10, 0x00, 0x00, 0x00],                       // top-level array32
+    ] {
+        let (requests, err, buf) = decode(&mut ForwardDecoder::new(), claim);
+        assert!(requests.is_empty());
+        assert!(matches!(err, Some(Error::FrameTooLarge { .. })), "{claim:02x?}: {err:?}");
+        assert!(!err.unwrap().can_continue());
+        assert!(buf.capacity() < 1 << 16, "buffer grew to {}", buf.capacity());
+    }
+}
+
+#[test]
+fn a_large_claim_within_the_limit_does_not_allocate_it_up_front() {
+    // 15 MiB promised, 16 MiB allowed: the decoder waits without
+    // reserving the 15 MiB.
+    let claim = [0x93, 0xa1, b't', 0xc6, 0x00, 0xf0, 0x00, 0x00];
+    let (requests, err, buf) = decode(&mut ForwardDecoder::new(), &claim);
+    assert!(requests.is_empty() && err.is_none());
+    assert!(buf.capacity() <= (64 << 10) + 64, "reserved {}", buf.capacity());
+}
+
+#[test]
+fn frame_limit_is_exact() {
+    let frame = good_frame();
+    let limits = |max_frame_bytes| Limits { max_frame_bytes, ..Limits::default() };
+    let (ok, err, _) = decode(&mut ForwardDecoder::with_limits(limits(frame.len())), &frame);
+    assert!(err.is_none() && ok.len() == 1);
+    let (none, err, _) = decode(&mut ForwardDecoder::with_limits(limits(frame.len() - 1)), &frame);
+    assert!(none.is_empty() && matches!(err, Some(Error::FrameTooLarge { .. })));
+}
+
+#[test]
+fn a_gzip_bomb_is_dropped_without_inflating_it() {
+    // 64 MiB of zeros inflate from about 64 KiB; the limit is 1 MiB.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    let mut frame = vec![0x93, 0xa1, b't', 0xc6];
+    frame.extend_from_slice(&u32::try_from(bomb.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&bomb);
+    frame.extend_from_slice(&[0x82, 0xaa]);
+    frame.extend_from_slice(b"compressed");
+    frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p', 0xa5]);
+    frame.extend_from_slice(b"chunk");
+    frame.extend_from_slice(&[0xa1, b'b']);
+    frame.extend_from_slice(&good_frame());
+    let limits = Limits { max_decompressed_bytes: 1 << 20, ..Limits::default() };
+    let (requests, err, _) = decode(&mut ForwardDecoder::with_limits(limits), &frame);
+    assert!(err.is_none());
+    let [Request::Dropped(d), Request::Events(good)] = &requests[..] else { panic!("{requests:?}") };
+    assert!(matches!(d.error, Error::DecompressedTooLarge { limit } if limit == 1 << 20));
+    // The chunk is known, but nothing acks it: the sender will retry.
+    assert_eq!(d.chunk, Some(Chunk::from_id("b")));
+    assert_eq!(good.tag(), "good");
+}
+
+#[test]
+fn corrupt_gzip_drops_the_frame() {
+    let mut b = FrameBuilder::new("t", BatchMode::PackedForward, TimeFormat::EventTime);
+    b.push_line(EventTime::new(1, 0), "m", b"x");
+    let mut frame = b.finish(None, Some(Compression::Gzip)).to_vec();
+    // Corrupt the deflate stream (after the 10-byte gzip header).
+    let at = 3 + 5 + 12;
+    frame[at] ^= 0xff;
+    frame[at + 1] ^= 0xff;
+    assert_dropped_then_good(&frame, "gzip");
+}
+
+#[test]
+fn deep_nesting_is_refused_without_recursion() {
+    // A million nested arrays: refused at the depth limit, no stack overflow.
+    let mut deep = vec![0x92, 0xa1, b't'];
+    deep.extend(std::iter::repeat_n(0x91, 1_000_000));
+    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &deep);
+    assert!(requests.is_empty());
+    assert!(matches!(err, Some(Error::TooDeep { limit: 64 })), "{err:?}");
+    // Inside a gzip body, too: the entries are scanned with the same limit.
+    let mut inner = vec![0x92, 0xd7, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 0x81, 0xa1, b'k'];
+    inner.extend(std::iter::repeat_n(0x91, 10_000));
+    inner.push(0x01);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&inner).unwrap();
+    let body = gz.finish().unwrap();
+    let mut frame = vec![0x93, 0xa1, b't', 0xc6];
+    frame.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame.extend_from_slice(&[0x81, 0xaa]);
+    frame.extend_from_slice(b"compressed");
+    frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
+    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
+    assert!(err.is_none());
+    let [Request::Events(batch)] = &requests[..] else { panic!("{requests:?}") };
+    assert_eq!((batch.len(), batch.skipped()), (0, 1));
+}
+
+#[test]
+fn the_unused_marker_closes_the_connection() {
+    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &[0x92, 0xc1]);
+    assert!(requests.is_empty());
+    let err = err.unwrap();
+    assert!(!err.can_continue());
+}
+
+#[test]
+fn heartbeats_are_consumed_silently() {
+    let mut bytes = vec![0xc0, 0xc0];
+    bytes.extend_from_slice(&good_frame());
+    bytes.push(0xc0);
+    let mut decoder = ForwardDecoder::new();
+    let (requests, err, rest) = decode(&mut decoder, &bytes);
+    assert!(err.is_none() && rest.is_empty());
+    assert_eq!(requests.len(), 1);
+    assert_eq!(decoder.heartbeats(), 3);
+}
+
+#[test]
+fn message_mode_with_metadata_time_and_zero_time() {
+    // Fluent Bit's [EventTime, metadata] time, in Message mode.
+    let t = EventTime::new(1_700_000_005, 9);
+    let mut frame = vec![0x93, 0xa1, b't', 0x92];
+    frame.extend_from_slice(&t.to_msgpack());
+    frame.extend_from_slice(&[0x81, 0xa1, b'm', 0x01, 0x81, 0xa1, b'k', 0x02]);
+    // A time of 0 means "now".
+    frame.extend_from_slice(&[0x93, 0xa1, b't', 0x00, 0x81, 0xa1, b'k', 0x03]);
+    let before = EventTime::now();
+    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
+    assert!(err.is_none());
+    let [Request::Events(a), Request::Events(b)] = &requests[..] else { panic!("{requests:?}") };
+    assert_eq!(a.to_events()[0].time, t);
+    assert_eq!(a.to_events()[0].record["k"].as_i64(), Some(2));
+    let now = b.to_events()[0].time;
+    assert!(now >= before && now.secs < before.secs + 60);
+}
+
+#[test]
+fn several_gzip_members_are_one_entries_blob() {
+    let entry = |n: u8| {
+        let mut e = vec![0x92];
+        e.extend_from_slice(&EventTime::new(1_700_000_000, 0).to_msgpack());
+        e.extend_from_slice(&[0x81, 0xa1, b'n', n]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&e).unwrap();
+        gz.finish().unwrap()
+    };
+    let body: Vec<u8> = [entry(1), entry(2), entry(3)].concat();
+    let mut frame = vec![0x93, 0xa1, b't', 0xc4, u8::try_from(body.len()).unwrap()];
+    frame.extend_from_slice(&body);
+    frame.extend_from_slice(&[0x81, 0xaa]);
+    frame.extend_from_slice(b"compressed");
+    frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
+    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
+    assert!(err.is_none());
+    let [Request::Events(batch)] = &requests[..] else { panic!("{requests:?}") };
+    let ns: Vec<_> = batch.to_events().iter().map(|e| e.record["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, [1, 2, 3]);
+}
