@@ -52,7 +52,11 @@ fn assert_dropped_then_good(bad: &[u8], reason: &str) {
     assert!(rest.is_empty());
     let reasons = dropped(&requests);
     assert_eq!(reasons.len(), 1, "{requests:?}");
-    assert!(reasons[0].contains(reason), "{} does not mention {reason}", reasons[0]);
+    assert!(
+        reasons[0].contains(reason),
+        "{} does not mention {reason}",
+        reasons[0]
+    );
     assert!(matches!(requests.last(), Some(Request::Events(b)) if b.tag() == "good"));
 }
 
@@ -80,7 +84,10 @@ fn wrong_types_drop_only_their_frame() {
     assert_dropped_then_good(&[0x95, 0xa1, b't', 0x01, 0x80, 0x80, 0x80], "elements");
     // An unknown compression.
     assert_dropped_then_good(
-        &[0x93, 0xa1, b't', 0xc4, 0x00, 0x81, 0xaa, b'c', b'o', b'm', b'p', b'r', b'e', b's', b's', b'e', b'd', 0xa4, b'z', b's', b't', b'd'],
+        &[
+            0x93, 0xa1, b't', 0xc4, 0x00, 0x81, 0xaa, b'c', b'o', b'm', b'p', b'r', b'e', b's',
+            b's', b'e', b'd', 0xa4, b'z', b's', b't', b'd',
+        ],
         "zstd",
     );
 }
@@ -104,7 +111,9 @@ fn invalid_events_are_skipped_and_counted() {
     frame.extend_from_slice(&entries);
     let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
     assert!(err.is_none());
-    let [Request::Events(batch)] = &requests[..] else { panic!("{requests:?}") };
+    let [Request::Events(batch)] = &requests[..] else {
+        panic!("{requests:?}")
+    };
     assert_eq!(batch.len(), 1);
     assert_eq!(batch.skipped(), 4);
     let events = batch.to_events();
@@ -127,9 +136,16 @@ fn lengths_claiming_gigabytes_fail_before_buffering() {
     ] {
         let (requests, err, buf) = decode(&mut ForwardDecoder::new(), claim);
         assert!(requests.is_empty());
-        assert!(matches!(err, Some(Error::FrameTooLarge { .. })), "{claim:02x?}: {err:?}");
+        assert!(
+            matches!(err, Some(Error::FrameTooLarge { .. })),
+            "{claim:02x?}: {err:?}"
+        );
         assert!(!err.unwrap().can_continue());
-        assert!(buf.capacity() < 1 << 16, "buffer grew to {}", buf.capacity());
+        assert!(
+            buf.capacity() < 1 << 16,
+            "buffer grew to {}",
+            buf.capacity()
+        );
     }
 }
 
@@ -140,16 +156,29 @@ fn a_large_claim_within_the_limit_does_not_allocate_it_up_front() {
     let claim = [0x93, 0xa1, b't', 0xc6, 0x00, 0xf0, 0x00, 0x00];
     let (requests, err, buf) = decode(&mut ForwardDecoder::new(), &claim);
     assert!(requests.is_empty() && err.is_none());
-    assert!(buf.capacity() <= (64 << 10) + 64, "reserved {}", buf.capacity());
+    assert!(
+        buf.capacity() <= (64 << 10) + 64,
+        "reserved {}",
+        buf.capacity()
+    );
 }
 
 #[test]
 fn frame_limit_is_exact() {
     let frame = good_frame();
-    let limits = |max_frame_bytes| Limits { max_frame_bytes, ..Limits::default() };
-    let (ok, err, _) = decode(&mut ForwardDecoder::with_limits(limits(frame.len())), &frame);
+    let limits = |max_frame_bytes| Limits {
+        max_frame_bytes,
+        ..Limits::default()
+    };
+    let (ok, err, _) = decode(
+        &mut ForwardDecoder::with_limits(limits(frame.len())),
+        &frame,
+    );
     assert!(err.is_none() && ok.len() == 1);
-    let (none, err, _) = decode(&mut ForwardDecoder::with_limits(limits(frame.len() - 1)), &frame);
+    let (none, err, _) = decode(
+        &mut ForwardDecoder::with_limits(limits(frame.len() - 1)),
+        &frame,
+    );
     assert!(none.is_empty() && matches!(err, Some(Error::FrameTooLarge { .. })));
 }
 
@@ -171,10 +200,15 @@ fn a_gzip_bomb_is_dropped_without_inflating_it() {
     frame.extend_from_slice(b"chunk");
     frame.extend_from_slice(&[0xa1, b'b']);
     frame.extend_from_slice(&good_frame());
-    let limits = Limits { max_decompressed_bytes: 1 << 20, ..Limits::default() };
+    let limits = Limits {
+        max_decompressed_bytes: 1 << 20,
+        ..Limits::default()
+    };
     let (requests, err, _) = decode(&mut ForwardDecoder::with_limits(limits), &frame);
     assert!(err.is_none());
-    let [Request::Dropped(d), Request::Events(good)] = &requests[..] else { panic!("{requests:?}") };
+    let [Request::Dropped(d), Request::Events(good)] = &requests[..] else {
+        panic!("{requests:?}")
+    };
     assert!(matches!(d.error, Error::DecompressedTooLarge { limit } if limit == 1 << 20));
     // The chunk is known, but nothing acks it: the sender will retry.
     assert_eq!(d.chunk, Some(Chunk::from_id("b")));
@@ -216,7 +250,9 @@ fn deep_nesting_is_refused_without_recursion() {
     frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
     let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
     assert!(err.is_none());
-    let [Request::Events(batch)] = &requests[..] else { panic!("{requests:?}") };
+    let [Request::Events(batch)] = &requests[..] else {
+        panic!("{requests:?}")
+    };
     assert_eq!((batch.len(), batch.skipped()), (0, 1));
 }
 
@@ -252,7 +288,9 @@ fn message_mode_with_metadata_time_and_zero_time() {
     let before = EventTime::now();
     let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
     assert!(err.is_none());
-    let [Request::Events(a), Request::Events(b)] = &requests[..] else { panic!("{requests:?}") };
+    let [Request::Events(a), Request::Events(b)] = &requests[..] else {
+        panic!("{requests:?}")
+    };
     assert_eq!(a.to_events()[0].time, t);
     assert_eq!(a.to_events()[0].record["k"].as_i64(), Some(2));
     let now = b.to_events()[0].time;
@@ -277,7 +315,13 @@ fn several_gzip_members_are_one_entries_blob() {
     frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
     let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
     assert!(err.is_none());
-    let [Request::Events(batch)] = &requests[..] else { panic!("{requests:?}") };
-    let ns: Vec<_> = batch.to_events().iter().map(|e| e.record["n"].as_u64().unwrap()).collect();
+    let [Request::Events(batch)] = &requests[..] else {
+        panic!("{requests:?}")
+    };
+    let ns: Vec<_> = batch
+        .to_events()
+        .iter()
+        .map(|e| e.record["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(ns, [1, 2, 3]);
 }

@@ -57,14 +57,24 @@ fn wire_mode() -> impl Strategy<Value = WireMode> {
     ]
 }
 
-fn encode(tag: &str, events: &[(EventTime, Value)], mode: WireMode, tf: TimeFormat, chunk: Option<&Chunk>) -> Vec<Bytes> {
+fn encode(
+    tag: &str,
+    events: &[(EventTime, Value)],
+    mode: WireMode,
+    tf: TimeFormat,
+    chunk: Option<&Chunk>,
+) -> Vec<Bytes> {
     match mode {
         WireMode::Message => events
             .iter()
             .map(|(t, r)| encode_message(tag, *t, tf, &encode_record(r), chunk))
             .collect(),
         _ => {
-            let batch = if matches!(mode, WireMode::Forward) { BatchMode::Forward } else { BatchMode::PackedForward };
+            let batch = if matches!(mode, WireMode::Forward) {
+                BatchMode::Forward
+            } else {
+                BatchMode::PackedForward
+            };
             let mut b = FrameBuilder::new(tag, batch, tf);
             for (t, r) in events {
                 b.push_record(*t, r);
@@ -76,7 +86,11 @@ fn encode(tag: &str, events: &[(EventTime, Value)], mode: WireMode, tf: TimeForm
 }
 
 fn decode_all(bytes: &[u8], pieces: &[usize]) -> Result<Vec<Request>, String> {
-    let mut decoder = ForwardDecoder::with_limits(Limits { max_frame_bytes: 1 << 20, max_decompressed_bytes: 1 << 22, max_depth: 32 });
+    let mut decoder = ForwardDecoder::with_limits(Limits {
+        max_frame_bytes: 1 << 20,
+        max_decompressed_bytes: 1 << 22,
+        max_depth: 32,
+    });
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut rest = bytes;

@@ -1,0 +1,372 @@
+//! The positions file and the commit path.
+//!
+//! A file's position advances only when the consumer commits an offset it
+//! has delivered. The positions file is written to a temporary file,
+//! fsynced, and renamed over the old one, so a crash leaves either the old
+//! or the new positions, never a torn file.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The positions file format version this build reads and writes.
+pub const POSITIONS_VERSION: u32 = 1;
+
+/// Bytes at the start of a file that make its fingerprint.
+pub(crate) const FINGERPRINT_BYTES: u64 = FINGERPRINT_LEN as u64;
+const FINGERPRINT_LEN: usize = 256;
+
+/// A file's identity: device and inode. Paths change on rotation; these
+/// don't.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileKey {
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+}
+
+/// A CRC of a file's first bytes. Catches an inode reused by another file,
+/// and a file truncated and rewritten while hydra was not looking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// How many bytes were hashed (fewer than [`FINGERPRINT_BYTES`] while the
+    /// file is that small).
+    pub len: u64,
+    /// CRC-32 of those bytes.
+    pub crc: u32,
+}
+
+impl Fingerprint {
+    /// Fingerprints the first `len` bytes of `file` (its current size, up to
+    /// [`FINGERPRINT_BYTES`]). `None` if the file holds fewer than `len`.
+    pub(crate) fn of(file: &mut File, len: u64) -> std::io::Result<Option<Self>> {
+        let len = len.min(FINGERPRINT_BYTES);
+        let mut buf = [0u8; FINGERPRINT_LEN];
+        let pos = file.stream_position()?;
+        file.seek(SeekFrom::Start(0))?;
+        let mut got = 0usize;
+        let want = usize::try_from(len).unwrap_or(0);
+        while got < want {
+            match file.read(&mut buf[got..want])? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        file.seek(SeekFrom::Start(pos))?;
+        Ok((got == want).then(|| Fingerprint {
+            len,
+            crc: crc32fast::hash(&buf[..want]),
+        }))
+    }
+
+    /// Whether `file` still starts with the bytes this fingerprint was made of.
+    pub(crate) fn matches(&self, file: &mut File) -> std::io::Result<bool> {
+        Ok(Self::of(file, self.len)? == Some(*self))
+    }
+}
+
+/// One file's saved position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The path the file was last seen at.
+    pub path: PathBuf,
+    /// Its identity.
+    #[serde(flatten)]
+    pub key: FileKey,
+    /// Its fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Offset of the first byte not yet delivered; always a line start.
+    pub offset: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PositionsFile {
+    version: u32,
+    files: Vec<Position>,
+}
+
+/// Reads a positions file. A missing file is empty positions; a newer
+/// temporary file (a write that was interrupted before its rename) is
+/// preferred when it parses.
+pub fn load_positions(path: &Path) -> Result<Vec<Position>, Error> {
+    let tmp = tmp_path(path);
+    let read = |p: &Path| -> Result<Option<(std::time::SystemTime, Vec<Position>)>, Error> {
+        let bytes = match fs::read(p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("reading positions", p, e)),
+        };
+        let modified = fs::metadata(p).and_then(|m| m.modified()).ok();
+        let file: PositionsFile = serde_json::from_slice(&bytes).map_err(|e| Error::Positions {
+            path: p.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if file.version != POSITIONS_VERSION {
+            return Err(Error::Positions {
+                path: p.to_owned(),
+                reason: format!(
+                    "version {} is not supported (this build reads version {POSITIONS_VERSION})",
+                    file.version
+                ),
+            });
+        }
+        Ok(Some((
+            modified.unwrap_or(std::time::UNIX_EPOCH),
+            file.files,
+        )))
+    };
+    let main = read(path)?;
+    // A torn temporary file is simply ignored.
+    let tmp = read(&tmp).ok().flatten();
+    Ok(match (main, tmp) {
+        (Some((mt, m)), Some((tt, t))) => {
+            if tt > mt {
+                t
+            } else {
+                m
+            }
+        }
+        (Some((_, m)), None) => m,
+        (None, Some((_, t))) => t,
+        (None, None) => Vec::new(),
+    })
+}
+
+/// Writes positions: temporary file, fsync, rename, fsync of the directory.
+pub fn store_positions(path: &Path, positions: &[Position]) -> Result<(), Error> {
+    let tmp = tmp_path(path);
+    let body = serde_json::to_vec_pretty(&PositionsFile {
+        version: POSITIONS_VERSION,
+        files: positions.to_vec(),
+    })
+    .map_err(|e| Error::Positions {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| Error::io("writing positions", path, e))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// A file generation: one file from the moment it is opened, or re-read
+/// from the start after a truncation, until it is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub(crate) u64);
+
+#[derive(Debug)]
+struct Entry {
+    position: Position,
+    /// A later generation of the same file replaced this one (truncation):
+    /// late commits for it are ignored.
+    superseded: bool,
+    /// Closed by the tailer; dropped once fully committed.
+    closed_at: Option<u64>,
+}
+
+/// Committed positions shared by the tailer and its consumer.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    entries: HashMap<FileId, Entry>,
+    dirty: bool,
+}
+
+impl Ledger {
+    pub(crate) fn open(&mut self, id: FileId, position: Position) {
+        for e in self.entries.values_mut() {
+            if e.position.key == position.key {
+                e.superseded = true;
+            }
+        }
+        self.entries.insert(
+            id,
+            Entry {
+                position,
+                superseded: false,
+                closed_at: None,
+            },
+        );
+        self.dirty = true;
+    }
+
+    pub(crate) fn rename(&mut self, id: FileId, path: &Path) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.position.path = path.to_owned();
+            self.dirty = true;
+        }
+    }
+
+    pub(crate) fn refingerprint(&mut self, id: FileId, fingerprint: Fingerprint) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.position.fingerprint = fingerprint;
+            self.dirty = true;
+        }
+    }
+
+    /// The tailer is done with `id`, whose last byte is at `end`.
+    pub(crate) fn close(&mut self, id: FileId, end: u64) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.closed_at = Some(end);
+        }
+        self.gc();
+    }
+
+    pub(crate) fn commit(&mut self, id: FileId, offset: u64) {
+        if let Some(e) = self.entries.get_mut(&id)
+            && offset > e.position.offset
+            && !e.superseded
+        {
+            e.position.offset = offset;
+            self.dirty = true;
+        }
+        self.gc();
+    }
+
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    pub(crate) fn committed(&self, id: FileId) -> Option<u64> {
+        self.entries.get(&id).map(|e| e.position.offset)
+    }
+
+    /// Drops closed files once everything in them was delivered, and
+    /// superseded generations.
+    fn gc(&mut self) {
+        let before = self.entries.len();
+        self.entries
+            .retain(|_, e| !e.superseded && e.closed_at.is_none_or(|end| e.position.offset < end));
+        self.dirty |= self.entries.len() != before;
+    }
+
+    /// The positions to save, if anything changed since the last call.
+    pub(crate) fn take_dirty(&mut self) -> Option<Vec<Position>> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
+        }
+        let mut v: Vec<_> = self
+            .entries
+            .values()
+            .filter(|e| !e.superseded)
+            .map(|e| e.position.clone())
+            .collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path).then(a.key.ino.cmp(&b.key.ino)));
+        Some(v)
+    }
+}
+
+/// A handle the consumer uses to commit delivered offsets.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    pub(crate) ledger: Arc<Mutex<Ledger>>,
+}
+
+impl Committer {
+    /// Everything in file `id` before `offset` was delivered. Offsets only
+    /// move forward; commits for a truncated file's old contents are ignored.
+    pub fn commit(&self, id: FileId, offset: u64) {
+        self.ledger
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .commit(id, offset);
+    }
+
+    /// The committed offset of `id`, while it is tracked.
+    pub fn committed(&self, id: FileId) -> Option<u64> {
+        self.ledger
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .committed(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(ino: u64, offset: u64) -> Position {
+        Position {
+            path: PathBuf::from(format!("/var/log/{ino}.log")),
+            key: FileKey { dev: 1, ino },
+            fingerprint: Fingerprint { len: 10, crc: 7 },
+            offset,
+        }
+    }
+
+    #[test]
+    fn store_then_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("positions.json");
+        assert_eq!(load_positions(&path).unwrap(), vec![]);
+        store_positions(&path, &[pos(1, 10), pos(2, 20)]).unwrap();
+        assert_eq!(load_positions(&path).unwrap(), vec![pos(1, 10), pos(2, 20)]);
+        assert!(!tmp_path(&path).exists());
+    }
+
+    #[test]
+    fn a_torn_temporary_file_is_ignored_and_a_complete_newer_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("positions.json");
+        store_positions(&path, &[pos(1, 10)]).unwrap();
+        fs::write(tmp_path(&path), b"{\"version\":1,\"fil").unwrap();
+        assert_eq!(load_positions(&path).unwrap(), vec![pos(1, 10)]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let newer = serde_json::to_vec(&PositionsFile {
+            version: 1,
+            files: vec![pos(1, 99)],
+        })
+        .unwrap();
+        fs::write(tmp_path(&path), newer).unwrap();
+        assert_eq!(load_positions(&path).unwrap(), vec![pos(1, 99)]);
+    }
+
+    #[test]
+    fn unknown_versions_and_garbage_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("positions.json");
+        fs::write(&path, b"{\"version\":9,\"files\":[]}").unwrap();
+        let e = load_positions(&path).unwrap_err().to_string();
+        assert!(e.contains("version 9"), "{e}");
+        fs::write(&path, b"not json").unwrap();
+        assert!(load_positions(&path).is_err());
+    }
+
+    #[test]
+    fn commits_only_move_forward_and_superseded_generations_are_ignored() {
+        let mut l = Ledger::default();
+        l.open(FileId(1), pos(1, 0));
+        l.commit(FileId(1), 50);
+        l.commit(FileId(1), 40);
+        assert_eq!(l.committed(FileId(1)), Some(50));
+        // Truncated: generation 2 of the same file starts at 0.
+        l.open(FileId(2), pos(1, 0));
+        l.commit(FileId(1), 80);
+        assert_eq!(l.take_dirty().unwrap(), vec![pos(1, 0)]);
+        // Closed files go once fully delivered.
+        l.close(FileId(2), 30);
+        l.commit(FileId(2), 29);
+        assert_eq!(l.take_dirty().unwrap().len(), 1);
+        l.commit(FileId(2), 30);
+        assert_eq!(l.take_dirty().unwrap(), vec![]);
+    }
+}

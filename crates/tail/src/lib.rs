@@ -1,0 +1,303 @@
+//! Following many log files the way `tail -F` does, without losing or
+//! doubling a line across rotations, and remembering positions only for
+//! lines the consumer says it delivered.
+//!
+//! - Paths and globs (`*`, `**`, `{a,b}`, and exclude patterns); a path that
+//!   does not exist yet is waited for, and files matching later are picked
+//!   up (at once through inotify, or within the refresh interval).
+//! - Files are tracked by identity (device, inode) and a fingerprint of
+//!   their first bytes, not by path: a renamed file is drained to its end
+//!   through its open handle and closed after `rotate_wait`; a file smaller
+//!   than what was read, or whose first bytes changed, was truncated and is
+//!   read again from the start; a deleted file is drained and closed.
+//! - Lines are split on `\n` with a bounded length; a last line without its
+//!   newline is held until the newline arrives.
+//! - Lines go out in [`Batch`]es through a bounded channel: when the
+//!   consumer stops taking them, reading stops, and memory stays flat.
+//! - [`Committer::commit`] advances a file's position; the positions file is
+//!   written (tmp → fsync → rename) only with committed offsets.
+//!
+//! Reading happens on a thread of its own, never on an async runtime's
+//! workers.
+//!
+//! # Example
+//!
+//! ```
+//! use hydra_tail::{Source, TailConfig, Tailer};
+//! # let dir = tempfile::tempdir()?;
+//! # let log = dir.path().join("app.log");
+//! # std::fs::write(&log, "first\nsecond\n")?;
+//! let config = TailConfig {
+//!     sources: vec![Source::new(log.to_str().unwrap()).read_from_head(true)],
+//!     ..TailConfig::default()
+//! };
+//! let (tailer, mut batches) = Tailer::start(config)?;
+//! let batch = batches.blocking_recv().expect("lines");
+//! let lines: Vec<&[u8]> = batch.lines.iter().collect();
+//! assert_eq!(lines, [&b"first"[..], b"second"]);
+//! // Once the lines are safely delivered, their offset can be saved.
+//! tailer.committer().commit(batch.file, batch.end_offset);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod checkpoint;
+mod discover;
+mod error;
+mod lines;
+mod tailer;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, mpsc};
+
+pub use checkpoint::{
+    Committer, FileId, FileKey, Fingerprint, POSITIONS_VERSION, Position, load_positions,
+    store_positions,
+};
+pub use error::Error;
+pub use lines::{Lines, LongLines};
+
+/// A group of paths and globs followed the same way (one tail input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Paths and glob patterns to follow.
+    pub include: Vec<String>,
+    /// Glob patterns to leave out. One without a `/` matches file names.
+    pub exclude: Vec<String>,
+    /// Read files present at start from their beginning instead of their
+    /// end. Files that appear later are always read from the beginning.
+    pub read_from_head: bool,
+}
+
+impl Source {
+    /// A source following one path or glob.
+    pub fn new(pattern: &str) -> Self {
+        Source {
+            include: vec![pattern.to_owned()],
+            exclude: Vec::new(),
+            read_from_head: false,
+        }
+    }
+
+    /// Sets [`Source::read_from_head`].
+    pub fn read_from_head(mut self, yes: bool) -> Self {
+        self.read_from_head = yes;
+        self
+    }
+}
+
+/// How to tail.
+#[derive(Debug, Clone)]
+pub struct TailConfig {
+    /// What to follow. A [`Batch`] says which source its file belongs to by
+    /// index; a file matching several sources belongs to the first.
+    pub sources: Vec<Source>,
+    /// Longest line kept whole, in bytes.
+    pub max_line_bytes: usize,
+    /// What happens to longer lines. Either way they are counted and the
+    /// file goes on being read.
+    pub long_lines: LongLines,
+    /// Remove a `\r` before the `\n`.
+    pub strip_cr: bool,
+    /// Emit a last line that has no newline after this long without new
+    /// data. `None`: hold it until its newline (or until the file is closed
+    /// after a rotation).
+    pub partial_flush: Option<Duration>,
+    /// How long a rotated or deleted file is still read after it left its
+    /// path, for writers that have not reopened yet.
+    pub rotate_wait: Duration,
+    /// How often globs are expanded again.
+    pub refresh_interval: Duration,
+    /// How often every file is checked with `stat`, whatever inotify says
+    /// (inotify does not work on NFS and in some containers).
+    pub poll_interval: Duration,
+    /// Use inotify to notice changes at once.
+    pub use_inotify: bool,
+    /// Bytes per read, and so the most a [`Batch`] holds.
+    pub read_buffer: usize,
+    /// Batches the channel holds before reading waits for the consumer.
+    pub channel_batches: usize,
+    /// Where positions are saved; `None`: not saved.
+    pub positions: Option<PathBuf>,
+    /// How often positions are saved when they changed.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        TailConfig {
+            sources: Vec::new(),
+            max_line_bytes: 256 << 10,
+            long_lines: LongLines::Truncate,
+            strip_cr: false,
+            partial_flush: None,
+            rotate_wait: Duration::from_secs(5),
+            refresh_interval: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(1),
+            use_inotify: true,
+            read_buffer: 256 << 10,
+            channel_batches: 8,
+            positions: None,
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Lines read from one file in one go.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The file generation the lines come from; commit with it.
+    pub file: FileId,
+    /// The file's path when it was read.
+    pub path: PathBuf,
+    /// Index of the [`Source`] the file belongs to.
+    pub source: usize,
+    /// The lines, without newlines.
+    pub lines: Lines,
+    /// The offset just after the last line: commit it once the lines are
+    /// delivered. A batch can hold no line (an over-long line was skipped)
+    /// and still move the offset.
+    pub end_offset: u64,
+    /// When the lines were read.
+    pub read_at: SystemTime,
+}
+
+/// What the tailer knows about one file or path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FileStats {
+    /// The path.
+    pub path: PathBuf,
+    /// Index of its [`Source`].
+    pub source: usize,
+    /// Offset after the last line read.
+    pub position: u64,
+    /// Offset committed as delivered.
+    pub committed: u64,
+    /// The file's size when last checked.
+    pub size: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Lines cut or skipped for being too long.
+    pub long_lines: u64,
+    /// Times the file was found truncated.
+    pub truncations: u64,
+    /// Times the file left its path (rotated or deleted).
+    pub rotations: u64,
+    /// Renamed or deleted and being drained.
+    pub rotated: bool,
+    /// Why the path cannot be followed right now.
+    pub error: Option<String>,
+}
+
+/// A running tailer. Dropping it stops reading and saves positions.
+pub struct Tailer {
+    shared: Arc<tailer::Shared>,
+    thread: Option<JoinHandle<()>>,
+    positions: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Tailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tailer")
+            .field("positions", &self.positions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tailer {
+    /// Starts following `config.sources`. Fails on a bad pattern or an
+    /// unreadable positions file; paths that cannot be read yet are
+    /// reported in [`Tailer::stats`] and retried.
+    pub fn start(config: TailConfig) -> Result<(Tailer, mpsc::Receiver<Batch>), Error> {
+        let (tx, rx) = mpsc::channel(config.channel_batches.max(1));
+        let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+        let shared = Arc::new(tailer::Shared {
+            stop: AtomicBool::new(false),
+            notify: Notify::new(),
+            ledger: Arc::default(),
+            files: Mutex::default(),
+            path_errors: Mutex::default(),
+            positions_error: Mutex::default(),
+            wake: Mutex::new(wake_tx),
+        });
+        let positions = config.positions.clone();
+        let engine = tailer::Engine::new(config, tx, shared.clone(), wake_rx)?;
+        let thread = std::thread::Builder::new()
+            .name("hydra-tail".into())
+            .spawn(move || engine.run())
+            .map_err(Error::Thread)?;
+        Ok((
+            Tailer {
+                shared,
+                thread: Some(thread),
+                positions,
+            },
+            rx,
+        ))
+    }
+
+    /// The handle to commit delivered offsets with.
+    pub fn committer(&self) -> Committer {
+        tailer::committer(&self.shared)
+    }
+
+    /// Open files and the paths that cannot be followed, as they are now.
+    pub fn stats(&self) -> Vec<FileStats> {
+        self.shared.stats()
+    }
+
+    /// The last error writing the positions file, while it lasts.
+    pub fn positions_error(&self) -> Option<String> {
+        self.shared
+            .positions_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops reading. Commits still work afterwards; [`Tailer::save`] writes
+    /// them.
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.notify.notify_one();
+        let _ = self
+            .shared
+            .wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(Vec::new());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Writes the committed positions now.
+    pub fn save(&self) -> Result<(), Error> {
+        let Some(path) = &self.positions else {
+            return Ok(());
+        };
+        let mut ledger = self
+            .shared
+            .ledger
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        ledger.mark_dirty();
+        match ledger.take_dirty() {
+            Some(p) => store_positions(path, &p),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Tailer {
+    fn drop(&mut self) {
+        self.stop();
+        if let Err(e) = self.save() {
+            tracing::warn!(error = %e, "Cannot save positions at shutdown.");
+        }
+    }
+}

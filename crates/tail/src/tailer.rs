@@ -1,0 +1,758 @@
+//! The reading thread: discovery, rotation, reading, checkpoints.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, Metadata};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Notify, mpsc};
+use tracing::{debug, info, warn};
+
+use crate::checkpoint::{
+    FINGERPRINT_BYTES, FileId, FileKey, Fingerprint, Ledger, Position, load_positions,
+    store_positions,
+};
+use crate::discover::Matcher;
+use crate::lines::{LineSplitter, Split};
+use crate::{Batch, Committer, Error, FileStats, TailConfig};
+
+pub(crate) struct Shared {
+    pub(crate) stop: AtomicBool,
+    pub(crate) notify: Notify,
+    pub(crate) ledger: Arc<Mutex<Ledger>>,
+    /// Live counters of every open file, read by `Tailer::stats` at any
+    /// time, even while reading waits on a full channel.
+    pub(crate) files: Mutex<HashMap<FileKey, Arc<Live>>>,
+    /// Paths that cannot be followed right now, and why.
+    pub(crate) path_errors: Mutex<HashMap<PathBuf, (usize, String)>>,
+    pub(crate) positions_error: Mutex<Option<String>>,
+    /// Wakes the engine: file events, and stop requests.
+    pub(crate) wake: Mutex<std_mpsc::Sender<Vec<PathBuf>>>,
+}
+
+/// One open file's counters, updated by the reading thread.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    pub(crate) path: Mutex<PathBuf>,
+    pub(crate) source: usize,
+    pub(crate) id: AtomicU64,
+    pub(crate) position: AtomicU64,
+    pub(crate) size: AtomicU64,
+    pub(crate) lines: AtomicU64,
+    pub(crate) long_lines: AtomicU64,
+    pub(crate) truncations: AtomicU64,
+    pub(crate) rotations: AtomicU64,
+    pub(crate) rotated: AtomicBool,
+    pub(crate) error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub(crate) fn stats(&self) -> Vec<FileStats> {
+        let ledger = lock(&self.ledger);
+        let mut out: Vec<FileStats> = lock(&self.files)
+            .values()
+            .map(|l| FileStats {
+                path: lock(&l.path).clone(),
+                source: l.source,
+                position: l.position.load(Ordering::Relaxed),
+                committed: ledger
+                    .committed(FileId(l.id.load(Ordering::Relaxed)))
+                    .unwrap_or(0),
+                size: l.size.load(Ordering::Relaxed),
+                lines: l.lines.load(Ordering::Relaxed),
+                long_lines: l.long_lines.load(Ordering::Relaxed),
+                truncations: l.truncations.load(Ordering::Relaxed),
+                rotations: l.rotations.load(Ordering::Relaxed),
+                rotated: l.rotated.load(Ordering::Relaxed),
+                error: lock(&l.error).clone(),
+            })
+            .collect();
+        drop(ledger);
+        for (path, (source, error)) in lock(&self.path_errors).iter() {
+            out.push(FileStats {
+                path: path.clone(),
+                source: *source,
+                error: Some(error.clone()),
+                ..Default::default()
+            });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One open file.
+struct Tracked {
+    id: FileId,
+    key: FileKey,
+    file: File,
+    path: PathBuf,
+    source: usize,
+    splitter: LineSplitter,
+    /// Where the file cursor is: bytes read so far.
+    read_offset: u64,
+    /// Offset just past the last line handed out: where a restart resumes.
+    line_offset: u64,
+    fingerprint: Fingerprint,
+    /// When it stopped being at any followed path (renamed away or deleted).
+    gone_since: Option<Instant>,
+    /// Last time bytes arrived, for the partial-line flush timeout.
+    last_data: Instant,
+    last_size: u64,
+    live: Arc<Live>,
+}
+
+#[derive(Default)]
+struct PathState {
+    source: usize,
+    current: Option<FileKey>,
+}
+
+pub(crate) struct Engine {
+    cfg: TailConfig,
+    matchers: Vec<Matcher>,
+    files: HashMap<FileKey, Tracked>,
+    paths: HashMap<PathBuf, PathState>,
+    saved: HashMap<FileKey, Position>,
+    next_id: u64,
+    tx: mpsc::Sender<Batch>,
+    shared: Arc<Shared>,
+    wake: std_mpsc::Receiver<Vec<PathBuf>>,
+    watcher: Option<notify::RecommendedWatcher>,
+    watched_dirs: HashSet<PathBuf>,
+    wake_tx: std_mpsc::Sender<Vec<PathBuf>>,
+    first_discovery: bool,
+}
+
+/// The file's identity and size, following symlinks.
+fn identity(meta: &Metadata) -> FileKey {
+    FileKey {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    }
+}
+
+impl Engine {
+    pub(crate) fn new(
+        cfg: TailConfig,
+        tx: mpsc::Sender<Batch>,
+        shared: Arc<Shared>,
+        wake: std_mpsc::Receiver<Vec<PathBuf>>,
+    ) -> Result<Self, Error> {
+        let matchers = cfg
+            .sources
+            .iter()
+            .map(|s| Matcher::new(&s.include, &s.exclude))
+            .collect::<Result<Vec<_>, _>>()?;
+        let saved = match &cfg.positions {
+            Some(p) => load_positions(p)?.into_iter().map(|p| (p.key, p)).collect(),
+            None => HashMap::new(),
+        };
+        let wake_tx = lock(&shared.wake).clone();
+        Ok(Engine {
+            cfg,
+            matchers,
+            files: HashMap::new(),
+            paths: HashMap::new(),
+            saved,
+            next_id: 1,
+            tx,
+            shared,
+            wake,
+            watcher: None,
+            watched_dirs: HashSet::new(),
+            wake_tx,
+            first_discovery: true,
+        })
+    }
+
+    pub(crate) fn run(mut self) {
+        if self.cfg.use_inotify {
+            let wake = self.wake_tx.clone();
+            match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+                if let Ok(ev) = ev {
+                    let _ = wake.send(ev.paths);
+                }
+            }) {
+                Ok(w) => self.watcher = Some(w),
+                Err(e) => warn!(error = %e, "Cannot watch for file events; polling only."),
+            }
+        }
+        let mut next_discovery = Instant::now();
+        let mut next_poll = Instant::now();
+        let mut next_checkpoint = Instant::now() + self.cfg.checkpoint_interval;
+        let mut busy = false;
+        while !self.stopping() {
+            let now = Instant::now();
+            let mut deadline = next_poll.min(next_discovery).min(next_checkpoint);
+            if let Some(flush) = self.next_partial_flush() {
+                deadline = deadline.min(flush);
+            }
+            let wait = if busy {
+                Duration::ZERO
+            } else {
+                deadline.saturating_duration_since(now)
+            };
+            let hints = match self.wake.recv_timeout(wait) {
+                Ok(first) => {
+                    let mut hints: HashSet<PathBuf> = first.into_iter().collect();
+                    while let Ok(more) = self.wake.try_recv() {
+                        hints.extend(more);
+                    }
+                    Some(hints)
+                }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => None,
+            };
+            if self.stopping() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= next_discovery {
+                self.discover();
+                next_discovery = now + self.cfg.refresh_interval;
+            }
+            busy = if now >= next_poll || hints.is_none() {
+                next_poll = now + self.cfg.poll_interval;
+                let all: Vec<PathBuf> = self.paths.keys().cloned().collect();
+                self.poll(all)
+            } else {
+                let mut targets = Vec::new();
+                for hint in hints.unwrap_or_default() {
+                    if self.paths.contains_key(&hint) {
+                        targets.push(hint);
+                    } else if let Some(source) = self.matchers.iter().position(|m| m.matches(&hint))
+                    {
+                        // Created since the last discovery: followed now, and
+                        // read from the head.
+                        self.paths.insert(
+                            hint.clone(),
+                            PathState {
+                                source,
+                                ..Default::default()
+                            },
+                        );
+                        targets.push(hint);
+                    }
+                }
+                self.poll(targets)
+            };
+            if now >= next_checkpoint {
+                self.checkpoint();
+                next_checkpoint = now + self.cfg.checkpoint_interval;
+            }
+        }
+        self.checkpoint();
+    }
+
+    fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+
+    fn next_partial_flush(&self) -> Option<Instant> {
+        let timeout = self.cfg.partial_flush?;
+        self.files
+            .values()
+            .filter(|t| t.splitter.pending() > 0)
+            .map(|t| t.last_data + timeout)
+            .min()
+    }
+
+    fn discover(&mut self) {
+        let mut seen = HashSet::new();
+        for (source, m) in self.matchers.iter().enumerate() {
+            for path in m.discover() {
+                if seen.insert(path.clone()) {
+                    self.paths.entry(path).or_insert_with(|| PathState {
+                        source,
+                        ..Default::default()
+                    });
+                }
+            }
+            for (dir, recursive) in m.watch_dirs() {
+                if self.watched_dirs.contains(&dir) || !dir.is_dir() {
+                    continue;
+                }
+                if let Some(w) = self.watcher.as_mut() {
+                    use notify::Watcher;
+                    let mode = if recursive {
+                        notify::RecursiveMode::Recursive
+                    } else {
+                        notify::RecursiveMode::NonRecursive
+                    };
+                    match w.watch(&dir, mode) {
+                        Ok(()) => {
+                            self.watched_dirs.insert(dir);
+                        }
+                        Err(e) => {
+                            debug!(dir = %dir.display(), error = %e, "Cannot watch directory; polling it.");
+                        }
+                    }
+                }
+            }
+        }
+        // Glob matches that vanished stop being followed; literal paths stay.
+        self.paths
+            .retain(|p, st| seen.contains(p) || st.current.is_some());
+        if self.first_discovery {
+            // Files seen in this first poll were there when hydra started.
+            let paths: Vec<PathBuf> = self.paths.keys().cloned().collect();
+            for path in paths {
+                self.poll_path(&path);
+            }
+            self.first_discovery = false;
+            self.recover_rotated();
+        }
+    }
+
+    /// Saved positions of files that are no longer at any followed path
+    /// (rotated while hydra was down): find them beside their old path by
+    /// identity and fingerprint, and drain them from the saved offset.
+    fn recover_rotated(&mut self) {
+        let orphans: Vec<Position> = self.saved.drain().map(|(_, p)| p).collect();
+        for pos in orphans {
+            if self.files.contains_key(&pos.key) {
+                continue;
+            }
+            let Some(dir) = pos.path.parent() else {
+                continue;
+            };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let path = entry.path();
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if !meta.is_file() || identity(&meta) != pos.key || pos.offset >= meta.len() {
+                    continue;
+                }
+                let Ok(mut file) = File::open(&path) else {
+                    continue;
+                };
+                if !pos.fingerprint.matches(&mut file).unwrap_or(false) {
+                    continue;
+                }
+                info!(path = %path.display(), offset = pos.offset, "Draining a file rotated while hydra was stopped.");
+                let source = self
+                    .matchers
+                    .iter()
+                    .position(|m| m.matches(&pos.path))
+                    .unwrap_or(0);
+                if let Some(t) = self.track(path, pos.key, file, &meta, source, Some(pos.offset)) {
+                    let key = t.key;
+                    self.files.insert(key, t);
+                    if let Some(t) = self.files.get_mut(&key) {
+                        t.gone_since = Some(Instant::now());
+                    }
+                }
+                break;
+            }
+        }
+    }
+
+    /// Checks and reads the files at `paths`, and every file that is gone
+    /// from its path but still draining. Returns whether any file has more
+    /// to read right away.
+    fn poll(&mut self, paths: Vec<PathBuf>) -> bool {
+        for path in paths {
+            self.poll_path(&path);
+        }
+        let mut busy = false;
+        let keys: Vec<FileKey> = self.files.keys().copied().collect();
+        let now = Instant::now();
+        for key in keys {
+            let Some(mut t) = self.files.remove(&key) else {
+                continue;
+            };
+            let more = match self.read(&mut t) {
+                Ok(more) => more,
+                Err(()) => {
+                    self.files.insert(key, t);
+                    return false;
+                }
+            };
+            busy |= more;
+            if let Some(since) = t.gone_since
+                && !more
+                && now.duration_since(since) >= self.cfg.rotate_wait
+            {
+                self.close(t);
+                continue;
+            }
+            self.files.insert(key, t);
+        }
+        busy
+    }
+
+    fn poll_path(&mut self, path: &Path) {
+        let Some(state) = self.paths.get_mut(path) else {
+            return;
+        };
+        let meta = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => m,
+            Ok(m) => {
+                let what = if m.is_dir() {
+                    "is a directory"
+                } else {
+                    "is not a regular file"
+                };
+                let source = state.source;
+                let old = state.current.take();
+                self.gone(old);
+                self.set_error(path, source, Some(what.to_owned()));
+                return;
+            }
+            Err(e) => {
+                let source = state.source;
+                let old = state.current.take();
+                self.gone(old);
+                // A missing path is waited for; that is not an error.
+                let error = (e.kind() != std::io::ErrorKind::NotFound).then(|| e.to_string());
+                self.set_error(path, source, error);
+                return;
+            }
+        };
+        let key = identity(&meta);
+        let source = state.source;
+        if state.current != Some(key) {
+            let old = state.current.replace(key);
+            self.gone(old);
+            if let Some(t) = self.files.get_mut(&key) {
+                // Renamed into this path (a rotation inside a glob, or a
+                // move back): same file, same reader.
+                t.path = path.to_owned();
+                t.gone_since = None;
+                *lock(&t.live.path) = path.to_owned();
+                t.live.rotated.store(false, Ordering::Relaxed);
+                lock(&self.shared.ledger).rename(t.id, path);
+            } else {
+                let file = match File::open(path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        if let Some(state) = self.paths.get_mut(path) {
+                            state.current = None;
+                        }
+                        self.set_error(path, source, Some(e.to_string()));
+                        return;
+                    }
+                };
+                self.set_error(path, source, None);
+                if let Some(t) = self.track(path.to_owned(), key, file, &meta, source, None) {
+                    self.files.insert(key, t);
+                } else if let Some(state) = self.paths.get_mut(path) {
+                    state.current = None;
+                }
+                return;
+            }
+        }
+        if let Some(mut t) = self.files.remove(&key) {
+            self.check_truncation(&mut t, meta.len());
+            self.files.insert(key, t);
+        }
+    }
+
+    fn gone(&mut self, key: Option<FileKey>) {
+        if let Some(t) = key.and_then(|k| self.files.get_mut(&k))
+            && t.gone_since.is_none()
+        {
+            {
+                debug!(path = %t.path.display(), "File rotated or removed; draining it.");
+                t.gone_since = Some(Instant::now());
+                t.live.rotations.fetch_add(1, Ordering::Relaxed);
+                t.live.rotated.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Starts following a newly seen file.
+    fn track(
+        &mut self,
+        path: PathBuf,
+        key: FileKey,
+        mut file: File,
+        meta: &Metadata,
+        source: usize,
+        resume: Option<u64>,
+    ) -> Option<Tracked> {
+        let size = meta.len();
+        let saved = self
+            .saved
+            .remove(&key)
+            .filter(|p| p.offset <= size && p.fingerprint.matches(&mut file).unwrap_or(false));
+        let start = match (resume, saved) {
+            (Some(offset), _) => offset,
+            (None, Some(p)) => {
+                debug!(path = %path.display(), offset = p.offset, "Resuming from the saved position.");
+                p.offset
+            }
+            // Present when hydra started: from the end, unless configured
+            // otherwise, like `tail -F`.
+            (None, None) if self.first_discovery && !self.cfg.sources[source].read_from_head => {
+                line_start_before(&mut file, size)
+            }
+            // Appeared later: from the head, so nothing written to a new file
+            // after a rotation is missed.
+            (None, None) => 0,
+        };
+        let fingerprint = Fingerprint::of(&mut file, size).ok().flatten()?;
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let id = FileId(self.next_id);
+        self.next_id += 1;
+        lock(&self.shared.ledger).open(
+            id,
+            Position {
+                path: path.clone(),
+                key,
+                fingerprint,
+                offset: start,
+            },
+        );
+        info!(path = %path.display(), offset = start, "Following file.");
+        let live = Arc::new(Live {
+            path: Mutex::new(path.clone()),
+            source,
+            ..Default::default()
+        });
+        live.id.store(id.0, Ordering::Relaxed);
+        live.position.store(start, Ordering::Relaxed);
+        live.size.store(size, Ordering::Relaxed);
+        lock(&self.shared.files).insert(key, live.clone());
+        Some(Tracked {
+            id,
+            key,
+            file,
+            live,
+            path,
+            source,
+            splitter: LineSplitter::new(
+                self.cfg.max_line_bytes,
+                self.cfg.long_lines,
+                self.cfg.strip_cr,
+            ),
+            read_offset: start,
+            line_offset: start,
+            fingerprint,
+            gone_since: None,
+            last_data: Instant::now(),
+            last_size: size,
+        })
+    }
+
+    /// A file smaller than what was read, or whose first bytes changed, was
+    /// truncated (copytruncate) or rewritten: read it again from the start.
+    fn check_truncation(&mut self, t: &mut Tracked, size: u64) {
+        let changed = size != t.last_size;
+        t.last_size = size;
+        t.live.size.store(size, Ordering::Relaxed);
+        let truncated = size < t.read_offset
+            || (changed && !t.fingerprint.matches(&mut t.file).unwrap_or(true));
+        if truncated {
+            info!(path = %t.path.display(), size, offset = t.read_offset, "File truncated; reading from the start.");
+            t.live.truncations.fetch_add(1, Ordering::Relaxed);
+            t.live.position.store(0, Ordering::Relaxed);
+            t.splitter.reset();
+            t.read_offset = 0;
+            t.line_offset = 0;
+            if t.file.seek(SeekFrom::Start(0)).is_err() {
+                return;
+            }
+            t.fingerprint = Fingerprint::of(&mut t.file, size)
+                .ok()
+                .flatten()
+                .unwrap_or(Fingerprint { len: 0, crc: 0 });
+            // A new generation: commits still in flight for the old
+            // contents must not move the new one.
+            t.id = FileId(self.next_id);
+            self.next_id += 1;
+            t.live.id.store(t.id.0, Ordering::Relaxed);
+            lock(&self.shared.ledger).open(
+                t.id,
+                Position {
+                    path: t.path.clone(),
+                    key: t.key,
+                    fingerprint: t.fingerprint,
+                    offset: 0,
+                },
+            );
+        } else if t.fingerprint.len < FINGERPRINT_BYTES
+            && size > t.fingerprint.len
+            && let Ok(Some(fp)) = Fingerprint::of(&mut t.file, size)
+        {
+            t.fingerprint = fp;
+            lock(&self.shared.ledger).refingerprint(t.id, fp);
+        }
+    }
+
+    /// Reads what is new in `t` and sends its lines. `Ok(true)` if there is
+    /// more to read right away; `Err` if the consumer is gone or hydra is
+    /// stopping.
+    fn read(&mut self, t: &mut Tracked) -> Result<bool, ()> {
+        let budget = self.cfg.read_buffer * 4;
+        let mut read_now = 0;
+        loop {
+            let chunk = self.cfg.read_buffer;
+            let buf = t.splitter.read_buf(chunk);
+            let len = buf.len();
+            buf.resize(len + chunk, 0);
+            let n = match t.file.read(&mut buf[len..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    buf.truncate(len);
+                    *lock(&t.live.error) = Some(e.to_string());
+                    return Ok(false);
+                }
+            };
+            buf.truncate(len + n);
+            if n == 0 {
+                break;
+            }
+            t.read_offset += n as u64;
+            t.last_data = Instant::now();
+            read_now += n;
+            let split = t.splitter.split();
+            self.emit(t, split)?;
+            if read_now >= budget {
+                return Ok(true);
+            }
+        }
+        let flush_due = self
+            .cfg
+            .partial_flush
+            .is_some_and(|d| t.last_data.elapsed() >= d);
+        let closing = t
+            .gone_since
+            .is_some_and(|s| s.elapsed() >= self.cfg.rotate_wait);
+        if t.splitter.pending() > 0 && (flush_due || closing) {
+            let split = t.splitter.flush();
+            self.emit(t, split)?;
+        }
+        Ok(false)
+    }
+
+    fn emit(&mut self, t: &mut Tracked, split: Split) -> Result<(), ()> {
+        if split.consumed == 0 {
+            return Ok(());
+        }
+        t.line_offset += split.consumed;
+        t.live.position.store(t.line_offset, Ordering::Relaxed);
+        t.live
+            .size
+            .store(t.last_size.max(t.read_offset), Ordering::Relaxed);
+        t.live
+            .lines
+            .fetch_add(split.lines.len() as u64, Ordering::Relaxed);
+        t.live
+            .long_lines
+            .fetch_add(split.long_lines, Ordering::Relaxed);
+        if split.long_lines > 0 {
+            warn!(path = %t.path.display(), count = split.long_lines, limit = self.cfg.max_line_bytes, "Line longer than the limit.");
+        }
+        let batch = Batch {
+            file: t.id,
+            path: t.path.clone(),
+            source: t.source,
+            lines: split.lines,
+            end_offset: t.line_offset,
+            read_at: SystemTime::now(),
+        };
+        self.send(batch)
+    }
+
+    /// Sends a batch, waiting while the channel is full (backpressure), but
+    /// not past a stop request.
+    fn send(&self, batch: Batch) -> Result<(), ()> {
+        let tx = &self.tx;
+        let shared = &self.shared;
+        let sent = futures_executor::block_on(async {
+            tokio::select! {
+                r = tx.send(batch) => r.is_ok(),
+                () = shared.notify.notified() => false,
+            }
+        });
+        if sent && !self.stopping() {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    fn close(&mut self, t: Tracked) {
+        debug!(path = %t.path.display(), "Done with a rotated file.");
+        lock(&self.shared.ledger).close(t.id, t.line_offset);
+        let mut files = lock(&self.shared.files);
+        if files.get(&t.key).is_some_and(|l| Arc::ptr_eq(l, &t.live)) {
+            files.remove(&t.key);
+        }
+        // Dropping the handle is what frees a deleted file's disk space.
+        drop(t);
+    }
+
+    fn set_error(&self, path: &Path, source: usize, error: Option<String>) {
+        let mut errors = lock(&self.shared.path_errors);
+        match error {
+            Some(error) => {
+                if errors.get(path).is_none_or(|(_, e)| *e != error) {
+                    warn!(path = %path.display(), %error, "Cannot follow path; will retry.");
+                    errors.insert(path.to_owned(), (source, error));
+                }
+            }
+            None => {
+                errors.remove(path);
+            }
+        }
+    }
+
+    fn checkpoint(&mut self) {
+        let Some(path) = self.cfg.positions.clone() else {
+            return;
+        };
+        let dirty = lock(&self.shared.ledger).take_dirty();
+        if let Some(positions) = dirty {
+            let result = store_positions(&path, &positions);
+            let mut err = lock(&self.shared.positions_error);
+            match result {
+                Ok(()) => *err = None,
+                Err(e) => {
+                    if err.is_none() {
+                        warn!(error = %e, "Cannot write positions; retrying. Reading goes on.");
+                    }
+                    *err = Some(e.to_string());
+                    // Try again next time.
+                    lock(&self.shared.ledger).mark_dirty();
+                }
+            }
+        }
+    }
+}
+
+/// The offset just after the last newline before `size` (within 64 KiB), so
+/// starting at a file's end never starts in the middle of a line.
+fn line_start_before(file: &mut File, size: u64) -> u64 {
+    let window = size.min(64 << 10);
+    let mut buf = vec![0u8; usize::try_from(window).unwrap_or(0)];
+    if file.seek(SeekFrom::Start(size - window)).is_err() || file.read_exact(&mut buf).is_err() {
+        return size;
+    }
+    match memchr::memrchr(b'\n', &buf) {
+        Some(i) => size - window + i as u64 + 1,
+        None if window == size => 0,
+        None => size,
+    }
+}
+
+pub(crate) fn committer(shared: &Shared) -> Committer {
+    Committer {
+        ledger: shared.ledger.clone(),
+    }
+}

@@ -1,0 +1,348 @@
+//! Each way a followed file changes, and what reaches the consumer.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use common::*;
+use hydra_tail::{LongLines, Source, TailConfig};
+
+#[test]
+fn a_missing_file_is_waited_for_and_read_from_its_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("later.log");
+    let c = Collector::start(fast(vec![Source::new(log.to_str().unwrap())]));
+    std::thread::sleep(Duration::from_millis(100));
+    append(&log, &numbered(0, 3));
+    assert_lines(&c.wait_for(3), &expect_numbered(0, 3));
+}
+
+#[test]
+fn files_present_at_start_are_read_from_their_end_unless_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    fs::write(&log, format!("{}partial", numbered(0, 5))).unwrap();
+    let c = Collector::start(fast(vec![Source::new(log.to_str().unwrap())]));
+    std::thread::sleep(Duration::from_millis(150));
+    append(&log, "\nline 5\n");
+    // The partial line was being written when hydra started: it is read
+    // whole, not cut.
+    assert_eq!(
+        c.wait_for(2),
+        vec!["partial".to_owned(), "line 5".to_owned()]
+    );
+    let c = Collector::start(fast(vec![src(&log)]));
+    assert_eq!(c.wait_for(7).len(), 7);
+}
+
+#[test]
+fn rename_and_create_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0, 100));
+    let c = Collector::start(fast(vec![src(&log)]));
+    c.wait_for(100);
+    for round in 1..10 {
+        let from = round * 100;
+        // The writer keeps writing to the renamed file for a moment, as an
+        // application does until it reopens.
+        let mut old = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        fs::rename(&log, dir.path().join(format!("app.log.{round}"))).unwrap();
+        use std::io::Write;
+        old.write_all(numbered(from, from + 50).as_bytes()).unwrap();
+        drop(old);
+        append(&log, &numbered(from + 50, from + 100));
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert_lines(&by_number(c.wait_for(1000)), &expect_numbered(0, 1000));
+    assert_ordered_per_file(&c.lines.lock().unwrap());
+}
+
+#[test]
+fn rotation_inside_a_glob_is_not_read_twice() {
+    // app.log is renamed to app.log.1, which the glob also matches: same
+    // file, same reader.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0, 50));
+    let glob = format!("{}/app.log*", dir.path().display());
+    let c = Collector::start(fast(vec![Source::new(&glob).read_from_head(true)]));
+    c.wait_for(50);
+    fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, &numbered(50, 100));
+    std::thread::sleep(Duration::from_millis(200));
+    append(&dir.path().join("app.log.1"), &numbered(100, 110));
+    assert_lines(&by_number(c.wait_for(110)), &expect_numbered(0, 110));
+}
+
+#[test]
+fn copytruncate_reads_the_new_contents_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0, 20));
+    let c = Collector::start(fast(vec![src(&log)]));
+    c.wait_for(20);
+    fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    append(&log, &numbered(20, 25));
+    assert_eq!(c.wait_for(25), expect_numbered(0, 25));
+    // Truncated and rewritten past the old size before hydra looks: the
+    // fingerprint tells.
+    let before = c.wait_stats(|s| s.len() == 1 && s[0].truncations == 1);
+    assert_eq!(before[0].truncations, 1);
+    fs::write(&log, numbered(100, 140)).unwrap();
+    let got = c.wait_for(65);
+    assert_lines(&got[25..], &expect_numbered(100, 140));
+    let after = c.wait_stats(|s| s.len() == 1 && s[0].truncations == 2);
+    assert_eq!(after[0].truncations, 2);
+}
+
+#[test]
+fn delete_and_recreate() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0, 10));
+    let c = Collector::start(fast(vec![src(&log)]));
+    c.wait_for(10);
+    fs::remove_file(&log).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    append(&log, &numbered(10, 20));
+    assert_lines(&c.wait_for(20), &expect_numbered(0, 20));
+}
+
+#[test]
+fn a_deleted_file_is_closed_within_rotate_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("big.log");
+    append(&log, &numbered(0, 10));
+    let c = Collector::start(fast(vec![src(&log)]));
+    c.wait_for(10);
+    let held = || {
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| fs::read_link(e.unwrap().path()).ok())
+            .any(|p| p.to_string_lossy().starts_with(log.to_str().unwrap()))
+    };
+    assert!(held());
+    fs::remove_file(&log).unwrap();
+    // rotate_wait is 300 ms; allow for polling.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while held() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!held(), "deleted file still open");
+}
+
+#[test]
+fn a_symlink_whose_target_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, link) = (
+        dir.path().join("a.log"),
+        dir.path().join("b.log"),
+        dir.path().join("current.log"),
+    );
+    append(&a, &numbered(0, 5));
+    append(&b, &numbered(100, 105));
+    std::os::unix::fs::symlink(&a, &link).unwrap();
+    let c = Collector::start(fast(vec![src(&link)]));
+    c.wait_for(5);
+    let tmp = dir.path().join("tmp.link");
+    std::os::unix::fs::symlink(&b, &tmp).unwrap();
+    fs::rename(&tmp, &link).unwrap();
+    append(&a, &numbered(5, 8));
+    let mut expected = expect_numbered(0, 5);
+    let got = c.wait_for(13);
+    // The old target is drained (5..8), the new one read from its head.
+    assert_eq!(got.len(), 13);
+    expected.extend(expect_numbered(5, 8));
+    expected.extend(expect_numbered(100, 105));
+    let mut sorted = got;
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected);
+}
+
+#[test]
+fn restart_resumes_from_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let positions = dir.path().join("pos.json");
+    append(&log, &numbered(0, 100));
+    let config = || TailConfig {
+        positions: Some(positions.clone()),
+        ..fast(vec![src(&log)])
+    };
+    let c = Collector::start(config());
+    assert_eq!(c.wait_for(100).len(), 100);
+    c.stop();
+    append(&log, &numbered(100, 150));
+    let c = Collector::start(config());
+    assert_eq!(c.wait_for(50), expect_numbered(100, 150));
+    // Without commits, a restart repeats only what was not committed.
+    drop(c);
+    append(&log, &numbered(150, 160));
+    let c = Collector::start_with(config(), false);
+    assert_eq!(c.wait_for(10), expect_numbered(150, 160));
+    c.stop();
+    let c = Collector::start(config());
+    assert_eq!(c.wait_for(10), expect_numbered(150, 160));
+}
+
+#[test]
+fn a_file_rotated_while_stopped_is_drained_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let positions = dir.path().join("pos.json");
+    append(&log, &numbered(0, 10));
+    let config = || TailConfig {
+        positions: Some(positions.clone()),
+        ..fast(vec![src(&log)])
+    };
+    Collector::start(config()).wait_for(10);
+    // While hydra is down: more lines, then a rotation.
+    append(&log, &numbered(10, 20));
+    fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, &numbered(20, 30));
+    let c = Collector::start(config());
+    assert_lines(&by_number(c.wait_for(20)), &expect_numbered(10, 30));
+}
+
+#[test]
+fn a_checkpoint_for_another_file_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let positions = dir.path().join("pos.json");
+    append(&log, &numbered(0, 50));
+    let config = || TailConfig {
+        positions: Some(positions.clone()),
+        ..fast(vec![src(&log)])
+    };
+    Collector::start(config()).wait_for(50);
+    // Same inode, other contents, shorter.
+    fs::write(&log, "other 1\nother 2\n").unwrap();
+    let c = Collector::start(config());
+    assert_eq!(c.wait_for(2), vec!["other 1", "other 2"]);
+}
+
+#[test]
+fn line_edge_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("edge.log");
+    let mut bytes = b"crlf\r\n\n\xff\xfeinvalid\n".to_vec();
+    bytes.extend(std::iter::repeat_n(b'x', 5000));
+    bytes.extend_from_slice(b"\nafter long\nno newline yet");
+    fs::write(&log, &bytes).unwrap();
+    let config = TailConfig {
+        max_line_bytes: 1000,
+        strip_cr: true,
+        partial_flush: Some(Duration::from_millis(200)),
+        ..fast(vec![src(&log)])
+    };
+    let c = Collector::start(config);
+    let lines: Vec<Vec<u8>> = {
+        c.wait_for(6);
+        c.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect()
+    };
+    assert_eq!(lines[0], b"crlf");
+    assert_eq!(lines[1], b"");
+    assert_eq!(lines[2], b"\xff\xfeinvalid");
+    assert_eq!(lines[3], vec![b'x'; 1000]);
+    assert_eq!(lines[4], b"after long");
+    // Emitted after the flush timeout.
+    assert_eq!(lines[5], b"no newline yet");
+    assert_eq!(lines.len(), 6);
+    let stats = c.wait_stats(|s| s.first().is_some_and(|s| s.long_lines == 1));
+    assert_eq!(stats[0].long_lines, 1);
+
+    let skip = TailConfig {
+        max_line_bytes: 1000,
+        long_lines: LongLines::Skip,
+        ..fast(vec![src(&log)])
+    };
+    let c = Collector::start(skip);
+    let got = c.wait_for(4);
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[3], "after long");
+}
+
+#[test]
+fn a_thousand_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..1000 {
+        fs::write(
+            dir.path().join(format!("f{i:04}.log")),
+            format!("file {i}\n"),
+        )
+        .unwrap();
+    }
+    let glob = format!("{}/*.log", dir.path().display());
+    let c = Collector::start(fast(vec![Source::new(&glob).read_from_head(true)]));
+    let mut got = c.wait_for(1000);
+    got.sort();
+    let mut expected: Vec<String> = (0..1000).map(|i| format!("file {i}")).collect();
+    expected.sort();
+    assert_eq!(got, expected);
+    for i in (0..1000).step_by(100) {
+        append(&dir.path().join(format!("f{i:04}.log")), "more\n");
+    }
+    assert_eq!(c.wait_for(1010).len(), 1010);
+}
+
+#[test]
+fn unreadable_paths_are_reported_and_others_keep_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, odd) = (dir.path().join("good.log"), dir.path().join("odd.log"));
+    append(&odd, "odd 1\n");
+    let c = Collector::start(fast(vec![src(&odd), src(&good)]));
+    c.wait_for(1);
+    // The file is replaced by a directory.
+    fs::remove_file(&odd).unwrap();
+    fs::create_dir(&odd).unwrap();
+    append(&good, &numbered(0, 5));
+    let got = c.wait_for(6);
+    assert_eq!(got[1..], expect_numbered(0, 5)[..]);
+    let stats = c.wait_stats(|s| s.iter().any(|s| s.error.is_some()));
+    let odd_stats = stats
+        .iter()
+        .find(|s| s.path == odd && s.error.is_some())
+        .unwrap();
+    assert_eq!(odd_stats.error.as_deref(), Some("is a directory"));
+}
+
+#[test]
+fn reading_stops_while_the_consumer_does_not_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0, 200_000));
+    let config = TailConfig {
+        read_buffer: 4096,
+        channel_batches: 2,
+        ..fast(vec![src(&log)])
+    };
+    let (tailer, mut rx) = hydra_tail::Tailer::start(config).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // At most the channel's batches plus the one waiting to be sent.
+    let stats = tailer.stats();
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    let position = stats[0].position;
+    assert!(
+        position <= 4 * 4096,
+        "read {position} bytes ahead of the consumer"
+    );
+    let mut n = 0;
+    while n < 200_000 {
+        n += rx.blocking_recv().unwrap().lines.len();
+    }
+    assert_eq!(n, 200_000);
+}
