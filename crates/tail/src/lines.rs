@@ -43,6 +43,10 @@ impl Lines {
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
+    /// Every byte the lines were cut from, newlines included.
+    pub(crate) fn raw(&self) -> &[u8] {
+        &self.data
+    }
     /// Total bytes of the lines, without newlines.
     pub fn bytes(&self) -> usize {
         self.spans.iter().map(|s| (s.end - s.start) as usize).sum()

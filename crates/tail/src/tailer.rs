@@ -108,8 +108,14 @@ struct Tracked {
     /// Last time bytes arrived, for the partial-line flush timeout.
     last_data: Instant,
     last_size: u64,
+    /// The last bytes handed out, ending at `line_offset`: recognizes the
+    /// copy that copytruncate leaves.
+    window: Vec<u8>,
     live: Arc<Live>,
 }
+
+/// Bytes kept in [`Tracked::window`].
+const WINDOW: usize = 256;
 
 #[derive(Default)]
 struct PathState {
@@ -546,6 +552,7 @@ impl Engine {
             gone_since: None,
             last_data: Instant::now(),
             last_size: size,
+            window: Vec::new(),
         })
     }
 
@@ -559,11 +566,13 @@ impl Engine {
             || (changed && !t.fingerprint.matches(&mut t.file).unwrap_or(true));
         if truncated {
             info!(path = %t.path.display(), size, offset = t.read_offset, "File truncated; reading from the start.");
+            self.drain_copy(t);
             t.live.truncations.fetch_add(1, Ordering::Relaxed);
             t.live.position.store(0, Ordering::Relaxed);
             t.splitter.reset();
             t.read_offset = 0;
             t.line_offset = 0;
+            t.window.clear();
             if t.file.seek(SeekFrom::Start(0)).is_err() {
                 return;
             }
@@ -591,6 +600,53 @@ impl Engine {
         {
             t.fingerprint = fp;
             lock(&self.shared.ledger).refingerprint(t.id, fp);
+        }
+    }
+
+    /// copytruncate copies the file, then truncates it: lines written after
+    /// the last read and before the copy are only in the copy. Find it
+    /// beside the file (same first bytes, same bytes before our offset) and
+    /// drain it from where reading stopped.
+    fn drain_copy(&mut self, t: &Tracked) {
+        let Some(dir) = t.path.parent() else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let offset = t.line_offset;
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let key = identity(&meta);
+            if !meta.is_file()
+                || key == t.key
+                || meta.len() <= offset
+                || self.files.contains_key(&key)
+            {
+                continue;
+            }
+            let Ok(mut file) = File::open(&path) else {
+                continue;
+            };
+            if !t.fingerprint.matches(&mut file).unwrap_or(false) {
+                continue;
+            }
+            let start = offset - t.window.len() as u64;
+            let mut before = vec![0u8; t.window.len()];
+            let same = file.seek(SeekFrom::Start(start)).is_ok()
+                && file.read_exact(&mut before).is_ok()
+                && before == t.window;
+            if !same {
+                continue;
+            }
+            info!(path = %path.display(), offset, "Draining the copy a copytruncate left.");
+            if let Some(mut copy) = self.track(path, key, file, &meta, t.source, Some(offset)) {
+                copy.gone_since = Some(Instant::now());
+                copy.live.rotated.store(true, Ordering::Relaxed);
+                self.files.insert(key, copy);
+            }
+            return;
         }
     }
 
@@ -645,6 +701,15 @@ impl Engine {
             return Ok(());
         }
         t.line_offset += split.consumed;
+        let raw = split.lines.raw();
+        if raw.len() >= WINDOW {
+            t.window.clear();
+            t.window.extend_from_slice(&raw[raw.len() - WINDOW..]);
+        } else {
+            t.window.extend_from_slice(raw);
+            let excess = t.window.len().saturating_sub(WINDOW);
+            t.window.drain(..excess);
+        }
         t.live.position.store(t.line_offset, Ordering::Relaxed);
         t.live
             .size

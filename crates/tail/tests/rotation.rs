@@ -346,3 +346,30 @@ fn reading_stops_while_the_consumer_does_not_take() {
     }
     assert_eq!(n, 200_000);
 }
+
+#[test]
+fn copytruncate_lines_written_before_the_copy_are_read_from_the_copy() {
+    // Regression: lines appended after hydra's last read and before
+    // logrotate's copy exist only in the copy once the file is truncated.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0, 10));
+    let config = TailConfig {
+        use_inotify: false,
+        poll_interval: Duration::from_millis(700),
+        ..fast(vec![src(&log)])
+    };
+    let c = Collector::start(config);
+    c.wait_for(10);
+    // All of this happens between two polls.
+    append(&log, &numbered(10, 20));
+    fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    append(&log, &numbered(20, 25));
+    assert_lines(&by_number(c.wait_for(25)), &expect_numbered(0, 25));
+    assert_ordered_per_file(&c.lines.lock().unwrap());
+}
