@@ -112,12 +112,15 @@ impl Collector {
         self.tailer.as_ref().unwrap()
     }
 
-    /// Stops the tailer (saving positions) and the consumer.
+    /// Stops reading, lets the consumer deliver and commit what was read,
+    /// then saves positions: the order a clean shutdown follows.
     pub fn stop(mut self) -> Vec<String> {
-        drop(self.tailer.take());
+        let mut tailer = self.tailer.take().unwrap();
+        tailer.stop();
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
         }
+        tailer.save().unwrap();
         self.texts()
     }
 }
