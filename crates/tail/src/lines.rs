@@ -98,6 +98,14 @@ impl LineSplitter {
         &mut self.buf
     }
 
+    /// Frees the buffer when it holds nothing: an idle file should cost no
+    /// memory.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+
     /// Bytes held as an incomplete line.
     pub(crate) fn pending(&self) -> usize {
         self.buf.len()

@@ -108,6 +108,8 @@ struct Tracked {
     /// Last time bytes arrived, for the partial-line flush timeout.
     last_data: Instant,
     last_size: u64,
+    /// Modification time at the last check, in nanoseconds.
+    last_mtime: i128,
     /// The last bytes handed out, ending at `line_offset`: recognizes the
     /// copy that copytruncate leaves.
     window: Vec<u8>,
@@ -139,7 +141,11 @@ pub(crate) struct Engine {
     first_discovery: bool,
 }
 
-/// The file's identity and size, following symlinks.
+fn mtime(meta: &Metadata) -> i128 {
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
+/// The file's identity, following symlinks.
 fn identity(meta: &Metadata) -> FileKey {
     FileKey {
         dev: meta.dev(),
@@ -463,7 +469,7 @@ impl Engine {
             }
         }
         if let Some(mut t) = self.files.remove(&key) {
-            self.check_truncation(&mut t, meta.len());
+            self.check_truncation(&mut t, &meta);
             self.files.insert(key, t);
         }
     }
@@ -552,15 +558,20 @@ impl Engine {
             gone_since: None,
             last_data: Instant::now(),
             last_size: size,
+            last_mtime: mtime(meta),
             window: Vec::new(),
         })
     }
 
     /// A file smaller than what was read, or whose first bytes changed, was
     /// truncated (copytruncate) or rewritten: read it again from the start.
-    fn check_truncation(&mut self, t: &mut Tracked, size: u64) {
-        let changed = size != t.last_size;
+    fn check_truncation(&mut self, t: &mut Tracked, meta: &Metadata) {
+        let size = meta.len();
+        // Truncated and rewritten to the same size between two polls
+        // changes only the modification time.
+        let changed = size != t.last_size || mtime(meta) != t.last_mtime;
         t.last_size = size;
+        t.last_mtime = mtime(meta);
         t.live.size.store(size, Ordering::Relaxed);
         let truncated = size < t.read_offset
             || (changed && !t.fingerprint.matches(&mut t.file).unwrap_or(true));
@@ -657,7 +668,17 @@ impl Engine {
         let budget = self.cfg.read_buffer * 4;
         let mut read_now = 0;
         loop {
-            let chunk = self.cfg.read_buffer;
+            // The open handle's size (fstat): cheap, right for renamed and
+            // deleted files too, and it spares a quiet file both the read
+            // and a buffer.
+            let size = t.file.metadata().map_or(u64::MAX, |m| m.len());
+            if size <= t.read_offset {
+                t.splitter.release_if_empty();
+                break;
+            }
+            let chunk = usize::try_from(size - t.read_offset)
+                .unwrap_or(usize::MAX)
+                .min(self.cfg.read_buffer);
             let buf = t.splitter.read_buf(chunk);
             let len = buf.len();
             buf.resize(len + chunk, 0);

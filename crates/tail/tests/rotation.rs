@@ -373,3 +373,25 @@ fn copytruncate_lines_written_before_the_copy_are_read_from_the_copy() {
     assert_lines(&by_number(c.wait_for(25)), &expect_numbered(0, 25));
     assert_ordered_per_file(&c.lines.lock().unwrap());
 }
+
+#[test]
+fn truncated_and_rewritten_to_the_same_size_between_polls() {
+    // Regression: only the modification time changes; the size check
+    // alone saw nothing and the new lines were never read.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0, 5));
+    let config = TailConfig {
+        use_inotify: false,
+        poll_interval: Duration::from_millis(700),
+        ..fast(vec![src(&log)])
+    };
+    let c = Collector::start(config);
+    c.wait_for(5);
+    fs::write(&log, numbered(5, 10)).unwrap();
+    assert_eq!(
+        fs::metadata(&log).unwrap().len(),
+        numbered(0, 5).len() as u64
+    );
+    assert_lines(&c.wait_for(10), &expect_numbered(0, 10));
+}
