@@ -395,3 +395,55 @@ fn truncated_and_rewritten_to_the_same_size_between_polls() {
     );
     assert_lines(&c.wait_for(10), &expect_numbered(0, 10));
 }
+
+/// The effective uid, from /proc (no libc needed).
+fn euid() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+fn permission_denied_is_reported_and_others_keep_going() {
+    // root can open anything: run this test again as `nobody`.
+    if euid() == 0 && std::env::var_os("HYDRA_TEST_AS_NOBODY").is_none() {
+        let me = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(&me)
+            .args([
+                "--exact",
+                "permission_denied_is_reported_and_others_keep_going",
+                "--nocapture",
+            ])
+            .env("HYDRA_TEST_AS_NOBODY", "1")
+            .output()
+            .expect("setpriv (util-linux) runs the test as nobody");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "{text}");
+        return;
+    }
+    assert_ne!(euid(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let (good, secret) = (dir.path().join("good.log"), dir.path().join("secret.log"));
+    append(&secret, "hidden\n");
+    fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let c = Collector::start(fast(vec![src(&secret), src(&good)]));
+    append(&good, &numbered(0, 5));
+    assert_lines(&c.wait_for(5), &expect_numbered(0, 5));
+    let stats = c.wait_stats(|s| s.iter().any(|s| s.error.is_some()));
+    let err = stats
+        .iter()
+        .find(|s| s.path == secret)
+        .and_then(|s| s.error.clone())
+        .unwrap();
+    assert!(err.contains("Permission denied"), "{err}");
+    // Readable again: followed from then on.
+    fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    assert_eq!(c.wait_for(6).len(), 6);
+}
