@@ -1,0 +1,646 @@
+//! A bounded in-memory buffer of Forward chunks.
+//!
+//! Producers append events per tag; the buffer collects them into one open
+//! chunk per tag, encoded as a PackedForward frame as they arrive (no
+//! intermediate records), and seals a chunk when it reaches `chunk_bytes` or
+//! has been open for `flush_interval`. A consumer (the sender) takes sealed
+//! chunks, and reports each one delivered or not.
+//!
+//! Memory has a hard ceiling in every state: bytes and events are counted
+//! from the moment they are appended until their chunk is delivered, whether
+//! open, sealed, in flight or being retried. When the ceiling is reached,
+//! [`Buffer::append`] waits: producers slow down, nothing is dropped.
+//!
+//! Each chunk carries the [`Commit`]s of its sources (a tail offset to save,
+//! an ack to send back to a forward client). They run when the chunk is
+//! delivered, and never otherwise: data that was not delivered is never
+//! marked as such.
+//!
+//! # Example
+//!
+//! ```
+//! use hydra_buffer::{Buffer, BufferConfig};
+//! use hydra_forward::EventTime;
+//! use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let buffer = Buffer::new(BufferConfig::default());
+//! let committed = Arc::new(AtomicBool::new(false));
+//! let flag = committed.clone();
+//! buffer
+//!     .append("app.access", 64, 1, Some(Box::new(move || flag.store(true, Ordering::SeqCst))), |frame| {
+//!         frame.push_line(EventTime::new(1_700_000_000, 0), "message", b"GET / 200");
+//!     })
+//!     .await?;
+//! buffer.close(); // seals what is open
+//! let chunk = buffer.next_chunk().await.expect("a sealed chunk");
+//! assert_eq!((chunk.tag(), chunk.events()), ("app.access", 1));
+//! assert!(!committed.load(Ordering::SeqCst));
+//! buffer.delivered(chunk); // runs the commits
+//! assert!(committed.load(Ordering::SeqCst));
+//! # Ok::<(), hydra_buffer::Error>(())
+//! # }).unwrap();
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hydra_forward::{BatchMode, Chunk as ChunkId, Compression, FrameBuilder, TimeFormat};
+use tokio::sync::Notify;
+
+/// What the buffer can refuse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The buffer is closed for shutdown; nothing more is accepted.
+    #[error("the buffer is closed")]
+    Closed,
+}
+
+/// Runs once the events it came with are delivered.
+pub type Commit = Box<dyn FnOnce() + Send + 'static>;
+
+/// Buffer limits and chunking.
+#[derive(Debug, Clone)]
+pub struct BufferConfig {
+    /// Ceiling on bytes of encoded events held, from append to delivery.
+    pub max_bytes: usize,
+    /// Ceiling on events held.
+    pub max_events: usize,
+    /// A chunk is sealed once its events take this many bytes.
+    pub chunk_bytes: usize,
+    /// A chunk is sealed at the latest this long after its first event.
+    pub flush_interval: Duration,
+    /// How event times are written.
+    pub time_format: TimeFormat,
+    /// Give each chunk a `chunk` id so the receiver acks it.
+    pub require_ack: bool,
+    /// Compress chunk entries.
+    pub compress: Option<Compression>,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            max_bytes: 64 << 20,
+            max_events: 1 << 20,
+            chunk_bytes: 1 << 20,
+            flush_interval: Duration::from_secs(1),
+            time_format: TimeFormat::EventTime,
+            require_ack: true,
+            compress: None,
+        }
+    }
+}
+
+/// A sealed chunk: one Forward frame, ready to send and to resend.
+pub struct Chunk {
+    tag: Arc<str>,
+    frame: Bytes,
+    id: Option<ChunkId>,
+    events: usize,
+    bytes: usize,
+    commits: Vec<Commit>,
+    attempts: u32,
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunk")
+            .field("tag", &self.tag)
+            .field("events", &self.events)
+            .field("bytes", &self.frame.len())
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chunk {
+    /// The tag.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+    /// The Forward frame to write, the same bytes on every attempt.
+    pub fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+    /// The id the receiver acks, when acks are on.
+    pub fn id(&self) -> Option<&ChunkId> {
+        self.id.as_ref()
+    }
+    /// Events in the chunk.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+    /// Times the chunk was handed out before (0 on the first attempt).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
+struct Open {
+    builder: FrameBuilder,
+    commits: Vec<Commit>,
+    opened: Instant,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct State {
+    open: HashMap<Arc<str>, Open>,
+    sealed: VecDeque<Chunk>,
+    bytes: usize,
+    events: usize,
+    closed: bool,
+}
+
+/// Counters, as a serde-serializable snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BufferStats {
+    /// Encoded event bytes held (open, queued, in flight).
+    pub bytes: usize,
+    /// Events held.
+    pub events: usize,
+    /// The byte ceiling.
+    pub max_bytes: usize,
+    /// Chunks sealed and waiting to be sent.
+    pub queued_chunks: usize,
+    /// Events appended since start.
+    pub events_in: u64,
+    /// Events delivered since start.
+    pub events_delivered: u64,
+    /// Chunks delivered since start.
+    pub chunks_delivered: u64,
+    /// Chunks handed back to be sent again.
+    pub chunks_retried: u64,
+    /// Times a producer had to wait for room.
+    pub producer_waits: u64,
+}
+
+/// The buffer. Cheap to clone: clones share it.
+#[derive(Clone)]
+pub struct Buffer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: BufferConfig,
+    state: Mutex<State>,
+    /// Room was freed.
+    room: Notify,
+    /// A chunk was sealed, or the buffer closed.
+    sealed: Notify,
+    /// Everything was delivered.
+    drained: Notify,
+    events_in: AtomicU64,
+    events_delivered: AtomicU64,
+    chunks_delivered: AtomicU64,
+    chunks_retried: AtomicU64,
+    producer_waits: AtomicU64,
+}
+
+impl std::fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buffer")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Buffer {
+    /// An empty buffer.
+    pub fn new(config: BufferConfig) -> Self {
+        Buffer {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::default(),
+                room: Notify::new(),
+                sealed: Notify::new(),
+                drained: Notify::new(),
+                events_in: AtomicU64::new(0),
+                events_delivered: AtomicU64::new(0),
+                chunks_delivered: AtomicU64::new(0),
+                chunks_retried: AtomicU64::new(0),
+                producer_waits: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BufferConfig {
+        &self.inner.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `events` events to the open chunk of `tag`: `write` encodes
+    /// them into the chunk's frame. `bytes` is an estimate of their encoded
+    /// size, used to wait for room first; the actual size is what counts.
+    ///
+    /// Waits while the buffer is full. A batch larger than the whole ceiling
+    /// is let in once the buffer is empty, so it cannot wait forever.
+    pub async fn append(
+        &self,
+        tag: &str,
+        bytes: usize,
+        events: usize,
+        commit: Option<Commit>,
+        write: impl FnOnce(&mut FrameBuilder),
+    ) -> Result<(), Error> {
+        let config = &self.inner.config;
+        let mut waited = false;
+        loop {
+            // Register interest before checking, so a release between the
+            // check and the wait is not missed.
+            let room = self.inner.room.notified();
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return Err(Error::Closed);
+                }
+                let empty = state.bytes == 0;
+                let fits = state.bytes + bytes <= config.max_bytes
+                    && state.events + events <= config.max_events;
+                if fits || empty {
+                    self.append_locked(&mut state, tag, events, commit, write);
+                    return Ok(());
+                }
+            }
+            if !waited {
+                waited = true;
+                self.inner.producer_waits.fetch_add(1, Ordering::Relaxed);
+            }
+            room.await;
+        }
+    }
+
+    fn append_locked(
+        &self,
+        state: &mut State,
+        tag: &str,
+        events: usize,
+        commit: Option<Commit>,
+        write: impl FnOnce(&mut FrameBuilder),
+    ) {
+        let config = &self.inner.config;
+        let now = Instant::now();
+        let open = match state.open.get_mut(tag) {
+            Some(open) => open,
+            None => {
+                let tag: Arc<str> = Arc::from(tag);
+                state.open.entry(tag.clone()).or_insert_with(|| Open {
+                    builder: FrameBuilder::with_capacity(
+                        &tag,
+                        BatchMode::PackedForward,
+                        config.time_format,
+                        config.chunk_bytes.min(1 << 20) + 1024,
+                    ),
+                    commits: Vec::new(),
+                    opened: now,
+                    bytes: 0,
+                })
+            }
+        };
+        let before = open.builder.entries_len();
+        write(&mut open.builder);
+        let added = open.builder.entries_len() - before;
+        open.bytes += added;
+        if let Some(c) = commit {
+            open.commits.push(c);
+        }
+        let full = open.builder.entries_len() >= config.chunk_bytes;
+        state.bytes += added;
+        state.events += events;
+        self.inner
+            .events_in
+            .fetch_add(events as u64, Ordering::Relaxed);
+        if full {
+            self.seal(state, tag);
+        }
+    }
+
+    fn seal(&self, state: &mut State, tag: &str) {
+        let Some((tag, open)) = state.open.remove_entry(tag) else {
+            return;
+        };
+        if open.builder.is_empty() {
+            // Nothing to send, but commits may wait on it (a batch that only
+            // moved an offset past a skipped line): they are delivered.
+            for c in open.commits {
+                c();
+            }
+            return;
+        }
+        let config = &self.inner.config;
+        let id = config.require_ack.then(ChunkId::generate);
+        let events = open.builder.len();
+        let frame = open.builder.finish(id.as_ref(), config.compress);
+        state.sealed.push_back(Chunk {
+            tag,
+            frame,
+            id,
+            events,
+            bytes: open.bytes,
+            commits: open.commits,
+            attempts: 0,
+        });
+        self.inner.sealed.notify_one();
+    }
+
+    /// Seals chunks open for `flush_interval` or longer; returns when the
+    /// next one will be due.
+    fn seal_due(&self, state: &mut State, now: Instant) -> Option<Instant> {
+        let interval = self.inner.config.flush_interval;
+        let due: Vec<Arc<str>> = state
+            .open
+            .iter()
+            .filter(|(_, o)| now.duration_since(o.opened) >= interval || state.closed)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for tag in due {
+            self.seal(state, &tag);
+        }
+        state.open.values().map(|o| o.opened + interval).min()
+    }
+
+    /// The next sealed chunk, waiting for one (sealing open chunks as their
+    /// flush interval passes). `None` once the buffer is closed and empty.
+    pub async fn next_chunk(&self) -> Option<Chunk> {
+        loop {
+            let sealed = self.inner.sealed.notified();
+            let wait = {
+                let mut state = self.lock();
+                let next_due = self.seal_due(&mut state, Instant::now());
+                if let Some(chunk) = state.sealed.pop_front() {
+                    return Some(chunk);
+                }
+                if state.closed && state.open.is_empty() {
+                    return None;
+                }
+                next_due
+            };
+            match wait {
+                Some(at) => {
+                    tokio::select! {
+                        () = sealed => {}
+                        () = tokio::time::sleep_until(at.into()) => {}
+                    }
+                }
+                None => sealed.await,
+            }
+        }
+    }
+
+    /// Takes a sealed chunk without waiting, sealing what is due first.
+    pub fn try_next_chunk(&self) -> Option<Chunk> {
+        let mut state = self.lock();
+        self.seal_due(&mut state, Instant::now());
+        state.sealed.pop_front()
+    }
+
+    /// The chunk reached a receiver (and was acked, when acks are on): runs
+    /// its commits and frees its room.
+    pub fn delivered(&self, chunk: Chunk) {
+        for c in chunk.commits {
+            c();
+        }
+        self.inner
+            .events_delivered
+            .fetch_add(chunk.events as u64, Ordering::Relaxed);
+        self.inner.chunks_delivered.fetch_add(1, Ordering::Relaxed);
+        let empty = {
+            let mut state = self.lock();
+            state.bytes -= chunk.bytes.min(state.bytes);
+            state.events -= chunk.events.min(state.events);
+            state.bytes == 0
+                && state.events == 0
+                && state.sealed.is_empty()
+                && state.open.is_empty()
+        };
+        self.inner.room.notify_waiters();
+        if empty {
+            self.inner.drained.notify_waiters();
+        }
+    }
+
+    /// The chunk was not delivered: it goes back to the front of the queue,
+    /// to be sent again (possibly elsewhere). Its room stays taken.
+    pub fn retry(&self, mut chunk: Chunk) {
+        chunk.attempts += 1;
+        self.inner.chunks_retried.fetch_add(1, Ordering::Relaxed);
+        self.lock().sealed.push_front(chunk);
+        self.inner.sealed.notify_one();
+    }
+
+    /// Stops accepting events and seals every open chunk. What was accepted
+    /// is still handed out by [`Buffer::next_chunk`].
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        let tags: Vec<Arc<str>> = state.open.keys().cloned().collect();
+        for tag in tags {
+            self.seal(&mut state, &tag);
+        }
+        drop(state);
+        self.inner.sealed.notify_waiters();
+        self.inner.room.notify_waiters();
+    }
+
+    /// Waits until everything appended was delivered, or `deadline` passes.
+    /// Returns what is left: `(events, bytes)`, zero when all was delivered.
+    pub async fn drain(&self, deadline: Instant) -> (usize, usize) {
+        loop {
+            let drained = self.inner.drained.notified();
+            {
+                let state = self.lock();
+                if state.events == 0
+                    && state.bytes == 0
+                    && state.open.is_empty()
+                    && state.sealed.is_empty()
+                {
+                    return (0, 0);
+                }
+                if Instant::now() >= deadline {
+                    return (state.events, state.bytes);
+                }
+            }
+            tokio::select! {
+                () = drained => {}
+                () = tokio::time::sleep_until(deadline.into()) => {}
+            }
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> BufferStats {
+        let state = self.lock();
+        BufferStats {
+            bytes: state.bytes,
+            events: state.events,
+            max_bytes: self.inner.config.max_bytes,
+            queued_chunks: state.sealed.len(),
+            events_in: self.inner.events_in.load(Ordering::Relaxed),
+            events_delivered: self.inner.events_delivered.load(Ordering::Relaxed),
+            chunks_delivered: self.inner.chunks_delivered.load(Ordering::Relaxed),
+            chunks_retried: self.inner.chunks_retried.load(Ordering::Relaxed),
+            producer_waits: self.inner.producer_waits.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hydra_forward::EventTime;
+    use std::sync::atomic::AtomicUsize;
+
+    fn line(frame: &mut FrameBuilder, text: &str) {
+        frame.push_line(EventTime::new(1, 0), "m", text.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn seals_by_size_and_by_interval() {
+        let buffer = Buffer::new(BufferConfig {
+            chunk_bytes: 100,
+            flush_interval: Duration::from_millis(50),
+            ..BufferConfig::default()
+        });
+        for i in 0..10 {
+            buffer
+                .append("a", 30, 1, None, |f| line(f, &format!("event {i}")))
+                .await
+                .unwrap();
+        }
+        let first = buffer.try_next_chunk().unwrap();
+        assert!(first.events() >= 3 && first.events() < 10);
+        // The rest is sealed by the interval.
+        let start = Instant::now();
+        let mut total = first.events();
+        while total < 10 {
+            total += buffer.next_chunk().await.unwrap().events();
+        }
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn producers_wait_when_full_and_resume_on_delivery() {
+        let buffer = Buffer::new(BufferConfig {
+            max_bytes: 200,
+            chunk_bytes: 50,
+            ..BufferConfig::default()
+        });
+        let producer = {
+            let buffer = buffer.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    buffer
+                        .append("t", 25, 1, None, |f| line(f, &format!("e{i:03}")))
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!producer.is_finished());
+        let stats = buffer.stats();
+        assert!(stats.bytes <= 200 + 25, "{stats:?}");
+        assert!(stats.producer_waits >= 1);
+        let mut got = 0;
+        while got < 100 {
+            let chunk = match buffer.try_next_chunk() {
+                Some(c) => c,
+                None => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            };
+            got += chunk.events();
+            assert!(buffer.stats().bytes <= 200 + 25);
+            buffer.delivered(chunk);
+        }
+        producer.await.unwrap();
+        assert_eq!(buffer.stats().events, 0);
+    }
+
+    #[tokio::test]
+    async fn commits_run_only_on_delivery_and_retries_keep_them() {
+        let buffer = Buffer::new(BufferConfig::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        buffer
+            .append(
+                "t",
+                10,
+                1,
+                Some(Box::new(move || {
+                    r.fetch_add(1, Ordering::SeqCst);
+                })),
+                |f| line(f, "x"),
+            )
+            .await
+            .unwrap();
+        buffer.close();
+        let chunk = buffer.next_chunk().await.unwrap();
+        let frame = chunk.frame().clone();
+        buffer.retry(chunk);
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        let again = buffer.next_chunk().await.unwrap();
+        assert_eq!(again.attempts(), 1);
+        assert_eq!(
+            again.frame(),
+            &frame,
+            "a retry sends the same bytes and chunk id"
+        );
+        buffer.delivered(again);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(buffer.next_chunk().await.is_none());
+        assert_eq!(
+            buffer.append("t", 1, 1, None, |_| {}).await,
+            Err(Error::Closed)
+        );
+    }
+
+    #[tokio::test]
+    async fn drain_reports_what_was_left() {
+        let buffer = Buffer::new(BufferConfig::default());
+        buffer
+            .append("t", 10, 2, None, |f| {
+                line(f, "a");
+                line(f, "b");
+            })
+            .await
+            .unwrap();
+        buffer.close();
+        let left = buffer
+            .drain(Instant::now() + Duration::from_millis(20))
+            .await;
+        assert_eq!(left.0, 2);
+        let chunk = buffer.next_chunk().await.unwrap();
+        buffer.delivered(chunk);
+        assert_eq!(
+            buffer.drain(Instant::now() + Duration::from_secs(1)).await,
+            (0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_oversized_batch_gets_in_when_the_buffer_is_empty() {
+        let buffer = Buffer::new(BufferConfig {
+            max_bytes: 10,
+            ..BufferConfig::default()
+        });
+        buffer
+            .append("t", 1000, 1, None, |f| line(f, &"x".repeat(1000)))
+            .await
+            .unwrap();
+        assert!(buffer.stats().bytes > 1000);
+    }
+}

@@ -1,0 +1,188 @@
+//! One server: connect, handshake, send chunks, match acks.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use hydra_buffer::Chunk;
+use hydra_forward::{Ping, Reply, ReplyDecoder};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+
+use crate::backoff::Backoff;
+use crate::{SenderConfig, ServerConfig};
+
+/// What a link tells the dispatcher.
+pub(crate) enum Event {
+    /// Connected (and authenticated): can take chunks.
+    Up(usize),
+    /// Disconnected, or could not connect.
+    Down(usize, String),
+    /// A chunk reached the server (acked, when acks are on).
+    Delivered(usize, Chunk),
+    /// Chunks that were not delivered: to be sent again, maybe elsewhere.
+    Failed(usize, Vec<Chunk>),
+}
+
+pub(crate) struct Link {
+    pub(crate) index: usize,
+    pub(crate) server: ServerConfig,
+    pub(crate) config: Arc<SenderConfig>,
+    pub(crate) chunks: mpsc::Receiver<Chunk>,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) backoff: Backoff,
+}
+
+impl Link {
+    fn address(&self) -> String {
+        format!("{}:{}", self.server.host, self.server.port)
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            let error = match self.connect().await {
+                Ok(stream) => {
+                    self.backoff.reset();
+                    info!(server = %self.address(), "Connected.");
+                    let _ = self.events.send(Event::Up(self.index));
+                    match self.serve(stream).await {
+                        Ok(()) => return, // the dispatcher is gone
+                        Err(e) => e,
+                    }
+                }
+                Err(e) => e,
+            };
+            warn!(server = %self.address(), %error, "Server unavailable; its chunks go elsewhere.");
+            let _ = self.events.send(Event::Down(self.index, error));
+            // Whatever was routed here while it went down goes back.
+            self.give_back(Vec::new());
+            let delay = self.backoff.next_delay();
+            let deadline = tokio::time::Instant::now() + delay;
+            // Keep handing back chunks that arrive while waiting.
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => break,
+                    chunk = self.chunks.recv() => match chunk {
+                        Some(c) => self.give_back(vec![c]),
+                        None => return,
+                    },
+                }
+            }
+        }
+    }
+
+    fn give_back(&mut self, mut chunks: Vec<Chunk>) {
+        while let Ok(c) = self.chunks.try_recv() {
+            chunks.push(c);
+        }
+        if !chunks.is_empty() {
+            let _ = self.events.send(Event::Failed(self.index, chunks));
+        }
+    }
+
+    async fn connect(&mut self) -> Result<TcpStream, String> {
+        let timeout = self.config.connect_timeout;
+        // Resolved on every attempt: a server's address may change.
+        let addr = (self.server.host.as_str(), self.server.port);
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("connect: {e}")),
+            Err(_) => return Err(format!("connect: timed out after {timeout:?}")),
+        };
+        let _ = stream.set_nodelay(true);
+        if let Some(key) = self.server.shared_key.clone() {
+            return self.handshake(stream, &key).await;
+        }
+        Ok(stream)
+    }
+
+    async fn handshake(&self, mut stream: TcpStream, key: &str) -> Result<TcpStream, String> {
+        let timeout = self.config.ack_timeout.min(Duration::from_secs(30));
+        let work = async {
+            let mut replies = FramedRead::new(&mut stream, ReplyDecoder::new());
+            let helo = match replies.next().await {
+                Some(Ok(Reply::Helo(h))) => h,
+                Some(Ok(_)) => return Err("handshake: expected HELO".to_owned()),
+                Some(Err(e)) => return Err(format!("handshake: {e}")),
+                None => return Err("handshake: closed before HELO".to_owned()),
+            };
+            let user = self
+                .server
+                .username
+                .as_deref()
+                .zip(self.server.password.as_deref());
+            let ping = Ping::answer(&helo, &self.config.self_hostname, key, user);
+            replies
+                .get_mut()
+                .write_all(&ping.to_msgpack())
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            match replies.next().await {
+                Some(Ok(Reply::Pong(pong))) => pong
+                    .verify(&ping, &helo.nonce, key)
+                    .map_err(|e| format!("handshake: {e}: {}", pong.reason)),
+                Some(Ok(_)) => Err("handshake: expected PONG".to_owned()),
+                Some(Err(e)) => Err(format!("handshake: {e}")),
+                None => Err("handshake: closed before PONG".to_owned()),
+            }
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(())) => Ok(stream),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("handshake: timed out".to_owned()),
+        }
+    }
+
+    /// Sends chunks until the connection fails (`Err`) or the dispatcher
+    /// goes away (`Ok`). Every chunk not delivered is given back.
+    async fn serve(&mut self, stream: TcpStream) -> Result<(), String> {
+        let (read, mut write) = stream.into_split();
+        let mut replies = FramedRead::new(read, ReplyDecoder::new());
+        let mut in_flight: VecDeque<(Chunk, Instant)> = VecDeque::new();
+        let ack = self.config.require_ack;
+        let result = loop {
+            let oldest = in_flight
+                .front()
+                .map(|(_, sent)| *sent + self.config.ack_timeout);
+            tokio::select! {
+                chunk = self.chunks.recv() => {
+                    let Some(chunk) = chunk else { break Ok(()) };
+                    let write_res = tokio::time::timeout(self.config.send_timeout, write.write_all(chunk.frame())).await;
+                    match write_res {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => { in_flight.push_back((chunk, Instant::now())); break Err(format!("send: {e}")); }
+                        Err(_) => { in_flight.push_back((chunk, Instant::now())); break Err("send: timed out".to_owned()); }
+                    }
+                    if ack && chunk.id().is_some() {
+                        in_flight.push_back((chunk, Instant::now()));
+                    } else {
+                        let _ = self.events.send(Event::Delivered(self.index, chunk));
+                    }
+                }
+                reply = replies.next() => match reply {
+                    Some(Ok(Reply::Ack(id))) => {
+                        // Acks come in order in practice, but match by id.
+                        let at = in_flight.iter().position(|(c, _)| c.id().is_some_and(|cid| cid.raw() == id.raw()));
+                        match at.and_then(|i| in_flight.remove(i)) {
+                            Some((chunk, _)) => { let _ = self.events.send(Event::Delivered(self.index, chunk)); }
+                            None => debug!(server = %self.address(), "Ack for an unknown chunk."),
+                        }
+                    }
+                    Some(Ok(_)) => break Err("unexpected message from server".to_owned()),
+                    Some(Err(e)) => break Err(format!("bad reply: {e}")),
+                    None => break Err("connection closed by server".to_owned()),
+                },
+                () = async { tokio::time::sleep_until(oldest.unwrap_or_else(Instant::now).into()).await }, if oldest.is_some() => {
+                    break Err(format!("no ack within {:?}", self.config.ack_timeout));
+                }
+            }
+        };
+        let undelivered: Vec<Chunk> = in_flight.into_iter().map(|(c, _)| c).collect();
+        self.give_back(undelivered);
+        result
+    }
+}

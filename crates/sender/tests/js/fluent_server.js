@@ -1,0 +1,29 @@
+// Runs @fluent-org/logger's FluentServer, an independent Forward receiver,
+// for hydra's tests: prints "PORT <n>", then one JSON line per entry.
+// Options (argv): --port N, --shared-key K, --hostname H. Exits when stdin
+// closes.
+const { FluentServer } = require("@fluent-org/logger");
+
+const args = process.argv.slice(2);
+const opt = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const options = { listenOptions: { port: Number(opt("--port") || 0), host: "127.0.0.1" } };
+if (opt("--shared-key")) {
+  options.security = {
+    serverHostname: opt("--hostname") || "fluent-server",
+    sharedKey: opt("--shared-key"),
+    authorize: false,
+    userDict: {},
+  };
+}
+const server = new FluentServer(options);
+server.on("entry", (tag, time, record) => {
+  process.stdout.write(JSON.stringify({ tag, record }) + "\n");
+});
+server.listen().then(() => {
+  process.stdout.write(`PORT ${server.port}\n`);
+});
+process.stdin.on("end", () => server.close().then(() => process.exit(0)));
+process.stdin.resume();
