@@ -1,0 +1,771 @@
+//! hydra's configuration: one YAML file.
+//!
+//! Every key is documented in `docs/configuration.md`. Unknown keys are
+//! errors that name the key and its line; durations are written `1s`,
+//! `500ms`, `2m`; sizes `64MiB`, `512KiB` or a number of bytes.
+//!
+//! ```
+//! let config = hydra_config::Config::from_yaml(r#"
+//! inputs:
+//!   - type: tail
+//!     path: /var/log/nginx/access.log
+//!     tag: access
+//! output:
+//!   type: forward
+//!   servers:
+//!     - { host: 127.0.0.1, port: 24224 }
+//! "#)?;
+//! assert_eq!(config.field_name, "message");
+//! # Ok::<(), hydra_config::Error>(())
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid YAML, or not the expected shape.
+    #[error("{0}")]
+    Parse(String),
+    /// Well-formed but not usable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A byte size: `64MiB`, `1GB`, `512KiB`, or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size(pub u64);
+
+impl Size {
+    /// As `usize`, saturating.
+    pub fn as_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Size(n)),
+            Raw::S(s) => s
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .map(|b| Size(b.as_u64()))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "invalid size {s:?} (examples: 64MiB, 512KiB, 1GB)"
+                    ))
+                }),
+        }
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.0;
+        let text = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+            .iter()
+            .find(|(unit, _)| n >= *unit && n % unit == 0)
+            .map_or_else(
+                || n.to_string(),
+                |(unit, name)| format!("{}{name}", n / unit),
+            );
+        s.serialize_str(&text)
+    }
+}
+
+fn default_field_name() -> String {
+    "message".to_owned()
+}
+fn yes() -> bool {
+    true
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Joined with `.` before every input's tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_prefix: Option<String>,
+    /// Record key for a tailed line.
+    #[serde(default = "default_field_name")]
+    pub field_name: String,
+    /// Where tail positions are saved; without it, files start at their
+    /// end each time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<PathBuf>,
+    /// Where events come from.
+    #[serde(default)]
+    pub inputs: Vec<Input>,
+    /// Where events go.
+    pub output: Output,
+    /// The in-memory buffer between inputs and the output.
+    #[serde(default)]
+    pub buffer: BufferConfig,
+    /// The stats endpoint; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<Monitor>,
+    /// Log level (`error`, `warn`, `info`, `debug`, `trace`, or a
+    /// tracing filter); `RUST_LOG` wins when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// How long a shutdown may spend delivering what was accepted.
+    #[serde(default = "default_shutdown", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+fn default_shutdown() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// One input.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Input {
+    /// Follow files.
+    Tail(TailInput),
+    /// Accept Forward protocol clients.
+    Forward(ForwardInput),
+}
+
+/// `type: tail`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailInput {
+    /// A path or a glob, or a list of them.
+    pub path: OneOrMany,
+    /// Globs to leave out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// The tag (after `tag_prefix`).
+    pub tag: String,
+    /// Read files present at start from the beginning.
+    #[serde(default)]
+    pub read_from_head: bool,
+    /// Record key for the line; the top-level `field_name` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_name: Option<String>,
+    /// Add the file's path to each record under this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_key: Option<String>,
+    /// Add the host name to each record under this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// Longest line kept whole.
+    #[serde(default = "default_max_line")]
+    pub max_line_bytes: Size,
+    /// `truncate` or `skip` longer lines.
+    #[serde(default)]
+    pub long_lines: LongLines,
+    /// Remove `\r` before `\n`.
+    #[serde(default)]
+    pub strip_cr: bool,
+    /// Emit a last line without newline after this long.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub partial_flush: Option<Duration>,
+    /// How long a rotated file is still read.
+    #[serde(default = "default_rotate_wait", with = "humantime_serde")]
+    pub rotate_wait: Duration,
+    /// How often globs are expanded again.
+    #[serde(default = "default_refresh", with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// How often every file is checked whatever inotify says.
+    #[serde(default = "default_poll", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Use inotify (turn off on NFS).
+    #[serde(default = "yes")]
+    pub inotify: bool,
+}
+
+fn default_max_line() -> Size {
+    Size(256 << 10)
+}
+fn default_rotate_wait() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_refresh() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_poll() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// What happens to an over-long line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LongLines {
+    /// Keep the first `max_line_bytes`.
+    #[default]
+    Truncate,
+    /// Drop it.
+    Skip,
+}
+
+/// One string or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// All of them.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `type: forward` input.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardInput {
+    /// TCP address; the UDP heartbeat is answered on the same port.
+    #[serde(default = "default_forward_listen")]
+    pub listen: SocketAddr,
+    /// When a client's chunk is acked: once `buffered` or once `delivered`.
+    #[serde(default)]
+    pub ack: AckWhen,
+    /// Prefixed (with `.`) to the tags clients send; the top-level
+    /// `tag_prefix` applies too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_prefix: Option<String>,
+    /// Connections at once; more wait in the kernel's backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Largest frame accepted.
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: Size,
+    /// A connection silent this long is closed.
+    #[serde(default = "default_idle", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+fn default_forward_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 24224))
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_frame() -> Size {
+    Size(16 << 20)
+}
+fn default_idle() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// When the forward input acks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckWhen {
+    /// Once the events are in hydra's buffer.
+    #[default]
+    Buffered,
+    /// Once the output delivered them.
+    Delivered,
+}
+
+/// The output.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Output {
+    /// Forward protocol to Fluentd or Fluent Bit servers.
+    Forward(ForwardOutput),
+    /// JSON lines on standard output.
+    Stdout(StdoutOutput),
+}
+
+/// `type: stdout`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutOutput {}
+
+/// `type: forward` output.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardOutput {
+    /// Primary first, then the others in order.
+    pub servers: Vec<Server>,
+    /// `failover` or `round_robin`.
+    #[serde(default)]
+    pub balance: Balance,
+    /// Wait for the server's ack before a chunk counts as delivered.
+    #[serde(default = "yes")]
+    pub require_ack: bool,
+    /// How long events wait in a chunk before it is sent.
+    #[serde(default = "default_flush", with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// `gzip` to compress chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<Compress>,
+    /// Send integer times (seconds) instead of EventTime, for old receivers.
+    #[serde(default)]
+    pub time_as_integer: bool,
+    /// Chunk size.
+    #[serde(default = "default_chunk")]
+    pub chunk_bytes: Size,
+    /// Connect timeout.
+    #[serde(default = "default_connect", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Write timeout.
+    #[serde(default = "default_send", with = "humantime_serde")]
+    pub send_timeout: Duration,
+    /// Ack timeout.
+    #[serde(default = "default_ack_timeout", with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// Health a returning server needs before it gets traffic again.
+    #[serde(default = "default_recover", with = "humantime_serde")]
+    pub recover_wait: Duration,
+    /// Chunks in flight per connection.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// Host name for the handshake; the machine's by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_hostname: Option<String>,
+}
+
+fn default_flush() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_chunk() -> Size {
+    Size(1 << 20)
+}
+fn default_connect() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_send() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_ack_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_recover() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_in_flight() -> usize {
+    4
+}
+
+/// How chunks spread over servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// The first healthy server.
+    #[default]
+    Failover,
+    /// By weight.
+    RoundRobin,
+}
+
+/// Compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compress {
+    /// gzip.
+    Gzip,
+}
+
+/// One destination.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Round-robin weight.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Used only when every other server is down.
+    #[serde(default)]
+    pub standby: bool,
+    /// Shared key for the handshake.
+    #[serde(default, skip_serializing)]
+    pub shared_key: Option<String>,
+    /// User for the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password for the handshake.
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+}
+
+fn default_port() -> u16 {
+    24224
+}
+fn default_weight() -> u32 {
+    60
+}
+
+/// `buffer:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Most bytes held in memory, from input to delivery.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: Size,
+    /// Most events held.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            max_bytes: default_max_bytes(),
+            max_events: default_max_events(),
+        }
+    }
+}
+
+fn default_max_bytes() -> Size {
+    Size(64 << 20)
+}
+fn default_max_events() -> usize {
+    1 << 20
+}
+
+/// `monitor:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    /// Address of the stats endpoint.
+    #[serde(default = "default_monitor_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_monitor_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 24220))
+}
+
+/// The embedded default configuration's text.
+pub const DEFAULT_YAML: &str = include_str!("default.yaml");
+
+impl Config {
+    /// The embedded default: a forward input on 127.0.0.1:24224, the
+    /// monitor on 127.0.0.1:24220, output to stdout.
+    pub fn embedded_default() -> Config {
+        // The embedded text is tested to parse.
+        Config::from_yaml(DEFAULT_YAML).unwrap_or_else(|e| unreachable!("embedded default: {e}"))
+    }
+
+    /// Reads and validates a file.
+    pub fn load(path: &std::path::Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_yaml(&text).map_err(|e| match e {
+            Error::Parse(m) => Error::Parse(format!("{}: {m}", path.display())),
+            Error::Invalid(m) => Error::Invalid(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses and validates YAML text.
+    pub fn from_yaml(text: &str) -> Result<Config, Error> {
+        let config: Config =
+            serde_yaml::from_str(text).map_err(|e| Error::Parse(describe(&e, text)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The effective configuration as YAML, secrets left out.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_default()
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::Invalid(m));
+        for (i, input) in self.inputs.iter().enumerate() {
+            match input {
+                Input::Tail(t) => {
+                    if t.tag.trim().is_empty() {
+                        return bad(format!("inputs[{i}] (tail): `tag` must not be empty"));
+                    }
+                    if t.path.to_vec().iter().any(|p| p.trim().is_empty())
+                        || t.path.to_vec().is_empty()
+                    {
+                        return bad(format!(
+                            "inputs[{i}] (tail): `path` must name a file or a glob"
+                        ));
+                    }
+                    if t.max_line_bytes.0 == 0 {
+                        return bad(format!(
+                            "inputs[{i}] (tail): `max_line_bytes` must be positive"
+                        ));
+                    }
+                    if t.poll_interval.is_zero() || t.refresh_interval.is_zero() {
+                        return bad(format!("inputs[{i}] (tail): intervals must be positive"));
+                    }
+                }
+                Input::Forward(f) => {
+                    if f.listen.port() == 0 {
+                        return bad(format!(
+                            "inputs[{i}] (forward): `listen` needs a port other than 0"
+                        ));
+                    }
+                    if f.max_connections == 0 || f.max_frame_bytes.0 < 1024 {
+                        return bad(format!(
+                            "inputs[{i}] (forward): `max_connections` must be positive and `max_frame_bytes` at least 1KiB"
+                        ));
+                    }
+                }
+            }
+        }
+        let listens: Vec<SocketAddr> = self
+            .inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::Forward(f) => Some(f.listen),
+                Input::Tail(_) => None,
+            })
+            .chain(self.monitor.iter().map(|m| m.listen))
+            .collect();
+        for (i, a) in listens.iter().enumerate() {
+            if listens[..i].contains(a) {
+                return bad(format!(
+                    "{a} is used twice (forward inputs and the monitor need their own addresses)"
+                ));
+            }
+        }
+        if let Output::Forward(f) = &self.output {
+            if f.servers.is_empty() {
+                return bad("output (forward): `servers` must list at least one server".to_owned());
+            }
+            for (i, s) in f.servers.iter().enumerate() {
+                if s.host.trim().is_empty() {
+                    return bad(format!("output.servers[{i}]: `host` must not be empty"));
+                }
+                if s.port == 0 {
+                    return bad(format!(
+                        "output.servers[{i}]: `port` must be between 1 and 65535"
+                    ));
+                }
+                if s.weight == 0 {
+                    return bad(format!("output.servers[{i}]: `weight` must be positive"));
+                }
+                if s.username.is_some() != s.password.is_some() {
+                    return bad(format!(
+                        "output.servers[{i}]: `username` and `password` go together"
+                    ));
+                }
+            }
+            if f.chunk_bytes.0 == 0 || f.max_in_flight == 0 {
+                return bad(
+                    "output (forward): `chunk_bytes` and `max_in_flight` must be positive"
+                        .to_owned(),
+                );
+            }
+            if f.chunk_bytes > self.buffer.max_bytes {
+                return bad(
+                    "output (forward): `chunk_bytes` must not exceed `buffer.max_bytes`".to_owned(),
+                );
+            }
+        }
+        if self.buffer.max_bytes.0 < 1024 || self.buffer.max_events == 0 {
+            return bad(
+                "buffer: `max_bytes` must be at least 1KiB and `max_events` positive".to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A serde_yaml error with its line. For an unknown key, the line is the
+/// key's own: inside a tagged section (`type: ...`) serde_yaml can only
+/// point at the section's start.
+fn describe(e: &serde_yaml::Error, text: &str) -> String {
+    let msg = e.to_string();
+    let from = e.location().map_or(0, |l| l.line().saturating_sub(1));
+    let unknown = msg
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next());
+    if let Some(key) = unknown {
+        let is_key = |line: &str| {
+            line.trim_start()
+                .trim_start_matches('-')
+                .trim_start()
+                .starts_with(&format!("{key}:"))
+                || line.contains(&format!("{{ {key}:"))
+                || line.contains(&format!(", {key}:"))
+        };
+        if let Some(n) = text
+            .lines()
+            .enumerate()
+            .skip(from)
+            .find(|(_, l)| is_key(l))
+            .map(|(n, _)| n)
+        {
+            let base = msg.split(" at line ").next().unwrap_or(&msg);
+            return format!("{base} at line {}", n + 1);
+        }
+    }
+    // A bad value: find the line that holds it (`70000`, "lots").
+    let token = msg
+        .split('`')
+        .nth(1)
+        .or_else(|| msg.split('"').nth(1))
+        .filter(|t| !t.is_empty() && !t.contains(' '));
+    if let Some(token) = token
+        && let Some(n) = text
+            .lines()
+            .enumerate()
+            .skip(from)
+            .find(|(_, l)| l.contains(token))
+            .map(|(n, _)| n)
+    {
+        let base = msg.split(" at line ").next().unwrap_or(&msg);
+        return format!("{base} at line {}", n + 1);
+    }
+    match e.location() {
+        Some(loc) if !msg.contains(" at line ") => format!("{msg} at line {}", loc.line()),
+        _ => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_is_valid() {
+        let c = Config::embedded_default();
+        assert!(matches!(c.output, Output::Stdout(_)));
+        assert_eq!(
+            c.monitor.unwrap().listen,
+            "127.0.0.1:24220".parse().unwrap()
+        );
+        let [Input::Forward(f)] = &c.inputs[..] else {
+            panic!()
+        };
+        assert_eq!(f.listen, "127.0.0.1:24224".parse().unwrap());
+    }
+
+    #[test]
+    fn the_documented_shape_parses() {
+        let c = Config::from_yaml(
+            r#"
+tag_prefix: nginx
+field_name: message
+positions: /var/lib/hydra/positions.json
+inputs:
+  - type: tail
+    path: /var/log/nginx/access.log
+    tag: access
+    read_from_head: false
+  - type: forward
+    listen: 127.0.0.1:24224
+output:
+  type: forward
+  servers:
+    - { host: 127.0.0.1, port: 24224 }
+    - { host: backup.example, port: 24224, standby: true }
+  require_ack: true
+  flush_interval: 1s
+  compress: gzip
+buffer: { max_bytes: 64MiB }
+monitor: { listen: 127.0.0.1:24220 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.buffer.max_bytes, Size(64 << 20));
+        let Output::Forward(f) = &c.output else {
+            panic!()
+        };
+        assert_eq!(f.flush_interval, Duration::from_secs(1));
+        assert!(f.servers[1].standby);
+        assert_eq!(f.compress, Some(Compress::Gzip));
+        // The effective config round-trips.
+        assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_its_line() {
+        let unknown = Config::from_yaml("output:\n  type: stdout\nbogus: 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("bogus") && unknown.contains("line 3"),
+            "{unknown}"
+        );
+        let nested = Config::from_yaml("inputs:\n  - type: tail\n    path: /x\n    tag: t\n    colour: red\noutput: {type: stdout}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            nested.contains("colour") && nested.contains("line 5"),
+            "{nested}"
+        );
+        let port = Config::from_yaml(
+            "output:\n  type: forward\n  servers:\n    - { host: a, port: 70000 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(port.contains("line 4"), "{port}");
+        let zero =
+            Config::from_yaml("output:\n  type: forward\n  servers: [{ host: a, port: 0 }]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(zero.contains("port"), "{zero}");
+        let dur = Config::from_yaml(
+            "output:\n  type: forward\n  flush_interval: soon\n  servers: [{host: a}]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            dur.contains("flush_interval") || dur.contains("line 3"),
+            "{dur}"
+        );
+        let missing =
+            Config::from_yaml("inputs:\n  - type: tail\n    tag: t\noutput: {type: stdout}\n")
+                .unwrap_err()
+                .to_string();
+        assert!(missing.contains("path"), "{missing}");
+        let size = Config::from_yaml("output: {type: stdout}\nbuffer: { max_bytes: lots }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(size.contains("invalid size"), "{size}");
+        let empty = Config::from_yaml("output: {type: forward, servers: []}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(empty.contains("at least one server"), "{empty}");
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let c = Config::from_yaml("output:\n  type: forward\n  servers: [{ host: a, shared_key: s3cret, username: u, password: pw }]\n").unwrap();
+        let text = c.to_yaml();
+        assert!(!text.contains("s3cret") && !text.contains("pw"), "{text}");
+    }
+}
