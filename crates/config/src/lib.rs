@@ -84,7 +84,7 @@ impl Serialize for Size {
         let n = self.0;
         let text = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
             .iter()
-            .find(|(unit, _)| n >= *unit && n % unit == 0)
+            .find(|(unit, _)| n >= *unit && n.is_multiple_of(*unit))
             .map_or_else(
                 || n.to_string(),
                 |(unit, name)| format!("{}{name}", n / unit),
