@@ -1,0 +1,491 @@
+//! The stats monitor: what hydra is doing, over HTTP.
+//!
+//! - `GET /`: JSON in fluent-agent-hydra's shape (`receiver`, `servers`
+//!   with `alive`/`error`/`address`, `files` with `position`/`tag`/`error`,
+//!   `sent` per tag with `messages`/`bytes`), plus hydra's additions
+//!   (`buffer`, acks, retries, drops).
+//! - `GET /system`: process figures (RSS, CPU seconds, threads, open file
+//!   descriptors, uptime, version), read from `/proc`.
+//! - `GET /metrics`: the same figures in Prometheus text format.
+//!
+//! This crate knows nothing of the rest of hydra: the caller supplies a
+//! function that returns a [`Snapshot`].
+//!
+//! ```
+//! use hydra_stats::{router, Snapshot};
+//! use std::sync::Arc;
+//! let app = router(Arc::new(|| Snapshot::default()));
+//! # let _ = app;
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use serde::Serialize;
+
+/// What the forward inputs received.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Receiver {
+    /// Listen addresses.
+    pub address: Vec<String>,
+    /// Events accepted.
+    pub messages: u64,
+    /// Bytes of accepted frames.
+    pub bytes: u64,
+    /// Events held in hydra's buffer right now.
+    pub buffered: u64,
+    /// Events that were invalid and skipped.
+    pub disposed: u64,
+    /// Frames dropped whole (bad shape, too large when inflated).
+    pub dropped_frames: u64,
+    /// Connections closed because their stream was corrupt or over a limit.
+    pub rejected_connections: u64,
+    /// Connections open now.
+    pub connections: u64,
+    /// Acks sent back to clients.
+    pub acks: u64,
+}
+
+/// One output server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Server {
+    /// `host:port`.
+    pub address: String,
+    /// Connected.
+    pub alive: bool,
+    /// The last error, empty when none.
+    pub error: String,
+    /// Used only when the others are down.
+    pub standby: bool,
+    /// Events delivered.
+    pub messages: u64,
+    /// Chunks delivered.
+    pub chunks: u64,
+    /// Chunks sent again after a failure.
+    pub retries: u64,
+    /// Chunks sent and not yet acked.
+    pub acks_pending: u64,
+    /// Unix time of the last delivery.
+    pub last_delivery: Option<u64>,
+}
+
+/// One tailed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct File {
+    /// Its tag.
+    pub tag: String,
+    /// Offset after the last line read.
+    pub position: u64,
+    /// Offset delivered and committed.
+    pub committed: u64,
+    /// Bytes not yet read (size − position).
+    pub behind: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Why it cannot be read, empty when it can.
+    pub error: String,
+}
+
+/// Per tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Sent {
+    /// Events delivered.
+    pub messages: u64,
+    /// Bytes delivered.
+    pub bytes: u64,
+}
+
+/// The buffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Buffer {
+    /// Bytes held.
+    pub bytes: u64,
+    /// Events held.
+    pub events: u64,
+    /// The ceiling.
+    pub max_bytes: u64,
+    /// Chunks waiting to be sent.
+    pub queued_chunks: u64,
+    /// Chunks sent again after a failure.
+    pub retried_chunks: u64,
+    /// Times producers waited for room.
+    pub producer_waits: u64,
+}
+
+/// Everything `GET /` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// Forward inputs.
+    pub receiver: Receiver,
+    /// Output servers.
+    pub servers: Vec<Server>,
+    /// Tailed files by path.
+    pub files: BTreeMap<String, File>,
+    /// Delivered per tag.
+    pub sent: BTreeMap<String, Sent>,
+    /// The buffer.
+    pub buffer: Buffer,
+    /// Problems not tied to one file or server (for example, positions
+    /// that cannot be saved).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// Produces the current snapshot.
+pub type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    snapshot: SnapshotFn,
+    started: Instant,
+}
+
+/// The monitor's routes.
+pub fn router(snapshot: SnapshotFn) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/system", get(system))
+        .route("/metrics", get(metrics))
+        .with_state(AppState {
+            snapshot,
+            started: Instant::now(),
+        })
+}
+
+async fn root(State(s): State<AppState>) -> Json<Snapshot> {
+    Json((s.snapshot)())
+}
+
+/// Process figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct System {
+    /// hydra's version.
+    pub version: String,
+    /// Seconds since the monitor started.
+    pub uptime_seconds: f64,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    /// Peak resident memory, bytes.
+    pub peak_rss_bytes: u64,
+    /// User + system CPU time, seconds.
+    pub cpu_seconds: f64,
+    /// Threads.
+    pub threads: u64,
+    /// Open file descriptors.
+    pub open_fds: u64,
+}
+
+/// Reads this process's figures from `/proc`.
+pub fn read_system(started: Instant) -> System {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    System {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: started.elapsed().as_secs_f64(),
+        rss_bytes: kib("VmRSS:") * 1024,
+        peak_rss_bytes: kib("VmHWM:") * 1024,
+        // utime and stime, in clock ticks of 1/100 s on Linux.
+        cpu_seconds: (ticks(11) + ticks(12)) / 100.0,
+        threads: kib("Threads:"),
+        open_fds: std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as u64)
+            .unwrap_or(0),
+    }
+}
+
+async fn system(State(s): State<AppState>) -> Json<System> {
+    Json(read_system(s.started))
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let text = prometheus(&(s.snapshot)(), &read_system(s.started));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders the snapshot and process figures in Prometheus text format.
+pub fn prometheus(s: &Snapshot, sys: &System) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+        let _ = writeln!(
+            out,
+            "# HELP hydra_{name} {help}\n# TYPE hydra_{name} {kind}"
+        );
+        for (labels, v) in samples {
+            let _ = writeln!(out, "hydra_{name}{labels} {v}");
+        }
+    };
+    let one = |v: u64| vec![(String::new(), v as f64)];
+    let r = &s.receiver;
+    metric(
+        "receiver_events_total",
+        "counter",
+        "Events accepted by forward inputs.",
+        one(r.messages),
+    );
+    metric(
+        "receiver_bytes_total",
+        "counter",
+        "Bytes of frames accepted by forward inputs.",
+        one(r.bytes),
+    );
+    metric(
+        "receiver_invalid_events_total",
+        "counter",
+        "Invalid events skipped.",
+        one(r.disposed),
+    );
+    metric(
+        "receiver_dropped_frames_total",
+        "counter",
+        "Frames dropped whole.",
+        one(r.dropped_frames),
+    );
+    metric(
+        "receiver_rejected_connections_total",
+        "counter",
+        "Connections closed for corrupt input.",
+        one(r.rejected_connections),
+    );
+    metric(
+        "receiver_connections",
+        "gauge",
+        "Open forward connections.",
+        one(r.connections),
+    );
+    metric(
+        "receiver_acks_total",
+        "counter",
+        "Acks sent to forward clients.",
+        one(r.acks),
+    );
+    metric(
+        "buffer_bytes",
+        "gauge",
+        "Bytes held in the buffer.",
+        one(s.buffer.bytes),
+    );
+    metric(
+        "buffer_events",
+        "gauge",
+        "Events held in the buffer.",
+        one(s.buffer.events),
+    );
+    metric(
+        "buffer_max_bytes",
+        "gauge",
+        "The buffer's ceiling.",
+        one(s.buffer.max_bytes),
+    );
+    metric(
+        "buffer_retried_chunks_total",
+        "counter",
+        "Chunks sent again after a failure.",
+        one(s.buffer.retried_chunks),
+    );
+    let by_server = |f: &dyn Fn(&Server) -> f64| {
+        s.servers
+            .iter()
+            .map(|sv| (format!("{{server=\"{}\"}}", escape(&sv.address)), f(sv)))
+            .collect()
+    };
+    metric(
+        "server_up",
+        "gauge",
+        "Whether the output server is connected.",
+        by_server(&|sv| f64::from(u8::from(sv.alive))),
+    );
+    metric(
+        "server_events_total",
+        "counter",
+        "Events delivered to the server.",
+        by_server(&|sv| sv.messages as f64),
+    );
+    metric(
+        "server_retries_total",
+        "counter",
+        "Chunks the server failed to take.",
+        by_server(&|sv| sv.retries as f64),
+    );
+    metric(
+        "server_acks_pending",
+        "gauge",
+        "Chunks sent and not yet acked.",
+        by_server(&|sv| sv.acks_pending as f64),
+    );
+    let by_tag = |f: &dyn Fn(&Sent) -> f64| {
+        s.sent
+            .iter()
+            .map(|(t, v)| (format!("{{tag=\"{}\"}}", escape(t)), f(v)))
+            .collect()
+    };
+    metric(
+        "sent_events_total",
+        "counter",
+        "Events delivered, per tag.",
+        by_tag(&|v| v.messages as f64),
+    );
+    metric(
+        "sent_bytes_total",
+        "counter",
+        "Bytes delivered, per tag.",
+        by_tag(&|v| v.bytes as f64),
+    );
+    let by_file = |f: &dyn Fn(&File) -> f64| {
+        s.files
+            .iter()
+            .map(|(p, v)| {
+                (
+                    format!("{{path=\"{}\",tag=\"{}\"}}", escape(p), escape(&v.tag)),
+                    f(v),
+                )
+            })
+            .collect()
+    };
+    metric(
+        "file_position_bytes",
+        "gauge",
+        "Offset after the last line read.",
+        by_file(&|f| f.position as f64),
+    );
+    metric(
+        "file_behind_bytes",
+        "gauge",
+        "Bytes written and not yet read.",
+        by_file(&|f| f.behind as f64),
+    );
+    metric(
+        "file_lines_total",
+        "counter",
+        "Lines read.",
+        by_file(&|f| f.lines as f64),
+    );
+    metric(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory.",
+        one(sys.rss_bytes),
+    );
+    metric(
+        "process_cpu_seconds_total",
+        "counter",
+        "User and system CPU time.",
+        vec![(String::new(), sys.cpu_seconds)],
+    );
+    metric(
+        "process_open_fds",
+        "gauge",
+        "Open file descriptors.",
+        one(sys.open_fds),
+    );
+    metric("process_threads", "gauge", "Threads.", one(sys.threads));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn sample() -> Snapshot {
+        let mut s = Snapshot::default();
+        s.receiver.messages = 42;
+        s.servers.push(Server {
+            address: "127.0.0.1:24224".into(),
+            alive: true,
+            messages: 40,
+            ..Server::default()
+        });
+        s.files.insert(
+            "/var/log/a.log".into(),
+            File {
+                tag: "app.a".into(),
+                position: 100,
+                ..File::default()
+            },
+        );
+        s.sent.insert(
+            "app.a".into(),
+            Sent {
+                messages: 40,
+                bytes: 4000,
+            },
+        );
+        s
+    }
+
+    async fn get(path: &str) -> (u16, String) {
+        let app = router(Arc::new(sample));
+        let resp = app
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn root_has_the_go_shape() {
+        let (status, body) = get("/").await;
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["receiver"]["messages"], 42);
+        assert_eq!(v["servers"][0]["alive"], true);
+        assert_eq!(v["servers"][0]["address"], "127.0.0.1:24224");
+        assert_eq!(v["servers"][0]["error"], "");
+        assert_eq!(v["files"]["/var/log/a.log"]["position"], 100);
+        assert_eq!(v["files"]["/var/log/a.log"]["tag"], "app.a");
+        assert_eq!(v["sent"]["app.a"]["messages"], 40);
+        assert_eq!(v["sent"]["app.a"]["bytes"], 4000);
+    }
+
+    #[tokio::test]
+    async fn system_and_metrics() {
+        let (status, body) = get("/system").await;
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["rss_bytes"].as_u64().unwrap() > 0);
+        assert!(v["open_fds"].as_u64().unwrap() > 0);
+        let (status, text) = get("/metrics").await;
+        assert_eq!(status, 200);
+        assert!(text.contains("hydra_receiver_events_total 42\n"), "{text}");
+        assert!(text.contains("hydra_server_up{server=\"127.0.0.1:24224\"} 1\n"));
+        assert!(text.contains("hydra_sent_events_total{tag=\"app.a\"} 40\n"));
+        assert!(text.contains("# TYPE hydra_buffer_bytes gauge"));
+        assert_eq!(get("/nope").await.0, 404);
+    }
+}
