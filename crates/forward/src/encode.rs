@@ -105,6 +105,22 @@ impl FrameBuilder {
         msgpack::write_str(&mut self.buf, line);
     }
 
+    /// Appends an event whose record is a map of string fields, such as
+    /// `{message: line, path: file}`. Values are written as msgpack str,
+    /// passed through byte for byte.
+    #[inline]
+    pub fn push_fields(&mut self, time: EventTime, fields: &[(&str, &[u8])]) {
+        self.write_entry_head(time);
+        // A log record has a handful of fields; more than 15 would need
+        // map16, which no caller asks for.
+        let n = u8::try_from(fields.len().min(15)).unwrap_or(15);
+        self.buf.push(0x80 | n);
+        for (k, v) in fields.iter().take(15) {
+            msgpack::write_str(&mut self.buf, k.as_bytes());
+            msgpack::write_str(&mut self.buf, v);
+        }
+    }
+
     /// Appends an event whose record is already msgpack (a map).
     #[inline]
     pub fn push_raw(&mut self, time: EventTime, record: &[u8]) {

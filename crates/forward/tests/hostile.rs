@@ -325,3 +325,20 @@ fn several_gzip_members_are_one_entries_blob() {
         .collect();
     assert_eq!(ns, [1, 2, 3]);
 }
+
+#[test]
+fn push_fields_writes_a_map_of_strings() {
+    let mut b = FrameBuilder::new("t", BatchMode::PackedForward, TimeFormat::EventTime);
+    b.push_fields(
+        EventTime::new(5, 0),
+        &[("message", b"hello"), ("path", b"/var/log/a.log")],
+    );
+    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &b.finish(None, None));
+    assert!(err.is_none());
+    let [Request::Events(batch)] = &requests[..] else {
+        panic!("{requests:?}")
+    };
+    let e = &batch.to_events()[0];
+    assert_eq!(e.record["message"].as_str(), Some("hello"));
+    assert_eq!(e.record["path"].as_str(), Some("/var/log/a.log"));
+}

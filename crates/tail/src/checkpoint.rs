@@ -182,17 +182,40 @@ struct Entry {
     superseded: bool,
     /// Closed by the tailer; dropped once fully committed.
     closed_at: Option<u64>,
+    /// End offsets of batches handed out and not yet committed, in order,
+    /// with whether each was delivered. Deliveries can come back out of
+    /// order (a retried chunk); the position only moves over a prefix that
+    /// was delivered whole.
+    pending: std::collections::VecDeque<(u64, bool)>,
 }
 
 /// Committed positions shared by the tailer and its consumer.
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
     entries: HashMap<FileId, Entry>,
+    /// Positions loaded at start that no open file has claimed yet. They are
+    /// saved as they were: stopping before every file was opened again must
+    /// not forget them.
+    carried: HashMap<FileKey, Position>,
     dirty: bool,
 }
 
 impl Ledger {
+    /// Positions loaded from the positions file.
+    pub(crate) fn carry(&mut self, positions: impl IntoIterator<Item = Position>) {
+        self.carried
+            .extend(positions.into_iter().map(|p| (p.key, p)));
+    }
+
+    /// A loaded position whose file is gone for good.
+    pub(crate) fn forget_carried(&mut self, key: FileKey) {
+        if self.carried.remove(&key).is_some() {
+            self.dirty = true;
+        }
+    }
+
     pub(crate) fn open(&mut self, id: FileId, position: Position) {
+        self.carried.remove(&position.key);
         for e in self.entries.values_mut() {
             if e.position.key == position.key {
                 e.superseded = true;
@@ -204,6 +227,7 @@ impl Ledger {
                 position,
                 superseded: false,
                 closed_at: None,
+                pending: Default::default(),
             },
         );
         self.dirty = true;
@@ -231,13 +255,38 @@ impl Ledger {
         self.gc();
     }
 
+    /// A batch ending at `end` was handed out.
+    pub(crate) fn emitted(&mut self, id: FileId, end: u64) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.pending.push_back((end, false));
+        }
+    }
+
     pub(crate) fn commit(&mut self, id: FileId, offset: u64) {
         if let Some(e) = self.entries.get_mut(&id)
-            && offset > e.position.offset
             && !e.superseded
         {
-            e.position.offset = offset;
-            self.dirty = true;
+            match e.pending.iter_mut().find(|(end, _)| *end == offset) {
+                Some(slot) => slot.1 = true,
+                // Not a batch boundary this tailer handed out (a caller
+                // committing by hand): taken as is.
+                None => e.pending.retain(|(end, _)| *end > offset),
+            }
+            let mut to = if e.pending.iter().any(|(end, _)| *end == offset) {
+                None
+            } else {
+                Some(offset)
+            };
+            while let Some(&(end, true)) = e.pending.front() {
+                e.pending.pop_front();
+                to = Some(to.map_or(end, |t: u64| t.max(end)));
+            }
+            if let Some(to) = to
+                && to > e.position.offset
+            {
+                e.position.offset = to;
+                self.dirty = true;
+            }
         }
         self.gc();
     }
@@ -269,6 +318,7 @@ impl Ledger {
             .values()
             .filter(|e| !e.superseded)
             .map(|e| e.position.clone())
+            .chain(self.carried.values().cloned())
             .collect();
         v.sort_by(|a, b| a.path.cmp(&b.path).then(a.key.ino.cmp(&b.key.ino)));
         Some(v)
@@ -368,5 +418,37 @@ mod tests {
         assert_eq!(l.take_dirty().unwrap().len(), 1);
         l.commit(FileId(2), 30);
         assert_eq!(l.take_dirty().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn loaded_positions_survive_a_save_before_their_files_are_opened() {
+        let mut l = Ledger::default();
+        l.carry([pos(7, 70)]);
+        l.mark_dirty();
+        assert_eq!(l.take_dirty().unwrap(), vec![pos(7, 70)]);
+        l.open(FileId(1), pos(7, 70));
+        l.commit(FileId(1), 80);
+        l.mark_dirty();
+        assert_eq!(l.take_dirty().unwrap(), vec![pos(7, 80)]);
+        l.forget_carried(FileKey { dev: 1, ino: 9 });
+    }
+
+    #[test]
+    fn out_of_order_deliveries_advance_only_over_a_delivered_prefix() {
+        let mut l = Ledger::default();
+        l.open(FileId(1), pos(1, 0));
+        for end in [10, 20, 30, 40] {
+            l.emitted(FileId(1), end);
+        }
+        // The chunk holding 20..30 was delivered first (the one before it
+        // is being retried): nothing before 10 is known delivered... yet.
+        l.commit(FileId(1), 30);
+        assert_eq!(l.committed(FileId(1)), Some(0));
+        l.commit(FileId(1), 10);
+        assert_eq!(l.committed(FileId(1)), Some(10));
+        l.commit(FileId(1), 20);
+        assert_eq!(l.committed(FileId(1)), Some(30));
+        l.commit(FileId(1), 40);
+        assert_eq!(l.committed(FileId(1)), Some(40));
     }
 }

@@ -165,10 +165,11 @@ impl Engine {
             .iter()
             .map(|s| Matcher::new(&s.include, &s.exclude))
             .collect::<Result<Vec<_>, _>>()?;
-        let saved = match &cfg.positions {
+        let saved: HashMap<FileKey, Position> = match &cfg.positions {
             Some(p) => load_positions(p)?.into_iter().map(|p| (p.key, p)).collect(),
             None => HashMap::new(),
         };
+        lock(&shared.ledger).carry(saved.values().cloned());
         let wake_tx = lock(&shared.wake).clone();
         Ok(Engine {
             cfg,
@@ -335,6 +336,9 @@ impl Engine {
             if self.files.contains_key(&pos.key) {
                 continue;
             }
+            // Found below, it is opened (which claims the position); not
+            // found, it is gone for good.
+            lock(&self.shared.ledger).forget_carried(pos.key);
             let Some(dir) = pos.path.parent() else {
                 continue;
             };
@@ -744,6 +748,7 @@ impl Engine {
         if split.long_lines > 0 {
             warn!(path = %t.path.display(), count = split.long_lines, limit = self.cfg.max_line_bytes, "Line longer than the limit.");
         }
+        lock(&self.shared.ledger).emitted(t.id, t.line_offset);
         let batch = Batch {
             file: t.id,
             path: t.path.clone(),
