@@ -295,6 +295,9 @@ impl Buffer {
         let open = match state.open.get_mut(tag) {
             Some(open) => open,
             None => {
+                // A consumer idle in `next_chunk` has no flush deadline yet:
+                // wake it to arm one for this new chunk.
+                self.inner.sealed.notify_one();
                 let tag: Arc<str> = Arc::from(tag);
                 state.open.entry(tag.clone()).or_insert_with(|| Open {
                     builder: FrameBuilder::with_capacity(
@@ -606,6 +609,27 @@ mod tests {
             buffer.append("t", 1, 1, None, |_| {}).await,
             Err(Error::Closed)
         );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_consumer_gets_a_chunk_by_the_flush_interval() {
+        // Regression: the consumer waited before any chunk was open and was
+        // never woken to arm the flush timer.
+        let buffer = Buffer::new(BufferConfig {
+            flush_interval: Duration::from_millis(50),
+            ..BufferConfig::default()
+        });
+        let consumer = {
+            let b = buffer.clone();
+            tokio::spawn(async move { b.next_chunk().await.map(|c| c.events()) })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        buffer
+            .append("t", 10, 1, None, |f| line(f, "x"))
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), consumer).await;
+        assert_eq!(got.expect("sealed by the flush interval").unwrap(), Some(1));
     }
 
     #[tokio::test]

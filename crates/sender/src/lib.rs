@@ -276,6 +276,19 @@ impl Sender {
             .clone()
     }
 
+    /// A function returning [`Sender::stats`], usable after the sender is
+    /// gone.
+    pub fn stats_fn(&self) -> Arc<dyn Fn() -> SenderStats + Send + Sync> {
+        let shared = self.shared.clone();
+        Arc::new(move || {
+            shared
+                .stats
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
+    }
+
     /// Chunks handed to servers and not yet delivered.
     pub fn in_flight(&self) -> u64 {
         self.shared.chunks_in_flight.load(Ordering::Relaxed)
@@ -291,6 +304,48 @@ impl Sender {
     pub fn abort(&self) {
         self.shared.done.store(true, Ordering::Release);
         self.task.abort();
+    }
+}
+
+/// The client side of the shared-key handshake on a fresh connection:
+/// reads HELO, answers PING, and checks the server's PONG. The error says
+/// what went wrong, prefixed with `handshake:`.
+pub async fn handshake(
+    stream: &mut tokio::net::TcpStream,
+    self_hostname: &str,
+    shared_key: &str,
+    user: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Result<(), String> {
+    use futures_util::StreamExt;
+    use hydra_forward::{Ping, Reply, ReplyDecoder};
+    use tokio::io::AsyncWriteExt;
+    let work = async {
+        let mut replies = tokio_util::codec::FramedRead::new(&mut *stream, ReplyDecoder::new());
+        let helo = match replies.next().await {
+            Some(Ok(Reply::Helo(h))) => h,
+            Some(Ok(_)) => return Err("handshake: expected HELO".to_owned()),
+            Some(Err(e)) => return Err(format!("handshake: {e}")),
+            None => return Err("handshake: closed before HELO".to_owned()),
+        };
+        let ping = Ping::answer(&helo, self_hostname, shared_key, user);
+        replies
+            .get_mut()
+            .write_all(&ping.to_msgpack())
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        match replies.next().await {
+            Some(Ok(Reply::Pong(pong))) => pong
+                .verify(&ping, &helo.nonce, shared_key)
+                .map_err(|e| format!("handshake: {e}: {}", pong.reason)),
+            Some(Ok(_)) => Err("handshake: expected PONG".to_owned()),
+            Some(Err(e)) => Err(format!("handshake: {e}")),
+            None => Err("handshake: closed before PONG".to_owned()),
+        }
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err("handshake: timed out".to_owned()),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hydra_buffer::Chunk;
-use hydra_forward::{Ping, Reply, ReplyDecoder};
+use hydra_forward::{Reply, ReplyDecoder};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -101,40 +101,14 @@ impl Link {
     }
 
     async fn handshake(&self, mut stream: TcpStream, key: &str) -> Result<TcpStream, String> {
+        let user = self
+            .server
+            .username
+            .as_deref()
+            .zip(self.server.password.as_deref());
         let timeout = self.config.ack_timeout.min(Duration::from_secs(30));
-        let work = async {
-            let mut replies = FramedRead::new(&mut stream, ReplyDecoder::new());
-            let helo = match replies.next().await {
-                Some(Ok(Reply::Helo(h))) => h,
-                Some(Ok(_)) => return Err("handshake: expected HELO".to_owned()),
-                Some(Err(e)) => return Err(format!("handshake: {e}")),
-                None => return Err("handshake: closed before HELO".to_owned()),
-            };
-            let user = self
-                .server
-                .username
-                .as_deref()
-                .zip(self.server.password.as_deref());
-            let ping = Ping::answer(&helo, &self.config.self_hostname, key, user);
-            replies
-                .get_mut()
-                .write_all(&ping.to_msgpack())
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
-            match replies.next().await {
-                Some(Ok(Reply::Pong(pong))) => pong
-                    .verify(&ping, &helo.nonce, key)
-                    .map_err(|e| format!("handshake: {e}: {}", pong.reason)),
-                Some(Ok(_)) => Err("handshake: expected PONG".to_owned()),
-                Some(Err(e)) => Err(format!("handshake: {e}")),
-                None => Err("handshake: closed before PONG".to_owned()),
-            }
-        };
-        match tokio::time::timeout(timeout, work).await {
-            Ok(Ok(())) => Ok(stream),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err("handshake: timed out".to_owned()),
-        }
+        crate::handshake(&mut stream, &self.config.self_hostname, key, user, timeout).await?;
+        Ok(stream)
     }
 
     /// Sends chunks until the connection fails (`Err`) or the dispatcher

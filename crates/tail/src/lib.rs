@@ -250,6 +250,21 @@ impl Tailer {
         self.shared.stats()
     }
 
+    /// A function returning [`Tailer::stats`] and
+    /// [`Tailer::positions_error`], usable after the tailer is gone.
+    #[allow(clippy::type_complexity)]
+    pub fn stats_fn(&self) -> Arc<dyn Fn() -> (Vec<FileStats>, Option<String>) + Send + Sync> {
+        let shared = self.shared.clone();
+        Arc::new(move || {
+            let error = shared
+                .positions_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            (shared.stats(), error)
+        })
+    }
+
     /// The last error writing the positions file, while it lasts.
     pub fn positions_error(&self) -> Option<String> {
         self.shared

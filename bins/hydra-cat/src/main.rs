@@ -1,0 +1,303 @@
+// The binary talks to people: printing is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! `hydra-cat`: sends events over the Forward protocol and exits 0 only
+//! when every one of them was acknowledged.
+//!
+//! Exit codes: 0 all sent (and acked); 1 something was not (refused,
+//! timed out, bad input line); 2 bad usage.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Parser, ValueEnum};
+use futures_util::StreamExt;
+use hydra_forward::{
+    BatchMode, Chunk, Compression, EventTime, FrameBuilder, Reply, ReplyDecoder, TimeFormat,
+    encode_message,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// One JSON object per line.
+    Json,
+    /// A stream of msgpack maps.
+    Msgpack,
+    /// Plain lines, sent as {"message": line}.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    /// [tag, time, record] per event.
+    Message,
+    /// [tag, [[time, record], ...]].
+    Forward,
+    /// [tag, entries] (PackedForward).
+    Packed,
+}
+
+/// Send events to Fluentd, Fluent Bit or hydra over the Forward protocol.
+///
+/// Reads events from stdin (one JSON object per line by default), or sends
+/// the one given with --event. Exits 0 only when every event was
+/// acknowledged by the server (unless --no-ack).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Server host.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port.
+    #[arg(short, long, default_value_t = 24224)]
+    port: u16,
+    /// Send one event: TAG and a JSON object.
+    #[arg(long, num_args = 2, value_names = ["TAG", "JSON"])]
+    event: Option<Vec<String>>,
+    /// The tag of the events read from stdin.
+    #[arg(required_unless_present = "event")]
+    tag: Option<String>,
+    /// How stdin is read.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
+    /// How events are framed.
+    #[arg(long, value_enum, default_value_t = Mode::Packed)]
+    mode: Mode,
+    /// Events per frame (forward and packed modes).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Compress packed frames.
+    #[arg(long, value_parser = ["gzip"])]
+    compress: Option<String>,
+    /// Send whole seconds instead of EventTime (for old receivers).
+    #[arg(long)]
+    time_as_integer: bool,
+    /// Do not ask for acks: exit once written.
+    #[arg(long)]
+    no_ack: bool,
+    /// Seconds to wait for connecting, and for each ack.
+    #[arg(short, long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Send nothing if any input line is bad.
+    #[arg(long)]
+    strict: bool,
+    /// Shared key for the handshake.
+    #[arg(long)]
+    shared_key: Option<String>,
+    /// Host name sent in the handshake.
+    #[arg(long, default_value = "hydra-cat")]
+    self_hostname: String,
+}
+
+fn json_to_msgpack(v: &serde_json::Value) -> rmpv::Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => rmpv::Value::Nil,
+        J::Bool(b) => rmpv::Value::Boolean(*b),
+        J::Number(n) => n
+            .as_i64()
+            .map(rmpv::Value::from)
+            .or_else(|| n.as_u64().map(rmpv::Value::from))
+            .unwrap_or_else(|| rmpv::Value::F64(n.as_f64().unwrap_or(0.0))),
+        J::String(s) => rmpv::Value::from(s.as_str()),
+        J::Array(a) => rmpv::Value::Array(a.iter().map(json_to_msgpack).collect()),
+        J::Object(o) => rmpv::Value::Map(
+            o.iter()
+                .map(|(k, v)| (rmpv::Value::from(k.as_str()), json_to_msgpack(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// Events read from the input, and the lines that could not be read.
+struct Input {
+    events: Vec<(EventTime, Vec<u8>)>,
+    bad: Vec<String>,
+}
+
+fn read_input(args: &Args) -> anyhow::Result<Input> {
+    let mut input = Input {
+        events: Vec::new(),
+        bad: Vec::new(),
+    };
+    if let Some(ev) = &args.event {
+        let v: serde_json::Value = serde_json::from_str(&ev[1]).context("--event: not JSON")?;
+        if !v.is_object() {
+            bail!("--event: not a JSON object");
+        }
+        input.events.push((
+            EventTime::now(),
+            hydra_forward::encode_record(&json_to_msgpack(&v)),
+        ));
+        return Ok(input);
+    }
+    let stdin = std::io::stdin();
+    match args.format {
+        Format::Msgpack => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut stdin.lock(), &mut bytes).context("reading stdin")?;
+            let mut rest = &bytes[..];
+            let mut n = 0;
+            while !rest.is_empty() {
+                n += 1;
+                let v = rmpv::decode::read_value(&mut rest)
+                    .map_err(|e| anyhow!("msgpack value {n}: {e}"))?;
+                if !v.is_map() {
+                    input.bad.push(format!("msgpack value {n}: not a map"));
+                    continue;
+                }
+                input
+                    .events
+                    .push((EventTime::now(), hydra_forward::encode_record(&v)));
+            }
+        }
+        Format::Json | Format::None => {
+            for (i, line) in stdin.lock().split(b'\n').enumerate() {
+                let line = line.context("reading stdin")?;
+                let line = line.strip_suffix(b"\r").unwrap_or(&line);
+                let record = if matches!(args.format, Format::None) {
+                    rmpv::Value::Map(vec![(
+                        rmpv::Value::from("message"),
+                        rmpv::Value::from(String::from_utf8_lossy(line).as_ref()),
+                    )])
+                } else {
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    match serde_json::from_slice::<serde_json::Value>(line) {
+                        Ok(v) if v.is_object() => json_to_msgpack(&v),
+                        Ok(_) => {
+                            input.bad.push(format!("line {}: not a JSON object", i + 1));
+                            continue;
+                        }
+                        Err(e) => {
+                            input.bad.push(format!("line {}: {e}", i + 1));
+                            continue;
+                        }
+                    }
+                };
+                input
+                    .events
+                    .push((EventTime::now(), hydra_forward::encode_record(&record)));
+            }
+        }
+    }
+    Ok(input)
+}
+
+async fn send(args: &Args, tag: &str, events: &[(EventTime, Vec<u8>)]) -> anyhow::Result<usize> {
+    let timeout = Duration::from_secs_f64(args.timeout.max(0.001));
+    let addr = (args.host.as_str(), args.port);
+    let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| anyhow!("connecting to {}:{}: timed out", args.host, args.port))?
+        .with_context(|| format!("connecting to {}:{}", args.host, args.port))?;
+    if let Some(key) = &args.shared_key {
+        hydra_sender::handshake(&mut stream, &args.self_hostname, key, None, timeout)
+            .await
+            .map_err(|e| anyhow!(e))?;
+    }
+    let (read, mut write) = stream.into_split();
+    let mut replies = FramedRead::new(read, ReplyDecoder::new());
+    let tf = if args.time_as_integer {
+        TimeFormat::Integer
+    } else {
+        TimeFormat::EventTime
+    };
+    let ack = !args.no_ack;
+    let mut sent = 0;
+    let per_frame = match args.mode {
+        Mode::Message => 1,
+        _ => args.batch.max(1),
+    };
+    for group in events.chunks(per_frame) {
+        let chunk = ack.then(Chunk::generate);
+        let frame = match args.mode {
+            Mode::Message => encode_message(tag, group[0].0, tf, &group[0].1, chunk.as_ref()),
+            Mode::Forward | Mode::Packed => {
+                let mode = if matches!(args.mode, Mode::Forward) {
+                    BatchMode::Forward
+                } else {
+                    BatchMode::PackedForward
+                };
+                let mut b = FrameBuilder::new(tag, mode, tf);
+                for (t, r) in group {
+                    b.push_raw(*t, r);
+                }
+                b.finish(
+                    chunk.as_ref(),
+                    args.compress.as_ref().map(|_| Compression::Gzip),
+                )
+            }
+        };
+        write.write_all(&frame).await.context("sending")?;
+        if let Some(chunk) = chunk {
+            match tokio::time::timeout(timeout, replies.next()).await {
+                Err(_) => bail!("no ack within {timeout:?} after {sent} acknowledged events"),
+                Ok(None) => {
+                    bail!("the server closed the connection after {sent} acknowledged events")
+                }
+                Ok(Some(Err(e))) => bail!("bad reply from the server: {e}"),
+                Ok(Some(Ok(Reply::Ack(id)))) if id == chunk => {}
+                Ok(Some(Ok(other))) => bail!("unexpected reply from the server: {other:?}"),
+            }
+        }
+        sent += group.len();
+    }
+    write.shutdown().await.ok();
+    Ok(sent)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let tag = match (&args.event, &args.tag) {
+        (Some(ev), _) => ev[0].clone(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => unreachable!("clap requires TAG without --event"),
+    };
+    let input = match read_input(&args) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("hydra-cat: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    for b in &input.bad {
+        eprintln!("hydra-cat: {b}");
+    }
+    if args.strict && !input.bad.is_empty() {
+        eprintln!(
+            "hydra-cat: --strict: {} bad input(s), nothing sent",
+            input.bad.len()
+        );
+        return ExitCode::from(1);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hydra-cat: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(send(&args, &tag, &input.events)) {
+        Ok(_) if input.bad.is_empty() => ExitCode::SUCCESS,
+        Ok(n) => {
+            eprintln!(
+                "hydra-cat: sent {n} events; {} input(s) could not be read",
+                input.bad.len()
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("hydra-cat: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,131 @@
+// The binary talks to people: printing is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! `hydra`: parses flags, loads the configuration, runs the agent, and
+//! turns errors into exit codes (0 done, 1 bad configuration or start
+//! failure).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use hydra_agent::Agent;
+use hydra_config::Config;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+/// A small, fast log agent: follows log files and accepts Fluentd Forward
+/// clients, and forwards everything to Fluentd or Fluent Bit aggregators.
+///
+/// Without --config, hydra runs on its embedded default: a Forward input on
+/// 127.0.0.1:24224, the monitor on 127.0.0.1:24220, events printed to
+/// stdout as JSON lines.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The configuration file (YAML).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate FILE, print the effective configuration, and exit: 0 if it
+    /// is valid, 1 if not.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    check_config: Option<PathBuf>,
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::embedded_default()),
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(config.log_level.as_deref().unwrap_or("info"))
+    });
+    // Logs go to stderr: stdout carries events with `output: stdout`.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(path.as_ref())?;
+    init_logging(&config);
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut agent = Agent::start(config).await.context("starting")?;
+    info!(version = env!("CARGO_PKG_VERSION"), bound = ?agent.bound, "hydra is running.");
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let Some(p) = path.as_ref() else {
+                    info!("SIGHUP: running on the embedded default; nothing to reload.");
+                    continue;
+                };
+                match Config::load(p) {
+                    Err(e) => error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the running one."),
+                    Ok(new) => {
+                        info!("SIGHUP: reloading; delivering what was accepted first.");
+                        let report = agent.stop().await;
+                        if report.undelivered_events > 0 {
+                            warn!(events = report.undelivered_events, "Undelivered at reload; they will be read or sent again.");
+                        }
+                        agent = Agent::start(new).await.context("restarting with the new configuration")?;
+                        info!(bound = ?agent.bound, "Reloaded.");
+                    }
+                }
+            }
+        }
+    }
+    info!("Stopping: delivering what was accepted.");
+    let report = agent.stop().await;
+    if report.undelivered_events > 0 {
+        warn!(
+            events = report.undelivered_events,
+            "Stopped with undelivered events; their positions were not advanced."
+        );
+    } else {
+        info!("Stopped; everything accepted was delivered.");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(path) = args.check_config {
+        return match Config::load(&path) {
+            Ok(c) => {
+                print!("{}", c.to_yaml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hydra: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hydra: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(args.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hydra: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The forward input: Forward protocol clients over TCP, and the UDP
+//! heartbeat on the same port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hydra_buffer::{Buffer, Commit};
+use hydra_config::{AckWhen, ForwardInput};
+use hydra_forward::{ForwardDecoder, Limits, Pong, Request, udp_heartbeat_reply};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::codec::FramedRead;
+use tracing::{debug, warn};
+
+use crate::{Error, join_tag};
+
+/// Counters of all forward inputs.
+#[derive(Debug, Default)]
+pub struct ReceiverCounters {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    disposed: AtomicU64,
+    dropped_frames: AtomicU64,
+    rejected: AtomicU64,
+    connections: AtomicU64,
+    acks: AtomicU64,
+}
+
+impl ReceiverCounters {
+    pub(crate) fn snapshot(&self, address: Vec<String>, buffered: u64) -> hydra_stats::Receiver {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        hydra_stats::Receiver {
+            address,
+            messages: l(&self.messages),
+            bytes: l(&self.bytes),
+            buffered,
+            disposed: l(&self.disposed),
+            dropped_frames: l(&self.dropped_frames),
+            rejected_connections: l(&self.rejected),
+            connections: l(&self.connections),
+            acks: l(&self.acks),
+        }
+    }
+}
+
+pub(crate) async fn start(
+    config: &ForwardInput,
+    prefix: Option<String>,
+    buffer: Buffer,
+    counters: Arc<ReceiverCounters>,
+    stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, Vec<JoinHandle<()>>), Error> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let udp = UdpSocket::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let limits = Limits {
+        max_frame_bytes: config.max_frame_bytes.as_usize(),
+        ..Limits::default()
+    };
+    let settings = Arc::new(Settings {
+        prefix,
+        ack: config.ack,
+        limits,
+        idle: config.idle_timeout,
+    });
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+
+    let mut udp_stop = stop.clone();
+    let heartbeat = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        loop {
+            tokio::select! {
+                _ = udp_stop.changed() => return,
+                r = udp.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = r {
+                        let _ = udp.send_to(udp_heartbeat_reply(&buf[..n]), from).await;
+                    }
+                }
+            }
+        }
+    });
+
+    let mut accept_stop = stop.clone();
+    let acceptor = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            // Past max_connections, new clients wait in the kernel's backlog.
+            let permit = tokio::select! {
+                _ = accept_stop.changed() => break,
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            };
+            let (stream, peer) = tokio::select! {
+                _ = accept_stop.changed() => break,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => { warn!(error = %e, "Accept failed."); continue; }
+                },
+            };
+            let (buffer, counters, settings, stop) = (
+                buffer.clone(),
+                counters.clone(),
+                settings.clone(),
+                stop.clone(),
+            );
+            connections.spawn(async move {
+                counters.connections.fetch_add(1, Ordering::Relaxed);
+                serve(stream, peer, &buffer, &counters, &settings, stop).await;
+                counters.connections.fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
+            });
+            // Reap finished connections as we go.
+            while connections.try_join_next().is_some() {}
+        }
+        // Stop: connections stop reading; wait for them to hand over what
+        // they were appending.
+        while connections.join_next().await.is_some() {}
+    });
+    Ok((addr, vec![acceptor, heartbeat]))
+}
+
+struct Settings {
+    prefix: Option<String>,
+    ack: AckWhen,
+    limits: Limits,
+    idle: std::time::Duration,
+}
+
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    buffer: &Buffer,
+    counters: &ReceiverCounters,
+    settings: &Settings,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    // Acks go through one writer: with `ack: delivered` they are sent from
+    // delivery callbacks, possibly after this loop ended.
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(async move {
+        while let Some(ack) = ack_rx.recv().await {
+            if write.write_all(&ack).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut frames = FramedRead::new(read, ForwardDecoder::with_limits(settings.limits));
+    loop {
+        let next = tokio::select! {
+            _ = stop.changed() => break,
+            n = tokio::time::timeout(settings.idle, frames.next()) => n,
+        };
+        let request = match next {
+            Err(_) => {
+                debug!(%peer, "Idle connection closed.");
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
+                warn!(%peer, error = %e, "Closing a connection whose input cannot be decoded.");
+                break;
+            }
+            Ok(Some(Ok(r))) => r,
+        };
+        match request {
+            Request::Events(batch) => {
+                counters
+                    .disposed
+                    .fetch_add(batch.skipped() as u64, Ordering::Relaxed);
+                let n = batch.len();
+                let ack = batch.ack();
+                if n > 0 {
+                    let tag = join_tag(settings.prefix.as_deref(), batch.tag());
+                    let commit: Option<Commit> = match (&ack, settings.ack) {
+                        (Some(a), AckWhen::Delivered) => {
+                            let (tx, a) = (ack_tx.clone(), a.clone());
+                            Some(Box::new(move || {
+                                let _ = tx.send(a);
+                            }))
+                        }
+                        _ => None,
+                    };
+                    let entries = batch.entries();
+                    // Waiting here for room is the TCP backpressure: nothing
+                    // more is read from this client meanwhile.
+                    let appended = buffer
+                        .append(&tag, entries.len(), n, commit, |f| {
+                            f.extend_entries(entries, n);
+                        })
+                        .await;
+                    if appended.is_err() {
+                        // Shutting down: not accepted, so not acked; the
+                        // client will send it again.
+                        break;
+                    }
+                    counters.messages.fetch_add(n as u64, Ordering::Relaxed);
+                    counters
+                        .bytes
+                        .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                }
+                // A frame whose events were all invalid is acked too (as
+                // Fluentd does): sending it again would not make it valid.
+                if let Some(a) = ack
+                    && (settings.ack == AckWhen::Buffered || n == 0)
+                {
+                    counters.acks.fetch_add(1, Ordering::Relaxed);
+                    let _ = ack_tx.send(a);
+                }
+            }
+            Request::Dropped(d) => {
+                counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                warn!(%peer, error = %d.error, "Dropped a frame; the connection goes on.");
+            }
+            Request::Ping(_) => {
+                // No shared key is configured on this input.
+                let _ =
+                    ack_tx.send(Pong::refuse("this server does not use a shared key").to_msgpack());
+                break;
+            }
+            _ => {}
+        }
+    }
+    drop(ack_tx);
+    // The writer ends once every pending delivered-ack was sent or dropped.
+    let _ = writer.await;
+}

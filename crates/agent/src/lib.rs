@@ -1,0 +1,403 @@
+//! hydra's pipeline, wired from a [`hydra_config::Config`].
+//!
+//! Inputs (files through `hydra-tail`, Forward clients) append to one
+//! bounded [`hydra_buffer::Buffer`]; the output (Forward servers through
+//! `hydra-sender`, or JSON lines on stdout) delivers its chunks; delivery
+//! runs the inputs' commits (tail positions, acks to clients). The monitor
+//! serves the stats.
+//!
+//! [`Agent::start`] starts everything; [`Agent::stop`] stops the inputs,
+//! delivers what was accepted within `shutdown_timeout`, saves positions,
+//! and reports what was left.
+
+mod forward_in;
+mod stdout_out;
+mod tail_in;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hydra_buffer::{Buffer, BufferConfig};
+use hydra_config::{Config, Input, Output};
+use hydra_forward::{Compression, TimeFormat};
+use hydra_sender::{Sender, SenderConfig, ServerConfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+pub use forward_in::ReceiverCounters;
+
+/// Why hydra could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The tail input could not start.
+    #[error(transparent)]
+    Tail(#[from] hydra_tail::Error),
+    /// The forward output's settings are unusable.
+    #[error(transparent)]
+    Sender(#[from] hydra_sender::Error),
+}
+
+/// What a stop left behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// Events accepted but not delivered within the deadline: their tail
+    /// positions did not advance and their clients got no ack.
+    pub undelivered_events: usize,
+}
+
+type TailStatsFn = Arc<dyn Fn() -> (Vec<hydra_tail::FileStats>, Option<String>) + Send + Sync>;
+
+enum OutputTask {
+    Forward(Sender),
+    Stdout(JoinHandle<()>),
+}
+
+/// A running pipeline.
+pub struct Agent {
+    config: Config,
+    buffer: Buffer,
+    stop_inputs: watch::Sender<bool>,
+    input_tasks: Vec<JoinHandle<()>>,
+    tailer: Option<hydra_tail::Tailer>,
+    output: OutputTask,
+    monitor: Option<JoinHandle<()>>,
+    monitor_stop: watch::Sender<bool>,
+    /// Addresses actually bound, in config order (forward inputs, monitor).
+    pub bound: Vec<SocketAddr>,
+    forward_addresses: Vec<SocketAddr>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("bound", &self.bound)
+            .finish_non_exhaustive()
+    }
+}
+
+fn join_tag(prefix: Option<&str>, tag: &str) -> String {
+    match prefix.filter(|p| !p.is_empty()) {
+        Some(p) => format!("{p}.{tag}"),
+        None => tag.to_owned(),
+    }
+}
+
+/// The machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+impl Agent {
+    /// Starts every input, the output and the monitor.
+    pub async fn start(config: Config) -> Result<Agent, Error> {
+        let (flush_interval, chunk_bytes, require_ack, compress, time_format) = match &config.output
+        {
+            Output::Forward(f) => (
+                f.flush_interval,
+                f.chunk_bytes.as_usize(),
+                f.require_ack,
+                f.compress.map(|_| Compression::Gzip),
+                if f.time_as_integer {
+                    TimeFormat::Integer
+                } else {
+                    TimeFormat::EventTime
+                },
+            ),
+            Output::Stdout(_) => (
+                Duration::from_millis(100),
+                256 << 10,
+                false,
+                None,
+                TimeFormat::EventTime,
+            ),
+        };
+        let buffer = Buffer::new(BufferConfig {
+            max_bytes: config.buffer.max_bytes.as_usize(),
+            max_events: config.buffer.max_events,
+            chunk_bytes,
+            flush_interval,
+            time_format,
+            require_ack,
+            compress,
+        });
+
+        let output = match &config.output {
+            Output::Forward(f) => {
+                let sender = Sender::spawn(
+                    SenderConfig {
+                        servers: f
+                            .servers
+                            .iter()
+                            .map(|s| ServerConfig {
+                                host: s.host.clone(),
+                                port: s.port,
+                                weight: s.weight,
+                                standby: s.standby,
+                                shared_key: s.shared_key.clone(),
+                                username: s.username.clone(),
+                                password: s.password.clone(),
+                            })
+                            .collect(),
+                        balance: match f.balance {
+                            hydra_config::Balance::Failover => hydra_sender::Balance::Failover,
+                            hydra_config::Balance::RoundRobin => hydra_sender::Balance::RoundRobin,
+                        },
+                        require_ack: f.require_ack,
+                        connect_timeout: f.connect_timeout,
+                        send_timeout: f.send_timeout,
+                        ack_timeout: f.ack_timeout,
+                        recover_wait: f.recover_wait,
+                        max_in_flight: f.max_in_flight,
+                        self_hostname: f.self_hostname.clone().unwrap_or_else(hostname),
+                        ..SenderConfig::default()
+                    },
+                    buffer.clone(),
+                )?;
+                OutputTask::Forward(sender)
+            }
+            Output::Stdout(_) => OutputTask::Stdout(tokio::spawn(stdout_out::run(buffer.clone()))),
+        };
+
+        let (stop_inputs, stop_rx) = watch::channel(false);
+        let mut input_tasks = Vec::new();
+        let mut bound = Vec::new();
+        let mut forward_addresses = Vec::new();
+        let counters = Arc::new(ReceiverCounters::default());
+        for input in &config.inputs {
+            if let Input::Forward(f) = input {
+                let prefix = match (&config.tag_prefix, &f.tag_prefix) {
+                    (Some(a), Some(b)) => Some(format!("{a}.{b}")),
+                    (a, b) => a.clone().or_else(|| b.clone()),
+                };
+                let (addr, tasks) =
+                    forward_in::start(f, prefix, buffer.clone(), counters.clone(), stop_rx.clone())
+                        .await?;
+                info!(%addr, "Accepting Forward clients.");
+                bound.push(addr);
+                forward_addresses.push(addr);
+                input_tasks.extend(tasks);
+            }
+        }
+        let tails: Vec<&hydra_config::TailInput> = config
+            .inputs
+            .iter()
+            .filter_map(|i| match i {
+                Input::Tail(t) => Some(t),
+                Input::Forward(_) => None,
+            })
+            .collect();
+        let tailer = if tails.is_empty() {
+            None
+        } else {
+            let (tailer, task) = tail_in::start(&config, &tails, buffer.clone())?;
+            input_tasks.push(task);
+            Some(tailer)
+        };
+
+        let (monitor_stop, monitor_rx) = watch::channel(false);
+        let monitor = match &config.monitor {
+            Some(m) => {
+                let listener = tokio::net::TcpListener::bind(m.listen)
+                    .await
+                    .map_err(|source| Error::Bind {
+                        addr: m.listen,
+                        source,
+                    })?;
+                let addr = listener.local_addr().map_err(|source| Error::Bind {
+                    addr: m.listen,
+                    source,
+                })?;
+                if !addr.ip().is_loopback() {
+                    warn!(%addr, "The monitor is reachable from other hosts.");
+                }
+                bound.push(addr);
+                Some((listener, addr))
+            }
+            None => None,
+        };
+
+        let mut agent = Agent {
+            config,
+            buffer,
+            stop_inputs,
+            input_tasks,
+            tailer,
+            output,
+            monitor: None,
+            monitor_stop,
+            bound,
+            forward_addresses,
+        };
+        if let Some((listener, addr)) = monitor {
+            let snapshot = agent.snapshot_fn(counters);
+            let app = hydra_stats::router(snapshot);
+            let mut stop = monitor_rx;
+            agent.monitor = Some(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.changed().await;
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    warn!(%addr, error = %e, "Monitor stopped.");
+                }
+            }));
+            info!(%addr, "Monitor listening.");
+        }
+        Ok(agent)
+    }
+
+    fn snapshot_fn(&self, counters: Arc<ReceiverCounters>) -> hydra_stats::SnapshotFn {
+        let buffer = self.buffer.clone();
+        let tail_stats: Option<TailStatsFn> = self.tailer.as_ref().map(|t| t.stats_fn());
+        let sender_stats: Option<Arc<dyn Fn() -> hydra_sender::SenderStats + Send + Sync>> =
+            match &self.output {
+                OutputTask::Forward(s) => Some(s.stats_fn()),
+                OutputTask::Stdout(_) => None,
+            };
+        let tags: Vec<String> = tail_in::tags(&self.config);
+        let addresses: Vec<String> = self
+            .forward_addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Arc::new(move || {
+            let b = buffer.stats();
+            let mut snap = hydra_stats::Snapshot {
+                receiver: counters.snapshot(addresses.clone(), b.events as u64),
+                buffer: hydra_stats::Buffer {
+                    bytes: b.bytes as u64,
+                    events: b.events as u64,
+                    max_bytes: b.max_bytes as u64,
+                    queued_chunks: b.queued_chunks as u64,
+                    retried_chunks: b.chunks_retried,
+                    producer_waits: b.producer_waits,
+                },
+                ..hydra_stats::Snapshot::default()
+            };
+            if let Some(f) = &tail_stats {
+                let (files, positions_error) = f();
+                for fs in files {
+                    snap.files.insert(
+                        fs.path.display().to_string(),
+                        hydra_stats::File {
+                            tag: tags.get(fs.source).cloned().unwrap_or_default(),
+                            position: fs.position,
+                            committed: fs.committed,
+                            behind: fs.size.saturating_sub(fs.position),
+                            lines: fs.lines,
+                            error: fs.error.unwrap_or_default(),
+                        },
+                    );
+                }
+                snap.errors
+                    .extend(positions_error.map(|e| format!("positions: {e}")));
+            }
+            if let Some(f) = &sender_stats {
+                let s = f();
+                snap.servers = s
+                    .servers
+                    .into_iter()
+                    .map(|sv| hydra_stats::Server {
+                        address: sv.address,
+                        alive: sv.alive,
+                        error: sv.error.unwrap_or_default(),
+                        standby: sv.standby,
+                        messages: sv.events,
+                        chunks: sv.chunks,
+                        retries: sv.retries,
+                        acks_pending: sv.in_flight as u64,
+                        last_delivery: sv.last_delivery,
+                    })
+                    .collect();
+                snap.sent = s
+                    .sent
+                    .into_iter()
+                    .map(|(t, v)| {
+                        (
+                            t,
+                            hydra_stats::Sent {
+                                messages: v.messages,
+                                bytes: v.bytes,
+                            },
+                        )
+                    })
+                    .collect();
+            }
+            snap
+        })
+    }
+
+    /// Stops the inputs, delivers what was accepted within the configured
+    /// `shutdown_timeout`, saves tail positions, and stops the monitor.
+    pub async fn stop(mut self) -> StopReport {
+        let deadline = Instant::now() + self.config.shutdown_timeout;
+        // Inputs first: nothing new is accepted from here on.
+        let _ = self.stop_inputs.send(true);
+        if let Some(mut t) = self.tailer.take() {
+            // Joining the reading thread blocks: not on a runtime worker.
+            self.tailer = tokio::task::spawn_blocking(move || {
+                t.stop();
+                t
+            })
+            .await
+            .ok();
+        }
+        for task in self.input_tasks.drain(..) {
+            let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), task)
+                .await;
+        }
+        self.buffer.close();
+        let (left, _) = self.buffer.drain(deadline).await;
+        match self.output {
+            OutputTask::Forward(sender) => {
+                if left == 0 {
+                    sender.finished().await;
+                } else {
+                    sender.abort();
+                }
+            }
+            OutputTask::Stdout(task) => {
+                if left == 0 {
+                    let _ = task.await;
+                } else {
+                    task.abort();
+                }
+            }
+        }
+        if left > 0 {
+            warn!(
+                events = left,
+                "Shutdown deadline passed: undelivered events keep their positions and acks."
+            );
+        }
+        if let Some(t) = self.tailer.take()
+            && let Err(e) = t.save()
+        {
+            warn!(error = %e, "Cannot save positions.");
+        }
+        let _ = self.monitor_stop.send(true);
+        if let Some(m) = self.monitor.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
+        }
+        StopReport {
+            undelivered_events: left,
+        }
+    }
+}
