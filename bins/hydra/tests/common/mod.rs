@@ -1,0 +1,180 @@
+//! Running the built `hydra` (and `hydra-cat`) as real processes.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // a panic is how a test fails
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn hydra_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hydra"))
+}
+
+/// hydra-cat is built beside hydra by the workspace's test build.
+pub fn hydra_cat_bin() -> PathBuf {
+    let p = hydra_bin().with_file_name("hydra-cat");
+    assert!(
+        p.exists(),
+        "{} is not built: run the workspace's tests",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn node_modules() -> PathBuf {
+    let dir = repo().join(".test-deps/node_modules");
+    assert!(
+        dir.join("@fluent-org/logger").is_dir(),
+        "run scripts/install-test-deps first"
+    );
+    dir
+}
+
+/// A running hydra, its stdout lines, and its stderr.
+pub struct Hydra {
+    pub child: Child,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    pub config: PathBuf,
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+impl Hydra {
+    /// Writes `config` to `dir/hydra.yaml` and starts hydra on it, waiting
+    /// until it says it is running.
+    pub fn start(dir: &Path, config: &str) -> Hydra {
+        let path = dir.join("hydra.yaml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(hydra_bin())
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        let h = Hydra {
+            child,
+            stdout,
+            stderr,
+            config: path,
+        };
+        assert!(
+            h.wait_log("hydra is running", 10),
+            "hydra did not start: {:?}",
+            h.stderr.lock().unwrap()
+        );
+        h
+    }
+
+    pub fn wait_log(&self, text: &str, secs: u64) -> bool {
+        wait(secs, || {
+            self.stderr.lock().unwrap().iter().any(|l| l.contains(text))
+        })
+    }
+
+    /// The stdout JSON lines.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn wait_events(&self, n: usize, secs: u64) -> Vec<serde_json::Value> {
+        wait(secs, || self.events().len() >= n);
+        std::thread::sleep(Duration::from_millis(200));
+        self.events()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// SIGTERM, then the exit status (at most 20 s).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hydra did not stop: {:?}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Hydra {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// GET over plain HTTP/1.0 (no client crate needed for a loopback test).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// A config with a forward input and the monitor on free ports, stdout out.
+pub fn stdout_config(forward: u16, monitor: u16, extra: &str) -> String {
+    format!(
+        "inputs:\n  - type: forward\n    listen: 127.0.0.1:{forward}\n{extra}output:\n  type: stdout\nmonitor:\n  listen: 127.0.0.1:{monitor}\n"
+    )
+}

@@ -1,0 +1,521 @@
+//! The built `hydra` with real processes on loopback: hydra-cat, the Python
+//! and npm Forward clients, the npm FluentServer, signals, bad configs.
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn hydra_cat(args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(hydra_cat_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn hydra_cat_in_every_mode_reaches_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let h = Hydra::start(dir.path(), &stdout_config(fwd, mon, ""));
+    let port = fwd.to_string();
+    let input: String = (0..50)
+        .map(|i| format!("{{\"n\":{i},\"text\":\"hello {i}\"}}\n"))
+        .collect();
+    let modes: [&[&str]; 4] = [
+        &["--mode", "message"],
+        &["--mode", "forward"],
+        &["--mode", "packed"],
+        &["--compress", "gzip"],
+    ];
+    for (i, mode) in modes.iter().enumerate() {
+        let tag = format!("cat.mode{i}");
+        let mut args = vec!["-p", &port, "--batch", "7"];
+        args.extend_from_slice(mode);
+        args.push(&tag);
+        let out = hydra_cat(&args, &input);
+        assert!(
+            out.status.success(),
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let events = h.wait_events(200, 10);
+    assert_eq!(events.len(), 200);
+    for i in 0..4 {
+        let tag = format!("cat.mode{i}");
+        let ns: HashSet<u64> = events
+            .iter()
+            .filter(|e| e["tag"] == tag.as_str())
+            .map(|e| e["record"]["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ns, (0..50).collect::<HashSet<_>>(), "{tag}");
+    }
+    assert!(
+        events
+            .iter()
+            .all(|e| e["record"]["text"].as_str().unwrap().starts_with("hello "))
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["time"].as_str().unwrap().ends_with('Z'))
+    );
+    assert!(h.stop().success());
+}
+
+#[test]
+fn hydra_cat_fails_clearly() {
+    // Refused.
+    let port = free_port().to_string();
+    let out = hydra_cat(&["-p", &port, "--event", "t", "{}"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused"));
+    // A server that reads and never acks: a non-zero exit within the timeout.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let start = Instant::now();
+    let out = hydra_cat(&["-p", &port, "-t", "1", "--event", "t", "{\"a\":1}"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no ack"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Bad JSON on line 3 is reported as line 3; the rest is still sent.
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let h = Hydra::start(dir.path(), &stdout_config(fwd, mon, ""));
+    let port = fwd.to_string();
+    let out = hydra_cat(
+        &["-p", &port, "t.bad"],
+        "{\"n\":1}\n{\"n\":2}\n{oops\n{\"n\":4}\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(h.wait_events(3, 5).len(), 3);
+    // --strict sends nothing.
+    let out = hydra_cat(&["-p", &port, "--strict", "t.strict"], "{\"n\":1}\n[]\n");
+    assert_eq!(out.status.code(), Some(1));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.events().iter().all(|e| e["tag"] != "t.strict"));
+}
+
+fn node(args: &[&str]) -> std::process::Output {
+    let script = repo().join("bins/hydra/tests/js/clients.js");
+    Command::new("node")
+        .arg(script)
+        .args(args)
+        .env("NODE_PATH", node_modules())
+        .output()
+        .expect("node runs")
+}
+
+#[test]
+fn real_clients_reach_stdout_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let h = Hydra::start(dir.path(), &stdout_config(fwd, mon, ""));
+    let port = fwd.to_string();
+    let mut expected = 0;
+    for mode in [
+        "Message",
+        "Forward",
+        "PackedForward",
+        "CompressedPackedForward",
+    ] {
+        let out = node(&["fluentorg", mode, &port, "org", "25"]);
+        assert!(
+            out.status.success(),
+            "@fluent-org/logger {mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ACKED 25");
+        expected += 25;
+    }
+    for mode in ["Message", "PackedForward", "CompressedPackedForward"] {
+        let out = node(&["fluentlogger", mode, &port, "nfl", "25"]);
+        assert!(
+            out.status.success(),
+            "fluent-logger {mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        expected += 25;
+    }
+    let py = format!(
+        "from fluent import sender\ns = sender.FluentSender('py', host='127.0.0.1', port={fwd}, nanosecond_precision=True)\n\
+         ok = all(s.emit('test', {{'n': i, 'lib': 'python', 'mode': 'Message'}}) for i in range(25))\ns.close()\nprint('SENT' if ok else s.last_error)\n"
+    );
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(py)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "SENT",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    expected += 25;
+
+    let events = h.wait_events(expected, 15);
+    assert_eq!(events.len(), expected, "every event once");
+    let keys: HashSet<(String, String, u64)> = events
+        .iter()
+        .map(|e| {
+            let r = &e["record"];
+            (
+                r["lib"].as_str().unwrap().to_owned(),
+                r["mode"].as_str().unwrap().to_owned(),
+                r["n"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(keys.len(), expected, "no duplicates");
+    assert!(events.iter().any(|e| e["tag"] == "org"));
+    assert!(events.iter().any(|e| e["tag"] == "py.test"));
+    let stats: serde_json::Value = serde_json::from_str(&http_get(mon, "/")).unwrap();
+    assert_eq!(stats["receiver"]["messages"], expected);
+    assert_eq!(stats["receiver"]["rejected_connections"], 0);
+    assert!(h.stop().success());
+}
+
+#[test]
+fn stats_json_and_prometheus_after_known_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let h = Hydra::start(dir.path(), &stdout_config(fwd, mon, ""));
+    let port = fwd.to_string();
+    let input: String = (0..30).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    let out = hydra_cat(&["-p", &port, "--batch", "10", "stats.tag"], &input);
+    assert!(out.status.success());
+    h.wait_events(30, 5);
+    let v: serde_json::Value = serde_json::from_str(&http_get(mon, "/")).unwrap();
+    assert_eq!(v["receiver"]["messages"], 30);
+    assert_eq!(v["receiver"]["acks"], 3);
+    assert_eq!(v["receiver"]["disposed"], 0);
+    assert_eq!(v["receiver"]["address"][0], format!("127.0.0.1:{fwd}"));
+    assert_eq!(v["buffer"]["events"], 0);
+    assert!(v["servers"].as_array().unwrap().is_empty());
+    let m = http_get(mon, "/metrics");
+    assert!(m.contains("hydra_receiver_events_total 30\n"), "{m}");
+    assert!(m.contains("hydra_receiver_acks_total 3\n"));
+    assert!(m.contains("# TYPE hydra_buffer_bytes gauge"));
+    let sys: serde_json::Value = serde_json::from_str(&http_get(mon, "/system")).unwrap();
+    assert!(sys["rss_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(sys["version"], env!("CARGO_PKG_VERSION"));
+    assert!(h.stop().success());
+}
+
+/// The npm FluentServer, printing one JSON line per entry.
+struct FluentServer {
+    child: std::process::Child,
+    port: u16,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FluentServer {
+    fn start() -> FluentServer {
+        use std::io::BufRead;
+        let script = repo().join("crates/sender/tests/js/fluent_server.js");
+        let mut child = Command::new("node")
+            .arg(script)
+            .env("NODE_PATH", node_modules())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        let port = first.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
+        let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for l in reader.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        FluentServer { child, port, lines }
+    }
+    fn records(&self) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for FluentServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tail_forward_config(
+    log: &std::path::Path,
+    positions: &std::path::Path,
+    server: u16,
+    mon: u16,
+) -> String {
+    format!(
+        "tag_prefix: nginx\npositions: {}\ninputs:\n  - type: tail\n    path: {}\n    tag: access\n    read_from_head: true\n    poll_interval: 100ms\noutput:\n  type: forward\n  flush_interval: 100ms\n  servers:\n    - {{ host: 127.0.0.1, port: {server} }}\nmonitor:\n  listen: 127.0.0.1:{mon}\nshutdown_timeout: 10s\n",
+        positions.display(),
+        log.display()
+    )
+}
+
+#[test]
+fn tail_to_fluent_server_with_the_right_tag_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let lines: String = (0..300).map(|i| format!("GET /page/{i} 200\n")).collect();
+    std::fs::write(&log, &lines).unwrap();
+    let server = FluentServer::start();
+    let mon = free_port();
+    let h = Hydra::start(
+        dir.path(),
+        &tail_forward_config(&log, &dir.path().join("pos.json"), server.port, mon),
+    );
+    assert!(
+        wait(15, || server.records().len() >= 300),
+        "got {}",
+        server.records().len()
+    );
+    let records = server.records();
+    assert_eq!(records.len(), 300);
+    assert!(records.iter().all(|r| r["tag"] == "nginx.access"));
+    let got: Vec<String> = records
+        .iter()
+        .map(|r| r["record"]["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        got,
+        (0..300)
+            .map(|i| format!("GET /page/{i} 200"))
+            .collect::<Vec<_>>()
+    );
+    let v: serde_json::Value = serde_json::from_str(&http_get(mon, "/")).unwrap();
+    assert_eq!(v["sent"]["nginx.access"]["messages"], 300);
+    assert_eq!(v["servers"][0]["alive"], true);
+    assert_eq!(v["files"][log.to_str().unwrap()]["tag"], "nginx.access");
+    assert!(wait(5, || {
+        let v: serde_json::Value = serde_json::from_str(&http_get(mon, "/")).unwrap();
+        v["files"][log.to_str().unwrap()]["position"] == lines.len()
+    }));
+    assert!(h.stop().success());
+}
+
+#[test]
+fn bad_configs_exit_1_and_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "unknown key",
+            "output: {type: stdout}\ncolour: red\n",
+            "colour",
+        ),
+        (
+            "bad port",
+            "output:\n  type: forward\n  servers: [{host: a, port: 70000}]\n",
+            "70000",
+        ),
+        (
+            "missing path",
+            "inputs:\n  - type: tail\n    tag: t\noutput: {type: stdout}\n",
+            "path",
+        ),
+        (
+            "bad duration",
+            "output:\n  type: forward\n  flush_interval: soon\n  servers: [{host: a}]\n",
+            "line 3",
+        ),
+        (
+            "no servers",
+            "output: {type: forward, servers: []}\n",
+            "at least one server",
+        ),
+    ];
+    for (what, text, needle) in cases {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, text).unwrap();
+        for flag in ["--config", "--check-config"] {
+            let out = Command::new(hydra_bin())
+                .arg(flag)
+                .arg(&path)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{what} with {flag}: {err}");
+            assert!(err.contains(needle), "{what} with {flag}: {err}");
+        }
+    }
+    let out = Command::new(hydra_bin())
+        .arg("--config")
+        .arg(dir.path().join("missing.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yaml"));
+}
+
+#[test]
+fn every_example_passes_check_config() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = Command::new(hydra_bin())
+                .arg("--check-config")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains("output:"));
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "only {n} examples");
+}
+
+#[test]
+fn sigterm_delivers_or_keeps_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let positions = dir.path().join("pos.json");
+    let total = 20_000;
+    let text: String = (0..total).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&log, &text).unwrap();
+    let server = FluentServer::start();
+    let mon = free_port();
+    let config = tail_forward_config(&log, &positions, server.port, mon);
+    let h = Hydra::start(dir.path(), &config);
+    // Stop while lines are in flight.
+    wait(10, || !server.records().is_empty());
+    let status = h.stop();
+    assert!(status.success(), "exit {status:?}");
+    let delivered: HashSet<u64> = server
+        .records()
+        .iter()
+        .map(|r| {
+            r["record"]["message"].as_str().unwrap()[5..]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    // Everything before the saved position was delivered.
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&positions).unwrap()).unwrap();
+    let offset = usize::try_from(saved["files"][0]["offset"].as_u64().unwrap()).unwrap();
+    let committed_lines = text[..offset].lines().count() as u64;
+    for n in 0..committed_lines {
+        assert!(
+            delivered.contains(&n),
+            "line {n} is before the saved position but was not delivered"
+        );
+    }
+    // A restart delivers the rest; nothing is missing.
+    let h = Hydra::start(dir.path(), &config);
+    assert!(wait(20, || {
+        let got: HashSet<u64> = server
+            .records()
+            .iter()
+            .map(|r| {
+                r["record"]["message"].as_str().unwrap()[5..]
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        got.len() as u64 == total
+    }));
+    assert!(h.stop().success());
+}
+
+#[test]
+fn sighup_adds_an_input_and_a_bad_reload_keeps_the_old_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    std::fs::write(&a, "").unwrap();
+    std::fs::write(&b, "").unwrap();
+    let mon = free_port();
+    let tail = |p: &std::path::Path, tag: &str| {
+        format!(
+            "  - type: tail\n    path: {}\n    tag: {tag}\n    poll_interval: 100ms\n",
+            p.display()
+        )
+    };
+    let with = |inputs: String| {
+        format!("inputs:\n{inputs}output:\n  type: stdout\nmonitor:\n  listen: 127.0.0.1:{mon}\n")
+    };
+    let h = Hydra::start(dir.path(), &with(tail(&a, "a")));
+    wait(2, || false);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&a)
+        .unwrap()
+        .write_all(b"first\n")
+        .unwrap();
+    assert_eq!(h.wait_events(1, 10).len(), 1);
+    // A broken file: logged, the running config stays.
+    std::fs::write(&h.config, "inputs: [\n").unwrap();
+    h.signal("HUP");
+    assert!(h.wait_log("keeping the running one", 10));
+    // Now a valid one with a second input.
+    std::fs::write(
+        &h.config,
+        with(format!("{}{}", tail(&a, "a"), tail(&b, "b"))),
+    )
+    .unwrap();
+    h.signal("HUP");
+    assert!(h.wait_log("Reloaded", 15), "{:?}", h.stderr.lock().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&b)
+        .unwrap()
+        .write_all(b"from b\n")
+        .unwrap();
+    let events = h.wait_events(2, 10);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["tag"] == "b" && e["record"]["message"] == "from b"),
+        "{events:?}"
+    );
+    assert!(h.stop().success());
+}
