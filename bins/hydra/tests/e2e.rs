@@ -429,6 +429,15 @@ fn sigterm_delivers_or_keeps_positions() {
     wait(10, || !server.records().is_empty());
     let status = h.stop();
     assert!(status.success(), "exit {status:?}");
+    // The receiver prints entries through a pipe: let it settle.
+    let mut last = usize::MAX;
+    wait(5, || {
+        let now = server.records().len();
+        let stable = now == last;
+        last = now;
+        std::thread::sleep(Duration::from_millis(200));
+        stable
+    });
     let delivered: HashSet<u64> = server
         .records()
         .iter()
