@@ -528,3 +528,74 @@ fn sighup_adds_an_input_and_a_bad_reload_keeps_the_old_config() {
     );
     assert!(h.stop().success());
 }
+
+#[test]
+fn ack_delivered_waits_for_the_output_and_udp_heartbeats_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let down = free_port();
+    let config = format!(
+        "inputs:\n  - type: forward\n    listen: 127.0.0.1:{fwd}\n    ack: delivered\noutput:\n  type: forward\n  flush_interval: 50ms\n  servers: [{{ host: 127.0.0.1, port: {down} }}]\n  connect_timeout: 200ms\nmonitor:\n  listen: 127.0.0.1:{mon}\nshutdown_timeout: 1s\n"
+    );
+    let h = Hydra::start(dir.path(), &config);
+    // UDP heartbeat on the forward port.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    udp.send_to(&[0], ("127.0.0.1", fwd)).unwrap();
+    let mut buf = [9u8; 8];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[0]);
+    // The output's server is down: accepted into the buffer, but no ack.
+    let port = fwd.to_string();
+    let out = hydra_cat(&["-p", &port, "-t", "1", "--event", "t", "{\"n\":1}"], "");
+    assert_eq!(out.status.code(), Some(1), "acked before delivery");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ack"));
+    drop(h);
+    // The same with the server up: acked once delivered.
+    let server = FluentServer::start();
+    let config = config.replace(&format!("port: {down}"), &format!("port: {}", server.port));
+    let h = Hydra::start(dir.path(), &config);
+    let out = hydra_cat(&["-p", &port, "-t", "5", "--event", "t", "{\"n\":2}"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        server
+            .records()
+            .iter()
+            .filter(|r| r["record"]["n"] == 2)
+            .count(),
+        1
+    );
+    assert!(h.stop().success());
+}
+
+#[test]
+fn a_malformed_connection_is_closed_and_others_are_untouched() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let h = Hydra::start(dir.path(), &stdout_config(fwd, mon, ""));
+    let mut bad = std::net::TcpStream::connect(("127.0.0.1", fwd)).unwrap();
+    // 0xc1 is never valid msgpack: this connection must close.
+    bad.write_all(&[0x93, 0xc1, 0x00]).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut sink = [0u8; 16];
+    assert_eq!(bad.read(&mut sink).unwrap_or(0), 0, "closed by hydra");
+    // A frame claiming 4 GiB: closed before anything is buffered.
+    let mut huge = std::net::TcpStream::connect(("127.0.0.1", fwd)).unwrap();
+    huge.write_all(&[0x93, 0xa1, b't', 0xc6, 0xff, 0xff, 0xff, 0xff])
+        .unwrap();
+    huge.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(huge.read(&mut sink).unwrap_or(0), 0);
+    // A good client is served meanwhile.
+    let port = fwd.to_string();
+    let out = hydra_cat(&["-p", &port, "--event", "good", "{\"ok\":true}"], "");
+    assert!(out.status.success());
+    assert_eq!(h.wait_events(1, 5).len(), 1);
+    let v: serde_json::Value = serde_json::from_str(&http_get(mon, "/")).unwrap();
+    assert_eq!(v["receiver"]["rejected_connections"], 2);
+    assert!(h.stop().success());
+}
