@@ -116,7 +116,11 @@ pub fn encode_reply(reply: &Reply) -> Vec<u8> {
 /// more bytes are needed.
 fn header(buf: &[u8]) -> Result<Option<(u8, u64, u64, usize)>, Error> {
     if buf.len() < 5 {
-        return if b"ZBXD".starts_with(&buf[..buf.len().min(4)]) { Ok(None) } else { Err(Error::MissingHeader) };
+        return if b"ZBXD".starts_with(&buf[..buf.len().min(4)]) {
+            Ok(None)
+        } else {
+            Err(Error::MissingHeader)
+        };
     }
     if &buf[..4] != b"ZBXD" {
         return Err(Error::MissingHeader);
@@ -126,11 +130,20 @@ fn header(buf: &[u8]) -> Result<Option<(u8, u64, u64, usize)>, Error> {
         return Err(Error::Flags(flags));
     }
     let le = |b: &[u8]| b.iter().rev().fold(0u64, |a, &x| (a << 8) | u64::from(x));
-    let (n, hdr) = if flags & FLAG_LARGE != 0 { (8, 21) } else { (4, 13) };
+    let (n, hdr) = if flags & FLAG_LARGE != 0 {
+        (8, 21)
+    } else {
+        (4, 13)
+    };
     if buf.len() < hdr {
         return Ok(None);
     }
-    Ok(Some((flags, le(&buf[5..5 + n]), le(&buf[5 + n..5 + 2 * n]), hdr)))
+    Ok(Some((
+        flags,
+        le(&buf[5..5 + n]),
+        le(&buf[5 + n..5 + 2 * n]),
+        hdr,
+    )))
 }
 
 /// The request key of a complete request packet, or of a plain-text key
@@ -146,14 +159,20 @@ pub fn decode_request(buf: &[u8], max: usize) -> Result<String, Error> {
 
 fn decode_packet(buf: &[u8], max: usize) -> Result<Vec<u8>, Error> {
     let Some((flags, len, reserved, hdr)) = header(buf)? else {
-        return Err(Error::Truncated { expected: 13, got: buf.len() as u64 });
+        return Err(Error::Truncated {
+            expected: 13,
+            got: buf.len() as u64,
+        });
     };
     if len > max as u64 {
         return Err(Error::TooLarge(len));
     }
     let body = &buf[hdr..];
     if (body.len() as u64) < len {
-        return Err(Error::Truncated { expected: len, got: body.len() as u64 });
+        return Err(Error::Truncated {
+            expected: len,
+            got: body.len() as u64,
+        });
     }
     let body = &body[..usize::try_from(len).unwrap_or(0)];
     if flags & FLAG_COMPRESSED == 0 {
@@ -163,7 +182,10 @@ fn decode_packet(buf: &[u8], max: usize) -> Result<Vec<u8>, Error> {
         return Err(Error::TooLarge(reserved));
     }
     let mut out = Vec::with_capacity(usize::try_from(reserved).unwrap_or(0).min(max));
-    flate2::read::ZlibDecoder::new(body).take(max as u64 + 1).read_to_end(&mut out).map_err(Error::Inflate)?;
+    flate2::read::ZlibDecoder::new(body)
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(Error::Inflate)?;
     if out.len() > max {
         return Err(Error::TooLarge(out.len() as u64));
     }
@@ -176,7 +198,9 @@ pub fn decode_reply(buf: &[u8], max: usize) -> Result<Reply, Error> {
     Ok(match data.strip_prefix(NOT_SUPPORTED) {
         Some(reason) => Reply::NotSupported(String::from_utf8_lossy(reason).into_owned()),
         // An agent that sends the marker without its NUL.
-        None if data == NOT_SUPPORTED[..NOT_SUPPORTED.len() - 1] => Reply::NotSupported(String::new()),
+        None if data == NOT_SUPPORTED[..NOT_SUPPORTED.len() - 1] => {
+            Reply::NotSupported(String::new())
+        }
         None => Reply::Value(String::from_utf8_lossy(&data).into_owned()),
     })
 }
@@ -198,7 +222,11 @@ impl Client {
     /// Asks for `key`: one connection per key, as `zabbix_get` does.
     pub async fn get(&self, key: &str) -> Result<Reply, Error> {
         let work = async {
-            let socket = if self.addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            let socket = if self.addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
             if let Some(ip) = self.source {
                 socket.bind(SocketAddr::new(ip, 0))?;
             }
@@ -242,14 +270,23 @@ mod tests {
 
     #[test]
     fn flags_lengths_and_compression() {
-        assert!(matches!(decode_reply(b"HTTP/1.1 400", 100), Err(Error::MissingHeader)));
-        assert!(matches!(decode_reply(b"ZBXD\x08", 100), Err(Error::Flags(8))));
+        assert!(matches!(
+            decode_reply(b"HTTP/1.1 400", 100),
+            Err(Error::MissingHeader)
+        ));
+        assert!(matches!(
+            decode_reply(b"ZBXD\x08", 100),
+            Err(Error::Flags(8))
+        ));
         // Large packet: 8-byte lengths.
         let mut large = b"ZBXD\x05".to_vec();
         large.extend_from_slice(&3u64.to_le_bytes());
         large.extend_from_slice(&0u64.to_le_bytes());
         large.extend_from_slice(b"abc");
-        assert_eq!(decode_reply(&large, 100).unwrap(), Reply::Value("abc".into()));
+        assert_eq!(
+            decode_reply(&large, 100).unwrap(),
+            Reply::Value("abc".into())
+        );
         // Compressed, reserved = inflated length.
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(b"ZBX_NOTSUPPORTED\0Unknown metric").unwrap();
@@ -258,19 +295,31 @@ mod tests {
         packet.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
         packet.extend_from_slice(&31u32.to_le_bytes());
         packet.extend_from_slice(&body);
-        assert_eq!(decode_reply(&packet, 100).unwrap(), Reply::NotSupported("Unknown metric".into()));
+        assert_eq!(
+            decode_reply(&packet, 100).unwrap(),
+            Reply::NotSupported("Unknown metric".into())
+        );
         // Bounded, both announced and inflated.
         assert!(matches!(decode_reply(&packet, 10), Err(Error::TooLarge(_))));
         let mut huge = b"ZBXD\x01".to_vec();
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         huge.extend_from_slice(&[0; 4]);
-        assert!(matches!(decode_reply(&huge, 1 << 20), Err(Error::TooLarge(_))));
-        assert!(matches!(decode_reply(b"ZBXD\x01\x05\0\0\0\0\0\0\0ab", 100), Err(Error::Truncated { .. })));
+        assert!(matches!(
+            decode_reply(&huge, 1 << 20),
+            Err(Error::TooLarge(_))
+        ));
+        assert!(matches!(
+            decode_reply(b"ZBXD\x01\x05\0\0\0\0\0\0\0ab", 100),
+            Err(Error::Truncated { .. })
+        ));
     }
 
     #[test]
     fn requests_and_replies_round_trip() {
-        assert_eq!(decode_request(&encode_request("hydra.sent.messages[app]"), 100).unwrap(), "hydra.sent.messages[app]");
+        assert_eq!(
+            decode_request(&encode_request("hydra.sent.messages[app]"), 100).unwrap(),
+            "hydra.sent.messages[app]"
+        );
         assert_eq!(decode_request(b"agent.ping\n", 100).unwrap(), "agent.ping");
         for r in [Reply::Value("42".into()), Reply::NotSupported("no".into())] {
             assert_eq!(decode_reply(&encode_reply(&r), 100).unwrap(), r);

@@ -17,7 +17,7 @@ pub fn hydra_cat_bin() -> PathBuf {
     let p = hydra_bin().with_file_name("hydra-cat");
     assert!(
         p.exists(),
-        "{} is not built: run the workspace's tests",
+        "{} is not built: run `cargo build --workspace --bins` (scripts/test does)",
         p.display()
     );
     p
