@@ -114,7 +114,7 @@ fn print(args: &Args, key: &str, reply: &Reply, many: bool) {
             Reply::Value(v) => println!("{}\t{v}\t{now}", name_for(args, key, many)),
             // Not a metric: said on stderr, as a check plugin would.
             Reply::NotSupported(r) => {
-                eprintln!("{}: ZBX_NOTSUPPORTED: {r}", name_for(args, key, many))
+                eprintln!("{}: ZBX_NOTSUPPORTED: {r}", name_for(args, key, many));
             }
         },
         Format::Json => {
