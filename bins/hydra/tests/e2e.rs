@@ -599,3 +599,50 @@ fn a_malformed_connection_is_closed_and_others_are_untouched() {
     assert_eq!(v["receiver"]["rejected_connections"], 2);
     assert!(h.stop().success());
 }
+
+#[test]
+fn zabbix_passive_checks_about_hydra() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    // Zabbix agents' ports are 1024-32767; the real zabbix_get takes any.
+    let zbx = (20000..32000u16)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .unwrap();
+    let config = stdout_config(fwd, mon, "").replace(
+        &format!("  listen: 127.0.0.1:{mon}\n"),
+        &format!("  listen: 127.0.0.1:{mon}\n  zabbix_listen: 127.0.0.1:{zbx}\n"),
+    );
+    let h = Hydra::start(dir.path(), &config);
+    let port = fwd.to_string();
+    let out = hydra_cat(&["-p", &port, "zbx.tag"], "{\"a\":1}\n{\"a\":2}\n");
+    assert!(out.status.success());
+    h.wait_events(2, 5);
+    let zabbix_get = repo().join(".test-deps/zabbix/usr/bin/zabbix_get");
+    assert!(zabbix_get.exists(), "run scripts/install-test-deps");
+    let ours = hydra_bin().with_file_name("hydra-zabbix-get");
+    let zport = zbx.to_string();
+    for client in [zabbix_get, ours] {
+        let get = |key: &str| {
+            let out = Command::new(&client)
+                .args(["-s", "127.0.0.1", "-p", &zport, "-k", key])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                client.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        assert_eq!(get("agent.ping"), "1");
+        assert_eq!(get("hydra.receiver.messages"), "2");
+        assert_eq!(get("hydra.receiver.acks"), "1");
+        assert_eq!(get("hydra.buffer.events"), "0");
+        assert_eq!(
+            get("no.such.key"),
+            "ZBX_NOTSUPPORTED: Unsupported item key."
+        );
+    }
+    assert!(h.stop().success());
+}

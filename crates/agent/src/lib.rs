@@ -13,6 +13,7 @@
 mod forward_in;
 mod stdout_out;
 mod tail_in;
+mod zabbix_in;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,6 +74,7 @@ pub struct Agent {
     output: OutputTask,
     monitor: Option<JoinHandle<()>>,
     monitor_stop: watch::Sender<bool>,
+    zabbix: Option<JoinHandle<()>>,
     /// Addresses actually bound, in config order (forward inputs, monitor).
     pub bound: Vec<SocketAddr>,
     forward_addresses: Vec<SocketAddr>,
@@ -240,11 +242,30 @@ impl Agent {
             output,
             monitor: None,
             monitor_stop,
+            zabbix: None,
             bound,
             forward_addresses,
         };
+        let zabbix = match agent.config.monitor.as_ref().and_then(|m| m.zabbix_listen) {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| Error::Bind { addr, source })?;
+                agent.bound.push(bound);
+                Some(listener)
+            }
+            None => None,
+        };
         if let Some((listener, addr)) = monitor {
             let snapshot = agent.snapshot_fn(counters);
+            if let Some(z) = zabbix {
+                let (snapshot, stop) = (snapshot.clone(), agent.monitor_stop.subscribe());
+                info!(addr = ?z.local_addr().ok(), "Answering Zabbix passive checks.");
+                agent.zabbix = Some(tokio::spawn(zabbix_in::serve(z, snapshot, stop)));
+            }
             let app = hydra_stats::router(snapshot);
             let mut stop = monitor_rx;
             agent.monitor = Some(tokio::spawn(async move {
@@ -395,6 +416,9 @@ impl Agent {
         let _ = self.monitor_stop.send(true);
         if let Some(m) = self.monitor.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
+        }
+        if let Some(z) = self.zabbix.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), z).await;
         }
         StopReport {
             undelivered_events: left,

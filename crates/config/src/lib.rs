@@ -462,6 +462,9 @@ pub struct Monitor {
     /// Address of the stats endpoint.
     #[serde(default = "default_monitor_listen")]
     pub listen: SocketAddr,
+    /// Also answer Zabbix passive checks about hydra on this address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zabbix_listen: Option<SocketAddr>,
 }
 
 fn default_monitor_listen() -> SocketAddr {
@@ -551,6 +554,7 @@ impl Config {
                 Input::Tail(_) => None,
             })
             .chain(self.monitor.iter().map(|m| m.listen))
+            .chain(self.monitor.iter().filter_map(|m| m.zabbix_listen))
             .collect();
         for (i, a) in listens.iter().enumerate() {
             if listens[..i].contains(a) {

@@ -412,6 +412,52 @@ pub fn prometheus(s: &Snapshot, sys: &System) -> String {
     out
 }
 
+/// The value of a Zabbix item key about hydra, for passive checks, or
+/// `None` for a key hydra does not know.
+///
+/// Keys: `agent.ping`, `hydra.receiver.{messages,bytes,buffered,disposed,
+/// connections,acks}`, `hydra.buffer.{bytes,events,max_bytes}`,
+/// `hydra.sent.messages[TAG]`, `hydra.sent.bytes[TAG]`,
+/// `hydra.server.alive[ADDR]` (1 or 0), `hydra.server.messages[ADDR]`,
+/// `hydra.file.position[PATH]`, `hydra.file.behind[PATH]`,
+/// `hydra.file.error[PATH]`.
+pub fn zabbix_item(s: &Snapshot, key: &str) -> Option<String> {
+    let (name, param) = match key.split_once('[') {
+        Some((n, rest)) => (n, Some(rest.strip_suffix(']')?.trim_matches('"'))),
+        None => (key, None),
+    };
+    let r = &s.receiver;
+    let b = &s.buffer;
+    let v = match (name, param) {
+        ("agent.ping", None) => 1.to_string(),
+        ("hydra.receiver.messages", None) => r.messages.to_string(),
+        ("hydra.receiver.bytes", None) => r.bytes.to_string(),
+        ("hydra.receiver.buffered", None) => r.buffered.to_string(),
+        ("hydra.receiver.disposed", None) => r.disposed.to_string(),
+        ("hydra.receiver.connections", None) => r.connections.to_string(),
+        ("hydra.receiver.acks", None) => r.acks.to_string(),
+        ("hydra.buffer.bytes", None) => b.bytes.to_string(),
+        ("hydra.buffer.events", None) => b.events.to_string(),
+        ("hydra.buffer.max_bytes", None) => b.max_bytes.to_string(),
+        ("hydra.sent.messages", Some(tag)) => s.sent.get(tag).map_or(0, |t| t.messages).to_string(),
+        ("hydra.sent.bytes", Some(tag)) => s.sent.get(tag).map_or(0, |t| t.bytes).to_string(),
+        ("hydra.server.alive", Some(addr)) => {
+            u8::from(s.servers.iter().find(|sv| sv.address == addr)?.alive).to_string()
+        }
+        ("hydra.server.messages", Some(addr)) => s
+            .servers
+            .iter()
+            .find(|sv| sv.address == addr)?
+            .messages
+            .to_string(),
+        ("hydra.file.position", Some(path)) => s.files.get(path)?.position.to_string(),
+        ("hydra.file.behind", Some(path)) => s.files.get(path)?.behind.to_string(),
+        ("hydra.file.error", Some(path)) => s.files.get(path)?.error.clone(),
+        _ => return None,
+    };
+    Some(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,6 +517,39 @@ mod tests {
         assert_eq!(v["files"]["/var/log/a.log"]["tag"], "app.a");
         assert_eq!(v["sent"]["app.a"]["messages"], 40);
         assert_eq!(v["sent"]["app.a"]["bytes"], 4000);
+    }
+
+    #[test]
+    fn zabbix_items() {
+        let s = sample();
+        assert_eq!(zabbix_item(&s, "agent.ping").as_deref(), Some("1"));
+        assert_eq!(
+            zabbix_item(&s, "hydra.receiver.messages").as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            zabbix_item(&s, "hydra.sent.messages[app.a]").as_deref(),
+            Some("40")
+        );
+        assert_eq!(
+            zabbix_item(&s, "hydra.sent.messages[\"app.a\"]").as_deref(),
+            Some("40")
+        );
+        assert_eq!(
+            zabbix_item(&s, "hydra.sent.messages[other]").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            zabbix_item(&s, "hydra.server.alive[127.0.0.1:24224]").as_deref(),
+            Some("1")
+        );
+        assert_eq!(zabbix_item(&s, "hydra.server.alive[10.0.0.9:1]"), None);
+        assert_eq!(
+            zabbix_item(&s, "hydra.file.position[/var/log/a.log]").as_deref(),
+            Some("100")
+        );
+        assert_eq!(zabbix_item(&s, "no.such.key"), None);
+        assert_eq!(zabbix_item(&s, "hydra.sent.messages[unclosed"), None);
     }
 
     #[tokio::test]
