@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use hydra_test_support::FluentServer;
 
 fn hydra_cat(args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(hydra_cat_bin())
@@ -234,54 +235,6 @@ fn stats_json_and_prometheus_after_known_traffic() {
     assert!(h.stop().success());
 }
 
-/// The npm FluentServer, printing one JSON line per entry.
-struct FluentServer {
-    child: std::process::Child,
-    port: u16,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl FluentServer {
-    fn start() -> FluentServer {
-        use std::io::BufRead;
-        let script = repo().join("crates/sender/tests/js/fluent_server.js");
-        let mut child = Command::new("node")
-            .arg(script)
-            .env("NODE_PATH", node_modules())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        reader.read_line(&mut first).unwrap();
-        let port = first.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
-        let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for l in reader.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(l);
-            }
-        });
-        FluentServer { child, port, lines }
-    }
-    fn records(&self) -> Vec<serde_json::Value> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for FluentServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn tail_forward_config(
     log: &std::path::Path,
     positions: &std::path::Path,
@@ -301,18 +254,18 @@ fn tail_to_fluent_server_with_the_right_tag_and_field() {
     let log = dir.path().join("access.log");
     let lines: String = (0..300).map(|i| format!("GET /page/{i} 200\n")).collect();
     std::fs::write(&log, &lines).unwrap();
-    let server = FluentServer::start();
+    let server = FluentServer::start(&[]);
     let mon = free_port();
     let h = Hydra::start(
         dir.path(),
         &tail_forward_config(&log, &dir.path().join("pos.json"), server.port, mon),
     );
     assert!(
-        wait(15, || server.records().len() >= 300),
+        wait(15, || server.entries().len() >= 300),
         "got {}",
-        server.records().len()
+        server.entries().len()
     );
-    let records = server.records();
+    let records = server.entries();
     assert_eq!(records.len(), 300);
     assert!(records.iter().all(|r| r["tag"] == "nginx.access"));
     let got: Vec<String> = records
@@ -421,25 +374,18 @@ fn sigterm_delivers_or_keeps_positions() {
     let total = 20_000;
     let text: String = (0..total).map(|i| format!("line {i}\n")).collect();
     std::fs::write(&log, &text).unwrap();
-    let server = FluentServer::start();
+    let server = FluentServer::start(&[]);
     let mon = free_port();
     let config = tail_forward_config(&log, &positions, server.port, mon);
     let h = Hydra::start(dir.path(), &config);
     // Stop while lines are in flight.
-    wait(10, || !server.records().is_empty());
+    wait(10, || !server.entries().is_empty());
     let status = h.stop();
     assert!(status.success(), "exit {status:?}");
     // The receiver prints entries through a pipe: let it settle.
-    let mut last = usize::MAX;
-    wait(5, || {
-        let now = server.records().len();
-        let stable = now == last;
-        last = now;
-        std::thread::sleep(Duration::from_millis(200));
-        stable
-    });
+    server.settle();
     let delivered: HashSet<u64> = server
-        .records()
+        .entries()
         .iter()
         .map(|r| {
             r["record"]["message"].as_str().unwrap()[5..]
@@ -462,7 +408,7 @@ fn sigterm_delivers_or_keeps_positions() {
     let h = Hydra::start(dir.path(), &config);
     assert!(wait(20, || {
         let got: HashSet<u64> = server
-            .records()
+            .entries()
             .iter()
             .map(|r| {
                 r["record"]["message"].as_str().unwrap()[5..]
@@ -552,7 +498,7 @@ fn ack_delivered_waits_for_the_output_and_udp_heartbeats_are_answered() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no ack"));
     drop(h);
     // The same with the server up: acked once delivered.
-    let server = FluentServer::start();
+    let server = FluentServer::start(&[]);
     let config = config.replace(&format!("port: {down}"), &format!("port: {}", server.port));
     let h = Hydra::start(dir.path(), &config);
     let out = hydra_cat(&["-p", &port, "-t", "5", "--event", "t", "{\"n\":2}"], "");
@@ -563,7 +509,7 @@ fn ack_delivered_waits_for_the_output_and_udp_heartbeats_are_answered() {
     );
     assert_eq!(
         server
-            .records()
+            .entries()
             .iter()
             .filter(|r| r["record"]["n"] == 2)
             .count(),

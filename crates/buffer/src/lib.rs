@@ -282,6 +282,31 @@ impl Buffer {
         }
     }
 
+    /// Like [`Buffer::append`], without waiting: `Ok(false)` when there is
+    /// no room (the events were not taken). For callers that must never
+    /// block, such as a logging layer.
+    pub fn try_append(
+        &self,
+        tag: &str,
+        bytes: usize,
+        events: usize,
+        commit: Option<Commit>,
+        write: impl FnOnce(&mut FrameBuilder),
+    ) -> Result<bool, Error> {
+        let config = &self.inner.config;
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        let fits =
+            state.bytes + bytes <= config.max_bytes && state.events + events <= config.max_events;
+        if !fits && state.bytes > 0 {
+            return Ok(false);
+        }
+        self.append_locked(&mut state, tag, events, commit, write);
+        Ok(true)
+    }
+
     fn append_locked(
         &self,
         state: &mut State,
@@ -630,6 +655,28 @@ mod tests {
             .unwrap();
         let got = tokio::time::timeout(Duration::from_secs(2), consumer).await;
         assert_eq!(got.expect("sealed by the flush interval").unwrap(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn try_append_refuses_instead_of_waiting() {
+        let buffer = Buffer::new(BufferConfig {
+            max_bytes: 100,
+            ..BufferConfig::default()
+        });
+        assert_eq!(
+            buffer.try_append("t", 60, 1, None, |f| line(f, &"x".repeat(60))),
+            Ok(true)
+        );
+        assert_eq!(
+            buffer.try_append("t", 60, 1, None, |f| line(f, &"y".repeat(60))),
+            Ok(false)
+        );
+        assert_eq!(buffer.stats().events, 1);
+        buffer.close();
+        assert_eq!(
+            buffer.try_append("t", 1, 1, None, |_| {}),
+            Err(Error::Closed)
+        );
     }
 
     #[tokio::test]

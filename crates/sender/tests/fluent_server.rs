@@ -43,7 +43,7 @@ async fn fluent_server_with_acks() {
     let (missing, dups) = tally(&server.numbers(), 2_000);
     assert!(missing.is_empty(), "missing {}", missing.len());
     assert_eq!(dups, 0);
-    let first = server.lines.lock().unwrap()[0].clone();
+    let first = server.entries()[0].clone();
     assert_eq!(first["tag"], "test.tag");
     assert_eq!(first["record"]["message"], "event number 0");
 }

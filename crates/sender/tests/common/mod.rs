@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -190,70 +189,5 @@ pub fn tally(seen: &[u64], n: u64) -> (Vec<u64>, usize) {
     (missing, dups)
 }
 
-/// The npm `@fluent-org/logger` FluentServer, run by node.
-pub struct NodeServer {
-    pub port: u16,
-    child: std::process::Child,
-    pub lines: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-pub fn node_modules() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.test-deps/node_modules");
-    assert!(
-        dir.join("@fluent-org/logger").is_dir(),
-        "{} has no @fluent-org/logger: run scripts/install-test-deps",
-        dir.display()
-    );
-    dir
-}
-
-impl NodeServer {
-    pub fn start(args: &[&str]) -> NodeServer {
-        use std::io::BufRead;
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js/fluent_server.js");
-        let mut child = std::process::Command::new("node")
-            .arg(script)
-            .args(args)
-            .env("NODE_PATH", node_modules())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("node runs");
-        let stdout = child.stdout.take().unwrap();
-        let mut reader = std::io::BufReader::new(stdout);
-        let mut first = String::new();
-        reader.read_line(&mut first).unwrap();
-        let port: u16 = first
-            .trim()
-            .strip_prefix("PORT ")
-            .expect("PORT line")
-            .parse()
-            .unwrap();
-        let lines: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in reader.lines().map_while(Result::ok) {
-                sink.lock()
-                    .unwrap()
-                    .push(serde_json::from_str(&line).unwrap());
-            }
-        });
-        NodeServer { port, child, lines }
-    }
-
-    pub fn numbers(&self) -> Vec<u64> {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|v| v["record"]["n"].as_u64().unwrap())
-            .collect()
-    }
-}
-
-impl Drop for NodeServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[allow(unused_imports)] // not every test file uses it
+pub use hydra_test_support::FluentServer as NodeServer;

@@ -1,0 +1,125 @@
+//! Helpers shared by hydra's tests.
+//!
+//! - [`free_port`]: a free loopback port chosen at run time;
+//! - [`wait_until`]: a bounded wait for a condition;
+//! - [`FluentServer`]: the npm `@fluent-org/logger` FluentServer, an
+//!   independent Forward receiver with acks (and optionally a shared key),
+//!   run by node from `.test-deps/` (installed by `scripts/install-test-deps`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers stop loudly
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` every 10 ms for at most `timeout`; returns its last answer.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+/// The npm packages the tests run, installed by `scripts/install-test-deps`.
+pub fn node_modules() -> PathBuf {
+    let dir = repo().join(".test-deps/node_modules");
+    assert!(
+        dir.join("@fluent-org/logger").is_dir(),
+        "{} has no @fluent-org/logger: run scripts/install-test-deps",
+        dir.display()
+    );
+    dir
+}
+
+/// The npm FluentServer on a free loopback port, recording every entry.
+pub struct FluentServer {
+    /// Its port.
+    pub port: u16,
+    child: Child,
+    lines: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl FluentServer {
+    /// Starts it; `args` may hold `--shared-key K --hostname H` or `--port N`.
+    pub fn start(args: &[&str]) -> FluentServer {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fluent_server.js");
+        let mut child = Command::new("node")
+            .arg(script)
+            .args(args)
+            .env("NODE_PATH", node_modules())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        let port = first
+            .trim()
+            .strip_prefix("PORT ")
+            .expect("a PORT line")
+            .parse()
+            .unwrap();
+        let lines: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&line).unwrap());
+            }
+        });
+        FluentServer { port, child, lines }
+    }
+
+    /// Every entry received so far: `{"tag": .., "record": {..}}`.
+    pub fn entries(&self) -> Vec<serde_json::Value> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The `n` field of every record.
+    pub fn numbers(&self) -> Vec<u64> {
+        self.entries()
+            .iter()
+            .filter_map(|v| v["record"]["n"].as_u64())
+            .collect()
+    }
+
+    /// Waits until the entries stop changing (the pipe from node drained).
+    pub fn settle(&self) {
+        let mut last = usize::MAX;
+        wait_until(Duration::from_secs(5), || {
+            let now = self.entries().len();
+            let stable = now == last;
+            last = now;
+            std::thread::sleep(Duration::from_millis(150));
+            stable
+        });
+    }
+}
+
+impl Drop for FluentServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
