@@ -255,7 +255,6 @@ impl Buffer {
         commit: Option<Commit>,
         write: impl FnOnce(&mut FrameBuilder),
     ) -> Result<(), Error> {
-        let config = &self.inner.config;
         let mut waited = false;
         loop {
             // Register interest before checking, so a release between the
@@ -266,10 +265,7 @@ impl Buffer {
                 if state.closed {
                     return Err(Error::Closed);
                 }
-                let empty = state.bytes == 0;
-                let fits = state.bytes + bytes <= config.max_bytes
-                    && state.events + events <= config.max_events;
-                if fits || empty {
+                if self.room_for(&state, bytes, events) {
                     self.append_locked(&mut state, tag, events, commit, write);
                     return Ok(());
                 }
