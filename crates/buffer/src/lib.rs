@@ -289,18 +289,24 @@ impl Buffer {
         commit: Option<Commit>,
         write: impl FnOnce(&mut FrameBuilder),
     ) -> Result<bool, Error> {
-        let config = &self.inner.config;
         let mut state = self.lock();
         if state.closed {
             return Err(Error::Closed);
         }
-        let fits =
-            state.bytes + bytes <= config.max_bytes && state.events + events <= config.max_events;
-        if !fits && state.bytes > 0 {
+        if !self.room_for(&state, bytes, events) {
             return Ok(false);
         }
         self.append_locked(&mut state, tag, events, commit, write);
         Ok(true)
+    }
+
+    /// Whether `bytes` and `events` fit now. An empty buffer takes anything,
+    /// so a batch larger than the whole ceiling cannot wait forever.
+    fn room_for(&self, state: &State, bytes: usize, events: usize) -> bool {
+        let config = &self.inner.config;
+        state.bytes == 0
+            || (state.bytes + bytes <= config.max_bytes
+                && state.events + events <= config.max_events)
     }
 
     fn append_locked(
