@@ -6,7 +6,7 @@
 //! Exit codes: 0 all sent (and acked); 1 something was not (refused,
 //! timed out, bad input line); 2 bad usage.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -113,83 +113,101 @@ fn json_to_msgpack(v: &serde_json::Value) -> rmpv::Value {
     }
 }
 
-/// Events read from the input, and the lines that could not be read.
-struct Input {
-    events: Vec<(EventTime, Vec<u8>)>,
-    bad: Vec<String>,
+/// One item of input: an event, or a line that could not be read.
+enum Item {
+    Event(EventTime, Vec<u8>),
+    Bad(String),
 }
 
-fn read_input(args: &Args) -> anyhow::Result<Input> {
-    let mut input = Input {
-        events: Vec::new(),
-        bad: Vec::new(),
-    };
-    if let Some(ev) = &args.event {
-        let v: serde_json::Value = serde_json::from_str(&ev[1]).context("--event: not JSON")?;
-        if !v.is_object() {
-            bail!("--event: not a JSON object");
-        }
-        input.events.push((
-            EventTime::now(),
-            hydra_forward::encode_record(&json_to_msgpack(&v)),
-        ));
-        return Ok(input);
-    }
-    let stdin = std::io::stdin();
-    match args.format {
+/// Reads stdin one event at a time, so input of any size streams through
+/// with bounded memory.
+fn stdin_items(format: Format) -> Box<dyn Iterator<Item = anyhow::Result<Item>>> {
+    let stdin = std::io::stdin().lock();
+    match format {
         Format::Msgpack => {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut stdin.lock(), &mut bytes).context("reading stdin")?;
-            let mut rest = &bytes[..];
-            let mut n = 0;
-            while !rest.is_empty() {
-                n += 1;
-                let v = rmpv::decode::read_value(&mut rest)
-                    .map_err(|e| anyhow!("msgpack value {n}: {e}"))?;
-                if !v.is_map() {
-                    input.bad.push(format!("msgpack value {n}: not a map"));
-                    continue;
+            let mut reader = std::io::BufReader::new(stdin);
+            let mut n = 0usize;
+            Box::new(std::iter::from_fn(move || {
+                match reader.fill_buf() {
+                    Ok([]) => return None,
+                    Ok(_) => {}
+                    Err(e) => return Some(Err(anyhow!("reading stdin: {e}"))),
                 }
-                input
-                    .events
-                    .push((EventTime::now(), hydra_forward::encode_record(&v)));
-            }
+                n += 1;
+                Some(match rmpv::decode::read_value(&mut reader) {
+                    // A stream that cannot be decoded cannot be resumed.
+                    Err(e) => Err(anyhow!("msgpack value {n}: {e}")),
+                    Ok(v) if v.is_map() => Ok(Item::Event(
+                        EventTime::now(),
+                        hydra_forward::encode_record(&v),
+                    )),
+                    Ok(_) => Ok(Item::Bad(format!("msgpack value {n}: not a map"))),
+                })
+            }))
         }
         Format::Json | Format::None => {
-            for (i, line) in stdin.lock().split(b'\n').enumerate() {
-                let line = line.context("reading stdin")?;
+            Box::new(stdin.split(b'\n').enumerate().filter_map(move |(i, line)| {
+                let line = match line {
+                    Ok(l) => l,
+                    Err(e) => return Some(Err(anyhow!("reading stdin: {e}"))),
+                };
                 let line = line.strip_suffix(b"\r").unwrap_or(&line);
-                let record = if matches!(args.format, Format::None) {
+                let record = if matches!(format, Format::None) {
                     rmpv::Value::Map(vec![(
                         rmpv::Value::from("message"),
                         rmpv::Value::from(String::from_utf8_lossy(line).as_ref()),
                     )])
                 } else {
                     if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
+                        return None;
                     }
                     match serde_json::from_slice::<serde_json::Value>(line) {
                         Ok(v) if v.is_object() => json_to_msgpack(&v),
                         Ok(_) => {
-                            input.bad.push(format!("line {}: not a JSON object", i + 1));
-                            continue;
+                            return Some(Ok(Item::Bad(format!(
+                                "line {}: not a JSON object",
+                                i + 1
+                            ))));
                         }
-                        Err(e) => {
-                            input.bad.push(format!("line {}: {e}", i + 1));
-                            continue;
-                        }
+                        Err(e) => return Some(Ok(Item::Bad(format!("line {}: {e}", i + 1)))),
                     }
                 };
-                input
-                    .events
-                    .push((EventTime::now(), hydra_forward::encode_record(&record)));
-            }
+                Some(Ok(Item::Event(
+                    EventTime::now(),
+                    hydra_forward::encode_record(&record),
+                )))
+            }))
         }
     }
-    Ok(input)
 }
 
-async fn send(args: &Args, tag: &str, events: &[(EventTime, Vec<u8>)]) -> anyhow::Result<usize> {
+/// What a run sent, and what it could not read.
+#[derive(Default)]
+struct Sent {
+    events: usize,
+    bad: usize,
+}
+
+fn progress() -> Option<indicatif::ProgressBar> {
+    // Only for a person watching: never in pipes, logs or scripts.
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos} events acked ({per_sec}) {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    Some(bar)
+}
+
+async fn send(
+    args: &Args,
+    tag: &str,
+    items: impl Iterator<Item = anyhow::Result<Item>>,
+) -> anyhow::Result<Sent> {
     let timeout = Duration::from_secs_f64(args.timeout.max(0.001));
     let addr = (args.host.as_str(), args.port);
     let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
@@ -208,14 +226,33 @@ async fn send(args: &Args, tag: &str, events: &[(EventTime, Vec<u8>)]) -> anyhow
     } else {
         TimeFormat::EventTime
     };
-    let ack = !args.no_ack;
-    let mut sent = 0;
     let per_frame = match args.mode {
         Mode::Message => 1,
         _ => args.batch.max(1),
     };
-    for group in events.chunks(per_frame) {
-        let chunk = ack.then(Chunk::generate);
+    let bar = progress();
+    let mut sent = Sent::default();
+    let mut items = items.peekable();
+    let mut group: Vec<(EventTime, Vec<u8>)> = Vec::with_capacity(per_frame);
+    while items.peek().is_some() {
+        group.clear();
+        while group.len() < per_frame {
+            match items.next() {
+                None => break,
+                Some(Err(e)) => {
+                    return Err(e.context(format!("after {} acknowledged events", sent.events)));
+                }
+                Some(Ok(Item::Bad(why))) => {
+                    eprintln!("hydra-cat: {why}");
+                    sent.bad += 1;
+                }
+                Some(Ok(Item::Event(t, r))) => group.push((t, r)),
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        let chunk = (!args.no_ack).then(Chunk::generate);
         let frame = match args.mode {
             Mode::Message => encode_message(tag, group[0].0, tf, &group[0].1, chunk.as_ref()),
             Mode::Forward | Mode::Packed => {
@@ -225,7 +262,7 @@ async fn send(args: &Args, tag: &str, events: &[(EventTime, Vec<u8>)]) -> anyhow
                     BatchMode::PackedForward
                 };
                 let mut b = FrameBuilder::new(tag, mode, tf);
-                for (t, r) in group {
+                for (t, r) in &group {
                     b.push_raw(*t, r);
                 }
                 b.finish(
@@ -237,16 +274,26 @@ async fn send(args: &Args, tag: &str, events: &[(EventTime, Vec<u8>)]) -> anyhow
         write.write_all(&frame).await.context("sending")?;
         if let Some(chunk) = chunk {
             match tokio::time::timeout(timeout, replies.next()).await {
-                Err(_) => bail!("no ack within {timeout:?} after {sent} acknowledged events"),
-                Ok(None) => {
-                    bail!("the server closed the connection after {sent} acknowledged events")
-                }
+                Err(_) => bail!(
+                    "no ack within {timeout:?} after {} acknowledged events",
+                    sent.events
+                ),
+                Ok(None) => bail!(
+                    "the server closed the connection after {} acknowledged events",
+                    sent.events
+                ),
                 Ok(Some(Err(e))) => bail!("bad reply from the server: {e}"),
                 Ok(Some(Ok(Reply::Ack(id)))) if id == chunk => {}
                 Ok(Some(Ok(other))) => bail!("unexpected reply from the server: {other:?}"),
             }
         }
-        sent += group.len();
+        sent.events += group.len();
+        if let Some(b) = &bar {
+            b.set_position(sent.events as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     write.shutdown().await.ok();
     Ok(sent)
@@ -259,23 +306,49 @@ fn main() -> ExitCode {
         (None, Some(t)) => t.clone(),
         (None, None) => unreachable!("clap requires TAG without --event"),
     };
-    let input = match read_input(&args) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("hydra-cat: {e:#}");
+    let items: Box<dyn Iterator<Item = anyhow::Result<Item>>> = if let Some(ev) = &args.event {
+        let item = serde_json::from_str::<serde_json::Value>(&ev[1])
+            .map_err(|e| anyhow!("--event: not JSON: {e}"))
+            .and_then(|v| {
+                if v.is_object() {
+                    Ok(Item::Event(
+                        EventTime::now(),
+                        hydra_forward::encode_record(&json_to_msgpack(&v)),
+                    ))
+                } else {
+                    Err(anyhow!("--event: not a JSON object"))
+                }
+            });
+        if let Err(e) = item {
+            eprintln!("hydra-cat: {e}");
             return ExitCode::from(1);
         }
+        Box::new(std::iter::once(item))
+    } else if args.strict {
+        // Nothing may be sent if any input is bad: read it all first.
+        let all: Vec<anyhow::Result<Item>> = stdin_items(args.format).collect();
+        let bad: Vec<String> = all
+            .iter()
+            .filter_map(|i| match i {
+                Ok(Item::Bad(why)) => Some(why.clone()),
+                Err(e) => Some(format!("{e:#}")),
+                Ok(Item::Event(..)) => None,
+            })
+            .collect();
+        if !bad.is_empty() {
+            for b in &bad {
+                eprintln!("hydra-cat: {b}");
+            }
+            eprintln!(
+                "hydra-cat: --strict: {} bad input(s), nothing sent",
+                bad.len()
+            );
+            return ExitCode::from(1);
+        }
+        Box::new(all.into_iter())
+    } else {
+        stdin_items(args.format)
     };
-    for b in &input.bad {
-        eprintln!("hydra-cat: {b}");
-    }
-    if args.strict && !input.bad.is_empty() {
-        eprintln!(
-            "hydra-cat: --strict: {} bad input(s), nothing sent",
-            input.bad.len()
-        );
-        return ExitCode::from(1);
-    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -286,12 +359,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(send(&args, &tag, &input.events)) {
-        Ok(_) if input.bad.is_empty() => ExitCode::SUCCESS,
-        Ok(n) => {
+    match runtime.block_on(send(&args, &tag, items)) {
+        Ok(sent) if sent.bad == 0 => ExitCode::SUCCESS,
+        Ok(sent) => {
             eprintln!(
-                "hydra-cat: sent {n} events; {} input(s) could not be read",
-                input.bad.len()
+                "hydra-cat: sent {} events; {} input(s) could not be read",
+                sent.events, sent.bad
             );
             ExitCode::from(1)
         }
