@@ -47,7 +47,7 @@ enum Mode {
 /// the one given with --event. Exits 0 only when every event was
 /// acknowledged by the server (unless --no-ack).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = env!("HYDRA_VERSION"), about)]
 struct Args {
     /// Server host.
     #[arg(long, default_value = "127.0.0.1")]
@@ -59,7 +59,7 @@ struct Args {
     #[arg(long, num_args = 2, value_names = ["TAG", "JSON"])]
     event: Option<Vec<String>>,
     /// The tag of the events read from stdin.
-    #[arg(required_unless_present = "event")]
+    #[arg(required_unless_present_any = ["event", "generate"])]
     tag: Option<String>,
     /// How stdin is read.
     #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -91,6 +91,9 @@ struct Args {
     /// Host name sent in the handshake.
     #[arg(long, default_value = "hydra-cat")]
     self_hostname: String,
+    /// Print a man page or a shell completion script, and exit.
+    #[arg(long, value_enum, hide = true)]
+    generate: Option<hydra_cli::Generate>,
 }
 
 fn json_to_msgpack(v: &serde_json::Value) -> rmpv::Value {
@@ -301,10 +304,16 @@ async fn send(
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(kind) = args.generate {
+        return hydra_cli::print(kind, <Args as clap::CommandFactory>::command());
+    }
     let tag = match (&args.event, &args.tag) {
         (Some(ev), _) => ev[0].clone(),
         (None, Some(t)) => t.clone(),
-        (None, None) => unreachable!("clap requires TAG without --event"),
+        (None, None) => {
+            eprintln!("hydra-cat: a TAG is needed (or --event TAG JSON)");
+            return ExitCode::from(2);
+        }
     };
     let items: Box<dyn Iterator<Item = anyhow::Result<Item>>> = if let Some(ev) = &args.event {
         let item = serde_json::from_str::<serde_json::Value>(&ev[1])

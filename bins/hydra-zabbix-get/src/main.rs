@@ -26,7 +26,7 @@ enum Format {
 
 /// Ask a Zabbix agent for items (passive checks), like zabbix_get.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = env!("HYDRA_VERSION"), about)]
 struct Args {
     /// Agent host.
     #[arg(short = 's', long, default_value = "127.0.0.1", global = true)]
@@ -50,6 +50,9 @@ struct Args {
     /// several keys: NAME.KEY).
     #[arg(short = 'o', long = "output-name")]
     name: Option<String>,
+    /// Print a man page or a shell completion script, and exit.
+    #[arg(long, value_enum, hide = true)]
+    generate: Option<hydra_cli::Generate>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -198,6 +201,9 @@ async fn run(args: Args) -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(kind) = args.generate {
+        return hydra_cli::print(kind, <Args as clap::CommandFactory>::command());
+    }
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use hydra_agent::Agent;
 use hydra_config::Config;
 use tokio::signal::unix::{SignalKind, signal};
@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 /// 127.0.0.1:24224, the monitor on 127.0.0.1:24220, events printed to
 /// stdout as JSON lines.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = env!("HYDRA_VERSION"), about)]
 struct Args {
     /// The configuration file (YAML).
     #[arg(short, long, value_name = "FILE")]
@@ -30,6 +30,9 @@ struct Args {
     /// is valid, 1 if not.
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     check_config: Option<PathBuf>,
+    /// Print a man page or a shell completion script, and exit.
+    #[arg(long, value_enum, hide = true)]
+    generate: Option<hydra_cli::Generate>,
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -98,6 +101,9 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(kind) = args.generate {
+        return hydra_cli::print(kind, Args::command());
+    }
     if let Some(path) = args.check_config {
         return match Config::load(&path) {
             Ok(c) => {

@@ -1,0 +1,79 @@
+//! What hydra's binaries share on the command line.
+//!
+//! Each binary takes a hidden `--generate KIND` that prints its man page or
+//! a shell completion script, made from its own clap definition, so they
+//! never drift from the real flags (`scripts/gen-docs` writes them all).
+//! Their `--version` is `bins/build-version.rs`'s `HYDRA_VERSION`: the
+//! package version, and the git revision when built from a checkout.
+//!
+//! ```
+//! use clap::CommandFactory;
+//! #[derive(clap::Parser)]
+//! /// A tool.
+//! struct Args { #[arg(long)] verbose: bool }
+//! let mut out = Vec::new();
+//! hydra_cli::generate(hydra_cli::Generate::CompleteBash, Args::command(), &mut out).unwrap();
+//! assert!(String::from_utf8(out).unwrap().contains("complete -F"));
+//! ```
+
+use std::io::Write;
+
+use clap::ValueEnum;
+
+/// What `--generate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// A roff man page.
+    Man,
+    /// bash completion.
+    CompleteBash,
+    /// zsh completion.
+    CompleteZsh,
+    /// fish completion.
+    CompleteFish,
+}
+
+/// Writes `kind` for `cmd` to `out`. A reader that went away (a closed
+/// pipe, as with `| head`) is not an error.
+pub fn generate(
+    kind: Generate,
+    mut cmd: clap::Command,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let name = cmd.get_name().to_owned();
+    // Rendered in memory first: clap_complete panics when its writer fails.
+    let mut text = Vec::new();
+    let shell = match kind {
+        Generate::Man => {
+            clap_mangen::Man::new(cmd.clone()).render(&mut text)?;
+            None
+        }
+        Generate::CompleteBash => Some(clap_complete::Shell::Bash),
+        Generate::CompleteZsh => Some(clap_complete::Shell::Zsh),
+        Generate::CompleteFish => Some(clap_complete::Shell::Fish),
+    };
+    if let Some(shell) = shell {
+        clap_complete::generate(shell, &mut cmd, name, &mut text);
+    }
+    match out.write_all(&text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// [`generate`] to stdout for a binary's `--generate`: exit 0, or 1 with
+/// the reason on stderr.
+pub fn print(kind: Generate, cmd: clap::Command) -> std::process::ExitCode {
+    let program = cmd.get_name().to_owned();
+    match generate(kind, cmd, &mut std::io::stdout()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The binary's one way to report; there is no logger yet.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{program}: {e}");
+            }
+            std::process::ExitCode::from(1)
+        }
+    }
+}
