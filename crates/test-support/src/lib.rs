@@ -4,7 +4,9 @@
 //! - [`wait_until`]: a bounded wait for a condition;
 //! - [`FluentServer`]: the npm `@fluent-org/logger` FluentServer, an
 //!   independent Forward receiver with acks (and optionally a shared key),
-//!   run by node from `.test-deps/` (installed by `scripts/install-test-deps`).
+//!   run by node from `.test-deps/` (installed by `scripts/install-test-deps`);
+//! - [`Pki`]: a throwaway CA with server and client certificates, made at
+//!   test time (no private key is ever committed).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers stop loudly
 
 use std::io::BufRead;
@@ -121,5 +123,70 @@ impl Drop for FluentServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A CA, a server certificate for `localhost` and `127.0.0.1`, and a client
+/// certificate, written as PEM files into a directory.
+#[derive(Debug, Clone)]
+pub struct Pki {
+    /// The CA certificate.
+    pub ca: PathBuf,
+    /// The server's certificate and key.
+    pub server_cert: PathBuf,
+    /// The server's key.
+    pub server_key: PathBuf,
+    /// A client certificate signed by the CA, and its key.
+    pub client_cert: PathBuf,
+    /// The client's key.
+    pub client_key: PathBuf,
+    /// A certificate from another CA, for `localhost`: it must be refused.
+    pub rogue_cert: PathBuf,
+    /// Its key.
+    pub rogue_key: PathBuf,
+}
+
+impl Pki {
+    /// Makes the certificates in `dir`.
+    pub fn new(dir: &std::path::Path) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let write = |name: &str, text: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let make_ca = |cn: &str| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            (cert, params, key)
+        };
+        let leaf = |names: &[&str], ca: &(rcgen::Certificate, CertificateParams, KeyPair)| {
+            let params =
+                CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                    .unwrap();
+            let key = KeyPair::generate().unwrap();
+            let issuer = rcgen::Issuer::from_params(&ca.1, &ca.2);
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let ca = make_ca("hydra test CA");
+        let (server_cert, server_key) = leaf(&["localhost", "127.0.0.1"], &ca);
+        let (client_cert, client_key) = leaf(&["hydra-test-client"], &ca);
+        let rogue_ca = make_ca("someone else");
+        let (rogue_cert, rogue_key) = leaf(&["localhost", "127.0.0.1"], &rogue_ca);
+        Pki {
+            ca: write("ca.pem", ca.0.pem()),
+            server_cert: write("server.pem", server_cert),
+            server_key: write("server.key", server_key),
+            client_cert: write("client.pem", client_cert),
+            client_key: write("client.key", client_key),
+            rogue_cert: write("rogue.pem", rogue_cert),
+            rogue_key: write("rogue.key", rogue_key),
+        }
     }
 }
