@@ -105,7 +105,7 @@ fn bad_files_are_named() {
     std::fs::write(&empty, "not a certificate").unwrap();
     let err = server_config(&ServerTls {
         cert: empty.clone(),
-        key: empty.clone(),
+        key: empty,
         client_ca: None,
     })
     .err()
