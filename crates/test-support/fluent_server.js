@@ -1,7 +1,7 @@
 // Runs @fluent-org/logger's FluentServer, an independent Forward receiver,
 // for hydra's tests: prints "PORT <n>", then one JSON line per entry.
-// Options (argv): --port N, --shared-key K, --hostname H. Exits when stdin
-// closes.
+// Options (argv): --port N, --shared-key K, --hostname H, --tls-cert PEM
+// --tls-key PEM. Exits when stdin closes.
 const { FluentServer } = require("@fluent-org/logger");
 
 const args = process.argv.slice(2);
@@ -17,6 +17,10 @@ if (opt("--shared-key")) {
     authorize: false,
     userDict: {},
   };
+}
+if (opt("--tls-cert")) {
+  const fs = require("fs");
+  options.tlsOptions = { cert: fs.readFileSync(opt("--tls-cert")), key: fs.readFileSync(opt("--tls-key")) };
 }
 const server = new FluentServer(options);
 server.on("entry", (tag, time, record) => {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hydra_buffer::{Buffer, Commit};
 use hydra_config::{AckWhen, ForwardInput};
-use hydra_forward::{ForwardDecoder, Limits, Pong, Request, udp_heartbeat_reply};
+use hydra_forward::{ForwardDecoder, Helo, Limits, Pong, Request, udp_heartbeat_reply};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -29,6 +29,8 @@ pub struct ReceiverCounters {
     rejected: AtomicU64,
     connections: AtomicU64,
     acks: AtomicU64,
+    auth_failures: AtomicU64,
+    tls_failures: AtomicU64,
 }
 
 impl ReceiverCounters {
@@ -44,6 +46,8 @@ impl ReceiverCounters {
             rejected_connections: l(&self.rejected),
             connections: l(&self.connections),
             acks: l(&self.acks),
+            auth_failures: l(&self.auth_failures),
+            tls_failures: l(&self.tls_failures),
         }
     }
 }
@@ -72,11 +76,40 @@ pub(crate) async fn start(
         max_frame_bytes: config.max_frame_bytes.as_usize(),
         ..Limits::default()
     };
+    let tls = match &config.tls {
+        Some(t) => Some(
+            hydra_tls::server_config(&hydra_tls::ServerTls {
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+                client_ca: t.client_ca.clone(),
+            })
+            .map_err(|source| Error::Tls { addr, source })?,
+        ),
+        None => None,
+    };
+    let security = match &config.security {
+        Some(s) => Some(SecuritySettings {
+            key: s
+                .key
+                .resolve()
+                .map_err(|e| Error::Config(e.to_string()))?
+                .unwrap_or_default(),
+            hostname: s.self_hostname.clone().unwrap_or_else(crate::hostname),
+            users: s
+                .users
+                .iter()
+                .map(|u| (u.username.clone(), u.password.clone()))
+                .collect(),
+        }),
+        None => None,
+    };
     let settings = Arc::new(Settings {
         prefix,
         ack: config.ack,
         limits,
         idle: config.idle_timeout,
+        tls,
+        security,
     });
     let slots = Arc::new(Semaphore::new(config.max_connections));
 
@@ -138,6 +171,60 @@ struct Settings {
     ack: AckWhen,
     limits: Limits,
     idle: std::time::Duration,
+    tls: Option<hydra_tls::TlsAcceptor>,
+    security: Option<SecuritySettings>,
+}
+
+struct SecuritySettings {
+    key: String,
+    hostname: String,
+    users: Vec<(String, String)>,
+}
+
+/// A client connection: plain TCP or TLS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+type Conn = Box<dyn Stream>;
+type Frames = FramedRead<tokio::io::ReadHalf<Conn>, ForwardDecoder>;
+
+/// The server side of the shared-key handshake: HELO, the client's PING
+/// checked, PONG. A refused client gets `["PONG", false, reason, "", ""]`.
+async fn handshake(
+    frames: &mut Frames,
+    write: &mut tokio::io::WriteHalf<Conn>,
+    security: &SecuritySettings,
+) -> Result<(), &'static str> {
+    let helo = Helo::generate(!security.users.is_empty(), true);
+    write
+        .write_all(&helo.to_msgpack())
+        .await
+        .map_err(|_| "connection lost")?;
+    let ping = match tokio::time::timeout(std::time::Duration::from_secs(10), frames.next()).await {
+        Ok(Some(Ok(Request::Ping(p)))) => p,
+        _ => return Err("no PING after HELO"),
+    };
+    let reason = if !ping.verify_shared_key(&helo.nonce, &security.key) {
+        Some("shared_key mismatch")
+    } else if !security.users.is_empty()
+        && !security
+            .users
+            .iter()
+            .any(|(u, p)| ping.verify_password(&helo.auth, u, p))
+    {
+        Some("username/password mismatch")
+    } else {
+        None
+    };
+    let pong = match reason {
+        Some(r) => Pong::refuse(r),
+        None => Pong::accept(&ping, &helo.nonce, &security.hostname, &security.key),
+    };
+    write
+        .write_all(&pong.to_msgpack())
+        .await
+        .map_err(|_| "connection lost")?;
+    reason.map_or(Ok(()), Err)
 }
 
 async fn serve(
@@ -149,7 +236,35 @@ async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
+    let conn: Conn = match &settings.tls {
+        None => Box::new(stream),
+        Some(acceptor) => {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream))
+                .await
+            {
+                Ok(Ok(s)) => Box::new(s),
+                Ok(Err(e)) => {
+                    counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+                    warn!(%peer, error = %e, "TLS handshake failed.");
+                    return;
+                }
+                Err(_) => {
+                    counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+                    warn!(%peer, "TLS handshake timed out.");
+                    return;
+                }
+            }
+        }
+    };
+    let (read, mut write) = tokio::io::split(conn);
+    let mut frames = FramedRead::new(read, ForwardDecoder::with_limits(settings.limits));
+    if let Some(security) = &settings.security
+        && let Err(reason) = handshake(&mut frames, &mut write, security).await
+    {
+        counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+        warn!(%peer, reason, "Client refused in the shared-key handshake.");
+        return;
+    }
     // Acks go through one writer: with `ack: delivered` they are sent from
     // delivery callbacks, possibly after this loop ended.
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Bytes>();
@@ -160,7 +275,6 @@ async fn serve(
             }
         }
     });
-    let mut frames = FramedRead::new(read, ForwardDecoder::with_limits(settings.limits));
     loop {
         let next = tokio::select! {
             _ = stop.changed() => break,

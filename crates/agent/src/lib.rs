@@ -47,6 +47,17 @@ pub enum Error {
     /// The forward output's settings are unusable.
     #[error(transparent)]
     Sender(#[from] hydra_sender::Error),
+    /// A secret or file the configuration names cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// An input's TLS settings do not work.
+    #[error("forward input {addr}: {source}")]
+    Tls {
+        /// The input's address.
+        addr: SocketAddr,
+        /// What is wrong.
+        source: hydra_tls::Error,
+    },
 }
 
 /// What a stop left behind.
@@ -145,16 +156,28 @@ impl Agent {
                         servers: f
                             .servers
                             .iter()
-                            .map(|s| ServerConfig {
-                                host: s.host.clone(),
-                                port: s.port,
-                                weight: s.weight,
-                                standby: s.standby,
-                                shared_key: s.shared_key.clone(),
-                                username: s.username.clone(),
-                                password: s.password.clone(),
+                            .map(|s| {
+                                Ok(ServerConfig {
+                                    host: s.host.clone(),
+                                    port: s.port,
+                                    weight: s.weight,
+                                    standby: s.standby,
+                                    shared_key: s
+                                        .key
+                                        .resolve()
+                                        .map_err(|e| Error::Config(e.to_string()))?,
+                                    username: s.username.clone(),
+                                    password: s.password.clone(),
+                                    tls: s.tls.as_ref().map(|t| hydra_tls::ClientTls {
+                                        ca: t.ca.clone(),
+                                        server_name: t.server_name.clone(),
+                                        cert: t.cert.clone(),
+                                        key: t.key.clone(),
+                                        insecure: t.insecure,
+                                    }),
+                                })
                             })
-                            .collect(),
+                            .collect::<Result<_, Error>>()?,
                         balance: match f.balance {
                             hydra_config::Balance::Failover => hydra_sender::Balance::Failover,
                             hydra_config::Balance::RoundRobin => hydra_sender::Balance::RoundRobin,

@@ -268,6 +268,126 @@ pub struct ForwardInput {
     /// A connection silent this long is closed.
     #[serde(default = "default_idle", with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// TLS for this input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsServer>,
+    /// The shared-key handshake (and optional user authentication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
+}
+
+/// TLS on a forward input.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServer {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+    /// Require client certificates signed by this CA (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// TLS to an output server.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsClient {
+    /// CA certificates to trust (PEM); the system's roots when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// Name expected in the server's certificate; `host` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Client certificate (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// Its key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Do not verify the server's certificate (logged as a warning).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// Where a shared key comes from: inline, a file, or an environment
+/// variable. Exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedKey {
+    /// The key itself; never printed.
+    #[serde(default, skip_serializing)]
+    pub shared_key: Option<String>,
+    /// A file holding the key (a trailing newline is ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_key_file: Option<PathBuf>,
+    /// An environment variable holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_key_env: Option<String>,
+}
+
+impl SharedKey {
+    fn sources(&self) -> usize {
+        usize::from(self.shared_key.is_some())
+            + usize::from(self.shared_key_file.is_some())
+            + usize::from(self.shared_key_env.is_some())
+    }
+
+    /// The key, read from wherever it is; `None` when none is configured.
+    pub fn resolve(&self) -> Result<Option<String>, Error> {
+        if let Some(k) = &self.shared_key {
+            return Ok(Some(k.clone()));
+        }
+        if let Some(path) = &self.shared_key_file {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let key = text.trim_end_matches(['\n', '\r']).to_owned();
+            if key.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{}: the shared key file is empty",
+                    path.display()
+                )));
+            }
+            return Ok(Some(key));
+        }
+        if let Some(var) = &self.shared_key_env {
+            return match std::env::var(var) {
+                Ok(k) if !k.is_empty() => Ok(Some(k)),
+                _ => Err(Error::Invalid(format!(
+                    "shared_key_env: the environment variable {var} is not set"
+                ))),
+            };
+        }
+        Ok(None)
+    }
+}
+
+/// `security:` on a forward input.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    /// This server's name in PONG; the machine's by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_hostname: Option<String>,
+    /// The shared key clients must know.
+    #[serde(flatten)]
+    pub key: SharedKey,
+    /// When not empty, clients must also log in as one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<User>,
+}
+
+/// A user for the handshake's user authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Name.
+    pub username: String,
+    /// Password; never printed.
+    #[serde(skip_serializing)]
+    pub password: String,
 }
 
 fn default_forward_listen() -> SocketAddr {
@@ -409,9 +529,13 @@ pub struct Server {
     /// Used only when every other server is down.
     #[serde(default)]
     pub standby: bool,
-    /// Shared key for the handshake.
-    #[serde(default, skip_serializing)]
-    pub shared_key: Option<String>,
+    /// Shared key for the handshake: `shared_key`, `shared_key_file` or
+    /// `shared_key_env`.
+    #[serde(flatten)]
+    pub key: SharedKey,
+    /// TLS to this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsClient>,
     /// User for the handshake.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -533,6 +657,13 @@ impl Config {
                     }
                 }
                 Input::Forward(f) => {
+                    if let Some(s) = &f.security
+                        && s.key.sources() != 1
+                    {
+                        return bad(format!(
+                            "inputs[{i}] (forward): `security` needs exactly one of `shared_key`, `shared_key_file`, `shared_key_env`"
+                        ));
+                    }
                     if f.listen.port() == 0 {
                         return bad(format!(
                             "inputs[{i}] (forward): `listen` needs a port other than 0"
@@ -578,6 +709,11 @@ impl Config {
                 }
                 if s.weight == 0 {
                     return bad(format!("output.servers[{i}]: `weight` must be positive"));
+                }
+                if s.key.sources() > 1 {
+                    return bad(format!(
+                        "output.servers[{i}]: use only one of `shared_key`, `shared_key_file`, `shared_key_env`"
+                    ));
                 }
                 if s.username.is_some() != s.password.is_some() {
                     return bad(format!(
@@ -764,6 +900,51 @@ monitor: { listen: 127.0.0.1:24220 }
             .unwrap_err()
             .to_string();
         assert!(empty.contains("at least one server"), "{empty}");
+    }
+
+    #[test]
+    fn security_and_tls_shapes() {
+        let c = Config::from_yaml(
+            r#"
+inputs:
+  - type: forward
+    listen: 0.0.0.0:24224
+    tls: { cert: /etc/hydra/server.crt, key: /etc/hydra/server.key, client_ca: /etc/hydra/ca.crt }
+    security:
+      self_hostname: aggregator-1
+      shared_key: secret
+      users: [ { username: alice, password: pw } ]
+output:
+  type: forward
+  self_hostname: web-1
+  servers:
+    - host: agg.example
+      port: 24224
+      shared_key_env: HYDRA_TEST_UNSET_VARIABLE
+      username: alice
+      password: pw
+      tls: { ca: /etc/hydra/ca.crt, server_name: agg.example }
+"#,
+        )
+        .unwrap();
+        let Input::Forward(f) = &c.inputs[0] else {
+            panic!()
+        };
+        let s = f.security.as_ref().unwrap();
+        assert_eq!(s.key.resolve().unwrap().as_deref(), Some("secret"));
+        assert_eq!(s.users[0].username, "alice");
+        let Output::Forward(o) = &c.output else {
+            panic!()
+        };
+        let err = o.servers[0].key.resolve().unwrap_err().to_string();
+        assert!(err.contains("HYDRA_TEST_UNSET_VARIABLE"), "{err}");
+        let text = c.to_yaml();
+        assert!(!text.contains("secret") && !text.contains(": pw"), "{text}");
+        assert!(text.contains("shared_key_env"));
+        let two = Config::from_yaml(
+            "inputs:\n  - type: forward\n    security: { shared_key: a, shared_key_file: /k }\noutput: {type: stdout}\n",
+        );
+        assert!(two.unwrap_err().to_string().contains("exactly one"));
     }
 
     #[test]

@@ -60,6 +60,14 @@ pub enum Error {
     /// Backoff bounds that do not make sense.
     #[error(transparent)]
     Backoff(#[from] InvalidBackoff),
+    /// A server's TLS settings do not work (a file, a name).
+    #[error("server {server}: {source}")]
+    Tls {
+        /// `host:port`.
+        server: String,
+        /// What is wrong.
+        source: hydra_tls::Error,
+    },
 }
 
 /// One destination.
@@ -79,6 +87,8 @@ pub struct ServerConfig {
     pub username: Option<String>,
     /// Password for it.
     pub password: Option<String>,
+    /// TLS to this server; none: plain TCP.
+    pub tls: Option<hydra_tls::ClientTls>,
 }
 
 impl ServerConfig {
@@ -92,6 +102,7 @@ impl ServerConfig {
             shared_key: None,
             username: None,
             password: None,
+            tls: None,
         }
     }
 }
@@ -231,6 +242,21 @@ impl Sender {
         let (events_tx, events) = mpsc::unbounded_channel();
         let mut links = Vec::new();
         for (index, server) in config.servers.iter().enumerate() {
+            // TLS settings are checked here, so a bad file stops the start
+            // with its name rather than failing every connection later.
+            let tls = match &server.tls {
+                None => None,
+                Some(t) => {
+                    let wrap = |source| Error::Tls {
+                        server: format!("{}:{}", server.host, server.port),
+                        source,
+                    };
+                    Some((
+                        hydra_tls::client_config(t).map_err(wrap)?,
+                        hydra_tls::server_name(t, &server.host).map_err(wrap)?,
+                    ))
+                }
+            };
             let (tx, rx) = mpsc::channel(config.max_in_flight.max(1));
             tokio::spawn(
                 link::Link {
@@ -240,6 +266,7 @@ impl Sender {
                     chunks: rx,
                     events: events_tx.clone(),
                     backoff: backoff.clone(),
+                    tls,
                 }
                 .run(),
             );
@@ -310,8 +337,8 @@ impl Sender {
 /// The client side of the shared-key handshake on a fresh connection:
 /// reads HELO, answers PING, and checks the server's PONG. The error says
 /// what went wrong, prefixed with `handshake:`.
-pub async fn handshake(
-    stream: &mut tokio::net::TcpStream,
+pub async fn handshake<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
     self_hostname: &str,
     shared_key: &str,
     user: Option<(&str, &str)>,

@@ -28,6 +28,14 @@ pub(crate) enum Event {
     Failed(usize, Vec<Chunk>),
 }
 
+/// A connection to a server: plain TCP or TLS.
+pub(crate) trait Stream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+pub(crate) type Conn = Box<dyn Stream>;
+
 pub(crate) struct Link {
     pub(crate) index: usize,
     pub(crate) server: ServerConfig,
@@ -35,6 +43,11 @@ pub(crate) struct Link {
     pub(crate) chunks: mpsc::Receiver<Chunk>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
     pub(crate) backoff: Backoff,
+    /// TLS, when the server has it: the connector and the name to verify.
+    pub(crate) tls: Option<(
+        hydra_tls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
 }
 
 impl Link {
@@ -84,7 +97,7 @@ impl Link {
         }
     }
 
-    async fn connect(&mut self) -> Result<TcpStream, String> {
+    async fn connect(&mut self) -> Result<Conn, String> {
         let timeout = self.config.connect_timeout;
         // Resolved on every attempt: a server's address may change.
         let addr = (self.server.host.as_str(), self.server.port);
@@ -94,27 +107,38 @@ impl Link {
             Err(_) => return Err(format!("connect: timed out after {timeout:?}")),
         };
         let _ = stream.set_nodelay(true);
+        let mut conn: Conn = match &self.tls {
+            None => Box::new(stream),
+            Some((connector, name)) => {
+                let tls =
+                    tokio::time::timeout(timeout, connector.connect(name.clone(), stream)).await;
+                match tls {
+                    Ok(Ok(s)) => Box::new(s),
+                    Ok(Err(e)) => return Err(format!("TLS: {e}")),
+                    Err(_) => return Err(format!("TLS: handshake timed out after {timeout:?}")),
+                }
+            }
+        };
         if let Some(key) = self.server.shared_key.clone() {
-            return self.handshake(stream, &key).await;
+            self.handshake(&mut conn, &key).await?;
         }
-        Ok(stream)
+        Ok(conn)
     }
 
-    async fn handshake(&self, mut stream: TcpStream, key: &str) -> Result<TcpStream, String> {
+    async fn handshake(&self, stream: &mut Conn, key: &str) -> Result<(), String> {
         let user = self
             .server
             .username
             .as_deref()
             .zip(self.server.password.as_deref());
         let timeout = self.config.ack_timeout.min(Duration::from_secs(30));
-        crate::handshake(&mut stream, &self.config.self_hostname, key, user, timeout).await?;
-        Ok(stream)
+        crate::handshake(stream, &self.config.self_hostname, key, user, timeout).await
     }
 
     /// Sends chunks until the connection fails (`Err`) or the dispatcher
     /// goes away (`Ok`). Every chunk not delivered is given back.
-    async fn serve(&mut self, stream: TcpStream) -> Result<(), String> {
-        let (read, mut write) = stream.into_split();
+    async fn serve(&mut self, stream: Conn) -> Result<(), String> {
+        let (read, mut write) = tokio::io::split(stream);
         let mut replies = FramedRead::new(read, ReplyDecoder::new());
         let mut in_flight: VecDeque<(Chunk, Instant)> = VecDeque::new();
         let ack = self.config.require_ack;

@@ -51,6 +51,10 @@ pub struct Receiver {
     pub connections: u64,
     /// Acks sent back to clients.
     pub acks: u64,
+    /// Clients refused in the shared-key handshake.
+    pub auth_failures: u64,
+    /// TLS handshakes that failed.
+    pub tls_failures: u64,
 }
 
 /// One output server.
@@ -288,6 +292,18 @@ pub fn prometheus(s: &Snapshot, sys: &System) -> String {
         "counter",
         "Acks sent to forward clients.",
         one(r.acks),
+    );
+    metric(
+        "receiver_auth_failures_total",
+        "counter",
+        "Clients refused in the shared-key handshake.",
+        one(r.auth_failures),
+    );
+    metric(
+        "receiver_tls_failures_total",
+        "counter",
+        "Failed TLS handshakes.",
+        one(r.tls_failures),
     );
     metric(
         "buffer_bytes",

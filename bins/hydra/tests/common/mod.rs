@@ -67,11 +67,17 @@ impl Hydra {
     /// Writes `config` to `dir/hydra.yaml` and starts hydra on it, waiting
     /// until it says it is running.
     pub fn start(dir: &Path, config: &str) -> Hydra {
+        Self::start_with_env(dir, config, &[])
+    }
+
+    /// Like [`Hydra::start`], with extra environment variables.
+    pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Hydra {
         let path = dir.join("hydra.yaml");
         std::fs::write(&path, config).unwrap();
         let mut child = Command::new(hydra_bin())
             .arg("--config")
             .arg(&path)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
