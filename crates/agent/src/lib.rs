@@ -289,7 +289,18 @@ impl Agent {
                 info!(addr = ?z.local_addr().ok(), "Answering Zabbix passive checks.");
                 agent.zabbix = Some(tokio::spawn(zabbix_in::serve(z, snapshot, stop)));
             }
-            let app = hydra_stats::router(snapshot);
+            let token = agent
+                .config
+                .monitor
+                .as_ref()
+                .map(hydra_config::Monitor::resolve_token)
+                .transpose()
+                .map_err(|e| Error::Config(e.to_string()))?
+                .flatten();
+            let app = match token {
+                Some(t) => hydra_stats::router_with_token(snapshot, t),
+                None => hydra_stats::router(snapshot),
+            };
             let mut stop = monitor_rx;
             agent.monitor = Some(tokio::spawn(async move {
                 let shutdown = async move {

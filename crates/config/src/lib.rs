@@ -589,6 +589,32 @@ pub struct Monitor {
     /// Also answer Zabbix passive checks about hydra on this address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zabbix_listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on every request.
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
+    /// The same token, read from a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Monitor {
+    /// The bearer token, if one is configured.
+    pub fn resolve_token(&self) -> Result<Option<String>, Error> {
+        match (&self.token, &self.token_file) {
+            (Some(_), Some(_)) => Err(Error::Invalid(
+                "monitor: use `token` or `token_file`, not both".to_owned(),
+            )),
+            (Some(t), None) => Ok(Some(t.clone())),
+            (None, Some(p)) => {
+                let t = std::fs::read_to_string(p).map_err(|source| Error::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                Ok(Some(t.trim_end_matches(['\n', '\r']).to_owned()).filter(|t| !t.is_empty()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 fn default_monitor_listen() -> SocketAddr {

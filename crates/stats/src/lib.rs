@@ -153,6 +153,45 @@ struct AppState {
 
 /// The monitor's routes.
 pub fn router(snapshot: SnapshotFn) -> Router {
+    routes(snapshot)
+}
+
+/// The monitor's routes, answering only requests that carry
+/// `Authorization: Bearer <token>`; others get 401.
+pub fn router_with_token(snapshot: SnapshotFn, token: String) -> Router {
+    let token = Arc::new(token);
+    routes(snapshot).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let token = token.clone();
+            async move {
+                let given = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "));
+                // Compared whole, in constant time for equal lengths.
+                let ok = given.is_some_and(|g| {
+                    g.len() == token.len()
+                        && g.bytes()
+                            .zip(token.bytes())
+                            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                            == 0
+                });
+                if ok {
+                    next.run(req).await
+                } else {
+                    (
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        "a bearer token is required\n",
+                    )
+                        .into_response()
+                }
+            }
+        },
+    ))
+}
+
+fn routes(snapshot: SnapshotFn) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/system", get(system))
@@ -566,6 +605,31 @@ mod tests {
         );
         assert_eq!(zabbix_item(&s, "no.such.key"), None);
         assert_eq!(zabbix_item(&s, "hydra.sent.messages[unclosed"), None);
+    }
+
+    #[tokio::test]
+    async fn a_token_is_required_when_configured() {
+        let app = || router_with_token(Arc::new(sample), "t0ken".to_owned());
+        let call = |auth: Option<&'static str>| {
+            let mut req = Request::get("/metrics");
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            app().oneshot(req.body(Body::empty()).unwrap())
+        };
+        assert_eq!(call(None).await.unwrap().status().as_u16(), 401);
+        assert_eq!(
+            call(Some("Bearer nope!")).await.unwrap().status().as_u16(),
+            401
+        );
+        assert_eq!(
+            call(Some("Basic t0ken")).await.unwrap().status().as_u16(),
+            401
+        );
+        assert_eq!(
+            call(Some("Bearer t0ken")).await.unwrap().status().as_u16(),
+            200
+        );
     }
 
     #[tokio::test]
