@@ -51,7 +51,7 @@ async fn every_event_is_acked_and_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_killed_mid_stream_then_back() {
-    let primary_port = free_port().await;
+    let primary_port = free_port();
     let primary = Receiver::start_on(primary_port, Behaviour::Ack).await;
     let secondary = Receiver::start(Behaviour::Ack).await;
     let buffer = Buffer::new(small_chunks());
@@ -140,7 +140,7 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_servers_down_producers_wait_and_nothing_is_lost() {
-    let port = free_port().await;
+    let port = free_port();
     let max_bytes = 1 << 20;
     let buffer = Buffer::new(BufferConfig {
         max_bytes,

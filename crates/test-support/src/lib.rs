@@ -9,6 +9,10 @@
 //!   test time (no private key is ever committed).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers stop loudly
 
+mod receiver;
+
+pub use receiver::{Behaviour, Receiver};
+
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,131 @@
+//! An in-process Forward receiver with chosen faults, for delivery tests.
+#![allow(clippy::unwrap_used, missing_docs)] // test helper: stops loudly
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hydra_forward::{ForwardDecoder, Request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::codec::Decoder;
+
+/// How the test receiver treats what it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    Ack,
+    NeverAck,
+    CloseAfterRead,
+    /// Accepts, never reads.
+    Stall,
+}
+
+/// A Forward server on a loopback port, recording the `n` of each event.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    /// The `n` field of every event received and acked.
+    pub seen: Arc<Mutex<Vec<u64>>>,
+    /// The `message` field of every event received and acked.
+    pub messages: Arc<Mutex<Vec<String>>>,
+    pub connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start(behaviour: Behaviour) -> Receiver {
+        Self::start_on(0, behaviour).await
+    }
+
+    pub async fn start_on(port: u16, behaviour: Behaviour) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+        let messages: Arc<Mutex<Vec<String>>> = Arc::default();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (s, c, m) = (seen.clone(), connections.clone(), messages.clone());
+        let task = tokio::spawn(async move {
+            // Dropping the set (when the task is aborted) closes every
+            // connection.
+            let mut conns = JoinSet::new();
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                c.fetch_add(1, Ordering::SeqCst);
+                let seen = s.clone();
+                let messages = m.clone();
+                conns.spawn(async move {
+                    if behaviour == Behaviour::Stall {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return;
+                    }
+                    let mut decoder = ForwardDecoder::new();
+                    let mut buf = BytesMut::with_capacity(1 << 16);
+                    loop {
+                        match sock.read_buf(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        while let Ok(Some(req)) = decoder.decode(&mut buf) {
+                            let Request::Events(batch) = req else {
+                                continue;
+                            };
+                            match behaviour {
+                                Behaviour::CloseAfterRead => return,
+                                Behaviour::NeverAck => continue,
+                                _ => {}
+                            }
+                            {
+                                let mut seen = seen.lock().unwrap();
+                                let mut messages = messages.lock().unwrap();
+                                for e in batch.events() {
+                                    let record = e.record();
+                                    if let Some(n) = record["n"].as_u64() {
+                                        seen.push(n);
+                                    }
+                                    if let Some(m) = record["message"].as_str() {
+                                        messages.push(m.to_owned());
+                                    }
+                                }
+                            }
+                            if let Some(ack) = batch.ack()
+                                && sock.write_all(&ack).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Receiver {
+            addr,
+            seen,
+            messages,
+            connections,
+            task,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// Stops listening and closes every connection.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
