@@ -74,6 +74,10 @@ pub(crate) async fn start(
         .map_err(|source| Error::Bind { addr, source })?;
     let limits = Limits {
         max_frame_bytes: config.max_frame_bytes.as_usize(),
+        max_decompressed_bytes: config.max_decompressed_bytes.map_or(
+            config.max_frame_bytes.as_usize().saturating_mul(4),
+            hydra_config::Size::as_usize,
+        ),
         ..Limits::default()
     };
     let tls = match &config.tls {
@@ -141,7 +145,14 @@ pub(crate) async fn start(
                 _ = accept_stop.changed() => break,
                 r = listener.accept() => match r {
                     Ok(x) => x,
-                    Err(e) => { warn!(error = %e, "Accept failed."); continue; }
+                    Err(e) => {
+                        // Out of file descriptors, typically: retrying at
+                        // once would spin. The pending client waits in the
+                        // backlog meanwhile.
+                        warn!(error = %e, "Accept failed; retrying in 100 ms.");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
                 },
             };
             let (buffer, counters, settings, stop) = (

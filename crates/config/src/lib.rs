@@ -265,6 +265,10 @@ pub struct ForwardInput {
     /// Largest frame accepted.
     #[serde(default = "default_max_frame")]
     pub max_frame_bytes: Size,
+    /// Largest inflated size of a compressed frame's events, per
+    /// connection; 4 × `max_frame_bytes` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_decompressed_bytes: Option<Size>,
     /// A connection silent this long is closed.
     #[serde(default = "default_idle", with = "humantime_serde")]
     pub idle_timeout: Duration,

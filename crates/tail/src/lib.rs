@@ -61,6 +61,27 @@ pub use checkpoint::{
 pub use error::Error;
 pub use lines::{Lines, LongLines};
 
+/// Splits `input`, fed in pieces of `piece` bytes, as the tailer would, and
+/// returns the lines and the bytes consumed (everything up to the last
+/// newline). For fuzzing and for tests of the splitting rules.
+pub fn split_lines(
+    input: &[u8],
+    piece: usize,
+    max_line: usize,
+    long_lines: LongLines,
+    strip_cr: bool,
+) -> (Vec<Vec<u8>>, u64) {
+    let mut s = lines::LineSplitter::new(max_line, long_lines, strip_cr);
+    let (mut out, mut consumed) = (Vec::new(), 0);
+    for part in input.chunks(piece.max(1)) {
+        s.read_buf(part.len()).extend_from_slice(part);
+        let split = s.split();
+        consumed += split.consumed;
+        out.extend(split.lines.iter().map(<[u8]>::to_vec));
+    }
+    (out, consumed)
+}
+
 /// A group of paths and globs followed the same way (one tail input).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
@@ -142,7 +163,9 @@ impl Default for TailConfig {
             read_buffer: 256 << 10,
             channel_batches: 8,
             positions: None,
-            checkpoint_interval: Duration::from_secs(1),
+            // Short, so a crash repeats little: a write is a few hundred
+            // bytes and one fsync, and happens only when positions moved.
+            checkpoint_interval: Duration::from_millis(250),
         }
     }
 }

@@ -40,7 +40,20 @@ impl Receiver {
     }
 
     pub async fn start_on(port: u16, behaviour: Behaviour) -> Receiver {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = {
+            // A receiver restarted on the same port: the old listener may
+            // take a moment to close after its task was aborted.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                match TcpListener::bind(("127.0.0.1", port)).await {
+                    Ok(l) => break l,
+                    Err(e) if std::time::Instant::now() > deadline => {
+                        panic!("bind 127.0.0.1:{port}: {e}")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        };
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
         let messages: Arc<Mutex<Vec<String>>> = Arc::default();

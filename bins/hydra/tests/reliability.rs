@@ -1,0 +1,585 @@
+//! The reliability suite: real hydra processes, writers and receivers,
+//! every event numbered so that loss and duplication are counted exactly.
+//!
+//! Each scenario prints `written, delivered, lost, duplicated, peak RSS`.
+//! The short profile runs in the test command; `HYDRA_SOAK=1` runs the long
+//! one (`HYDRA_SOAK=1 cargo test -p hydra --test reliability -- --nocapture
+//! --test-threads 1`).
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // a test reports and panics
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hydra_test_support::{Behaviour, Receiver};
+
+fn soak() -> bool {
+    std::env::var_os("HYDRA_SOAK").is_some()
+}
+
+/// Peak resident memory of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Counts how often each expected key arrived; prints the scenario line.
+fn report(name: &str, expected: &[String], got: &[String], peak: f64) -> (usize, usize) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for g in got {
+        *counts.entry(g.as_str()).or_default() += 1;
+    }
+    let lost = expected
+        .iter()
+        .filter(|e| !counts.contains_key(e.as_str()))
+        .count();
+    let duplicated: usize = counts.values().map(|c| c - 1).sum();
+    println!(
+        "{name}: written {}, delivered {}, lost {lost}, duplicated {duplicated}, peak RSS {peak:.1} MiB",
+        expected.len(),
+        got.len()
+    );
+    (lost, duplicated)
+}
+
+fn tail_and_forward_config(
+    dir: &Path,
+    pattern: &str,
+    fwd: Option<u16>,
+    servers: &[u16],
+    extra: &str,
+) -> String {
+    let mut inputs = format!(
+        "  - type: tail\n    path: \"{}/{pattern}\"\n    tag: app\n    read_from_head: true\n    poll_interval: 200ms\n    rotate_wait: 2s\n",
+        dir.display()
+    );
+    if let Some(p) = fwd {
+        inputs.push_str(&format!(
+            "  - type: forward\n    listen: 127.0.0.1:{p}\n    ack: delivered\n"
+        ));
+    }
+    let servers: String = servers
+        .iter()
+        .map(|p| format!("    - {{ host: 127.0.0.1, port: {p} }}\n"))
+        .collect();
+    format!(
+        "positions: {}/pos.json\ninputs:\n{inputs}output:\n  type: forward\n  flush_interval: 100ms\n  connect_timeout: 500ms\n  ack_timeout: 2s\n  recover_wait: 1s\n  servers:\n{servers}{extra}shutdown_timeout: 5s\n",
+        dir.display()
+    )
+}
+
+/// Sends events numbered `from..to` with hydra-cat in blocks, repeating a
+/// block until it is acked (hydra may be down or restarting meanwhile).
+fn forward_client(port: u16, from: u64, to: u64) {
+    let port = port.to_string();
+    let mut n = from;
+    while n < to {
+        let end = (n + 100).min(to);
+        let input: String = (n..end).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+        let mut child = Command::new(hydra_cat_bin())
+            .args(["-p", &port, "-t", "3", "--batch", "25", "fwd"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        if child.wait().unwrap().success() {
+            n = end;
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn crash_loop() {
+    let kills = 20;
+    let lines: u64 = if soak() { 200_000 } else { 20_000 };
+    let events: u64 = if soak() { 50_000 } else { 5_000 };
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Behaviour::Ack).await;
+    let fwd = free_port();
+    let config = tail_and_forward_config(dir.path(), "app.log", Some(fwd), &[rx.port()], "");
+    std::fs::write(dir.path().join("app.log"), "").unwrap();
+    let mut h = Hydra::start(dir.path(), &config);
+
+    let writer = {
+        let path = dir.path().join("app.log");
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            let per_ms = lines / 8_000 + 1;
+            let mut i = 0;
+            while i < lines {
+                for _ in 0..per_ms.min(lines - i) {
+                    writeln!(f, "line {i}").unwrap();
+                    i += 1;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let client = std::thread::spawn(move || forward_client(fwd, 0, events));
+    let mut peak: f64 = 0.0;
+    for _ in 0..kills {
+        let pause = 150 + rand::random::<u64>() % 400;
+        std::thread::sleep(Duration::from_millis(pause));
+        peak = peak.max(peak_rss_mib(h.child.id()));
+        h.child.kill().unwrap();
+        h.child.wait().unwrap();
+        h = Hydra::start(dir.path(), &config);
+    }
+    writer.join().unwrap();
+    client.join().unwrap();
+    let expected_lines: Vec<String> = (0..lines).map(|i| format!("line {i}")).collect();
+    let done = wait(60, || {
+        rx.messages.lock().unwrap().len() as u64 >= lines
+            && rx.seen.lock().unwrap().len() as u64 >= events
+    });
+    peak = peak.max(peak_rss_mib(h.child.id()));
+    assert!(h.stop().success());
+    let got_lines = rx.messages.lock().unwrap().clone();
+    let (lost, dups) = report(
+        "crash loop: tailed lines",
+        &expected_lines,
+        &got_lines,
+        peak,
+    );
+    let expected_events: Vec<String> = (0..events).map(|i| i.to_string()).collect();
+    let got_events: Vec<String> = rx.seen.lock().unwrap().iter().map(u64::to_string).collect();
+    let (lost_fwd, dups_fwd) = report(
+        "crash loop: forward events (ack: delivered)",
+        &expected_events,
+        &got_events,
+        peak,
+    );
+    assert!(done, "not everything arrived within 60 s");
+    assert_eq!(lost, 0, "tailed lines lost");
+    assert_eq!(lost_fwd, 0, "acked forward events lost");
+    // Repeats come only from what was read but not yet committed at each
+    // kill: at most a second of input (the checkpoint interval) per kill.
+    assert!(
+        dups as u64 <= kills * (lines / 2),
+        "{dups} duplicated lines"
+    );
+    assert!(
+        dups_fwd as u64 <= kills * 100,
+        "{dups_fwd} duplicated events"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn rotation_storm() {
+    let files = 10;
+    let per_file: u64 = if soak() { 100_000 } else { 20_000 };
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    for f in 0..files {
+        std::fs::write(logs.join(format!("f{f}.log")), "").unwrap();
+    }
+    let rx = Receiver::start(Behaviour::Ack).await;
+    let config = tail_and_forward_config(&logs, "*.log", None, &[rx.port()], "");
+    let h = Hydra::start(dir.path(), &config);
+    let conf = dir.path().join("logrotate.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{}/*.log {{\n rotate 1000\n create\n missingok\n nomail\n}}\n",
+            logs.display()
+        ),
+    )
+    .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let rotations = Arc::new(AtomicU64::new(0));
+    let rotator = {
+        let (done, rotations, conf, state) = (
+            done.clone(),
+            rotations.clone(),
+            conf,
+            dir.path().join("state"),
+        );
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Acquire) {
+                let out = Command::new("logrotate")
+                    .arg("-f")
+                    .arg("-s")
+                    .arg(&state)
+                    .arg(&conf)
+                    .output()
+                    .expect("logrotate (scripts/install-test-deps)");
+                if out.status.success() {
+                    rotations.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    println!("logrotate: {}", String::from_utf8_lossy(&out.stderr).trim());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let writers: Vec<_> = (0..files)
+        .map(|f| {
+            let path = logs.join(format!("f{f}.log"));
+            std::thread::spawn(move || {
+                for i in 0..per_file {
+                    // Reopens like an application after logrotate's signal.
+                    let mut file = loop {
+                        match std::fs::OpenOptions::new().append(true).open(&path) {
+                            Ok(x) => break x,
+                            Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                        }
+                    };
+                    writeln!(file, "f{f} line {i}").unwrap();
+                    // Spread over a few seconds, so rotations happen during
+                    // the writing.
+                    if i % 20 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    done.store(true, Ordering::Release);
+    rotator.join().unwrap();
+    let total = files * per_file;
+    let arrived = wait(60, || rx.messages.lock().unwrap().len() as u64 >= total);
+    let peak = peak_rss_mib(h.child.id());
+    assert!(h.stop().success());
+    let expected: Vec<String> = (0..files)
+        .flat_map(|f| (0..per_file).map(move |i| format!("f{f} line {i}")))
+        .collect();
+    let got = rx.messages.lock().unwrap().clone();
+    let (lost, dups) = report(
+        &format!(
+            "rotation storm ({} logrotate runs)",
+            rotations.load(Ordering::Relaxed)
+        ),
+        &expected,
+        &got,
+        peak,
+    );
+    assert!(arrived);
+    assert!(rotations.load(Ordering::Relaxed) >= 5);
+    assert_eq!((lost, dups), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn receiver_faults_and_long_outage() {
+    let outage = if soak() { 60 } else { 5 };
+    let lines: u64 = if soak() { 300_000 } else { 30_000 };
+    let dir = tempfile::tempdir().unwrap();
+    // Every receiver instance's deliveries, kept after it is stopped.
+    let mut delivered: Vec<Arc<std::sync::Mutex<Vec<String>>>> = Vec::new();
+    let start =
+        async |port: u16, b: Behaviour, delivered: &mut Vec<Arc<std::sync::Mutex<Vec<String>>>>| {
+            let r = Receiver::start_on(port, b).await;
+            delivered.push(r.messages.clone());
+            r
+        };
+    let all = |delivered: &[Arc<std::sync::Mutex<Vec<String>>>]| -> Vec<String> {
+        delivered
+            .iter()
+            .flat_map(|m| m.lock().unwrap().clone())
+            .collect()
+    };
+    let primary_port = free_port();
+    let secondary_port = free_port();
+    let mut primary = start(primary_port, Behaviour::Ack, &mut delivered).await;
+    // The secondary stalls first: it accepts and never reads.
+    let mut secondary = start(secondary_port, Behaviour::Stall, &mut delivered).await;
+    std::fs::write(dir.path().join("app.log"), "").unwrap();
+    let config = tail_and_forward_config(
+        dir.path(),
+        "app.log",
+        None,
+        &[primary_port, secondary_port],
+        "buffer:\n  max_bytes: 1MiB\n",
+    );
+    let h = Hydra::start(dir.path(), &config);
+    let text: String = (0..lines).map(|i| format!("line {i}\n")).collect();
+    let offsets: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+    let write = |from: u64, to: u64| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("app.log"))
+            .unwrap();
+        for i in from..to {
+            writeln!(f, "line {i}").unwrap();
+        }
+    };
+    let third = lines / 3;
+    write(0, third);
+    wait(10, || !primary.messages.lock().unwrap().is_empty());
+    // The primary dies mid-stream; the secondary stalls, then closes after
+    // reading, then is healthy and takes over.
+    primary.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    secondary.stop();
+    secondary = start(secondary_port, Behaviour::CloseAfterRead, &mut delivered).await;
+    std::thread::sleep(Duration::from_millis(1000));
+    secondary.stop();
+    secondary = start(secondary_port, Behaviour::Ack, &mut delivered).await;
+    write(third, 2 * third);
+    assert!(
+        wait(20, || secondary.messages.lock().unwrap().len() > 100),
+        "the secondary took over"
+    );
+    // Long outage: nothing is up while input keeps flowing.
+    secondary.stop();
+    write(2 * third, lines);
+    std::thread::sleep(Duration::from_secs(outage));
+    let rss_during = peak_rss_mib(h.child.id());
+    // At-least-once: every line before the saved position was delivered.
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("pos.json")).unwrap())
+            .unwrap();
+    let offset = usize::try_from(saved["files"][0]["offset"].as_u64().unwrap()).unwrap();
+    let committed = offsets.iter().take_while(|&&o| o <= offset).count();
+    let during: std::collections::HashSet<String> = all(&delivered).into_iter().collect();
+    let missing = (0..committed)
+        .filter(|i| !during.contains(&format!("line {i}")))
+        .count();
+    println!(
+        "outage of {outage} s: RSS {rss_during:.1} MiB with a 1 MiB buffer; {committed} lines committed, {} delivered, {missing} committed but undelivered",
+        during.len()
+    );
+    assert_eq!(missing, 0, "a position advanced past undelivered lines");
+    assert!(
+        (committed as u64) < lines,
+        "positions advanced through the outage"
+    );
+    // Both servers come back; everything is delivered.
+    primary = start(primary_port, Behaviour::Ack, &mut delivered).await;
+    secondary = start(secondary_port, Behaviour::Ack, &mut delivered).await;
+    let arrived = wait(60, || {
+        all(&delivered)
+            .into_iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len() as u64
+            >= lines
+    });
+    let peak = peak_rss_mib(h.child.id());
+    assert!(h.stop().success());
+    let expected: Vec<String> = (0..lines).map(|i| format!("line {i}")).collect();
+    let (lost, dups) = report(
+        "receiver faults + outage",
+        &expected,
+        &all(&delivered),
+        peak,
+    );
+    println!(
+        "duplicates come from chunks a receiver read but did not ack before it failed: {dups}"
+    );
+    assert!(arrived);
+    assert_eq!(lost, 0);
+    assert!(rss_during < 64.0, "RSS {rss_during} MiB during the outage");
+    drop((primary, secondary));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn hostile_input_while_a_good_client_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Behaviour::Ack).await;
+    let fwd = free_port();
+    let config = format!(
+        "inputs:\n  - type: forward\n    listen: 127.0.0.1:{fwd}\n    max_frame_bytes: 1MiB\n    max_decompressed_bytes: 4MiB\noutput:\n  type: forward\n  flush_interval: 100ms\n  servers: [{{ host: 127.0.0.1, port: {} }}]\n",
+        rx.port()
+    );
+    let mut h = Hydra::start(dir.path(), &config);
+    let events: u64 = if soak() { 100_000 } else { 5_000 };
+    let good = std::thread::spawn(move || forward_client(fwd, 0, events));
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", fwd));
+    // 1,000 idle connections.
+    let idle: Vec<_> = (0..1000).filter_map(|_| connect().ok()).collect();
+    let mut attackers = Vec::new();
+    // Random bytes.
+    attackers.push(std::thread::spawn(move || {
+        for _ in 0..50 {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", fwd)) {
+                let junk: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
+                let _ = s.write_all(&junk);
+            }
+        }
+    }));
+    // Truncated frames, huge lengths, deep nesting, a gzip bomb.
+    attackers.push(std::thread::spawn(move || {
+        let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            bomb.write_all(&zeros).unwrap();
+        }
+        let bomb = bomb.finish().unwrap();
+        let mut gz = vec![0x93, 0xa1, b't', 0xc6];
+        gz.extend_from_slice(&u32::try_from(bomb.len()).unwrap().to_be_bytes());
+        gz.extend_from_slice(&bomb);
+        gz.extend_from_slice(&[0x81, 0xaa]);
+        gz.extend_from_slice(b"compressed");
+        gz.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
+        let mut deep = vec![0x92, 0xa1, b't'];
+        deep.extend(std::iter::repeat_n(0x91, 100_000));
+        let payloads: Vec<Vec<u8>> = vec![
+            vec![0x93, 0xa1, b't', 0xc6, 0x00, 0x00, 0x10],
+            vec![0x93, 0xa1, b't', 0xc6, 0xff, 0xff, 0xff, 0xff],
+            vec![0xdd, 0xff, 0xff, 0xff, 0xff],
+            deep,
+            gz,
+        ];
+        for _ in 0..10 {
+            for p in &payloads {
+                if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", fwd)) {
+                    let _ = s.write_all(p);
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                    let mut sink = Vec::new();
+                    let _ = s.read_to_end(&mut sink);
+                }
+            }
+        }
+    }));
+    // Slowloris: one byte every 100 ms.
+    for _ in 0..20 {
+        attackers.push(std::thread::spawn(move || {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", fwd)) {
+                for b in [0x93u8, 0xa1, b't', 0xc4, 0x05, 1, 2, 3, 4] {
+                    if s.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }));
+    }
+    for a in attackers {
+        a.join().unwrap();
+    }
+    good.join().unwrap();
+    let arrived = wait(30, || rx.seen.lock().unwrap().len() as u64 >= events);
+    let peak = peak_rss_mib(h.child.id());
+    drop(idle);
+    let expected: Vec<String> = (0..events).map(|i| i.to_string()).collect();
+    let got: Vec<String> = rx.seen.lock().unwrap().iter().map(u64::to_string).collect();
+    let (lost, _) = report(
+        "hostile input (good client's events)",
+        &expected,
+        &got,
+        peak,
+    );
+    assert!(arrived && lost == 0);
+    assert!(peak < 64.0, "peak RSS {peak} MiB");
+    // Still running, and it stops cleanly.
+    assert!(
+        h.child.try_wait().unwrap().is_none(),
+        "hydra exited under hostile input"
+    );
+    assert!(h.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn unwritable_positions_are_reported_and_forwarding_goes_on() {
+    // root writes anywhere: run hydra as nobody so a read-only directory
+    // really refuses the write.
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("work");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        base.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let log = dir.join("app.log");
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let rx = Receiver::start(Behaviour::Ack).await;
+    let mon = free_port();
+    let config = format!(
+        "positions: {}/pos.json\ninputs:\n  - type: tail\n    path: {}\n    tag: app\n    read_from_head: true\n    poll_interval: 100ms\noutput:\n  type: forward\n  flush_interval: 100ms\n  servers: [{{ host: 127.0.0.1, port: {} }}]\nmonitor:\n  listen: 127.0.0.1:{mon}\n",
+        state.display(),
+        log.display(),
+        rx.port()
+    );
+    let conf = dir.join("hydra.yaml");
+    std::fs::write(&conf, &config).unwrap();
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(hydra_bin())
+        .arg("--config")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("setpriv (util-linux)");
+    let append = |from: u64, to: u64| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        for i in from..to {
+            writeln!(f, "line {i}").unwrap();
+        }
+    };
+    let stats = || -> serde_json::Value {
+        std::net::TcpStream::connect(("127.0.0.1", mon)).map_or(serde_json::Value::Null, |_| {
+            serde_json::from_str(&http_get(mon, "/")).unwrap_or_default()
+        })
+    };
+    assert!(
+        wait(10, || !stats().is_null()),
+        "hydra did not start as nobody"
+    );
+    append(0, 100);
+    assert!(wait(10, || rx.messages.lock().unwrap().len() >= 100));
+    // The state directory becomes read-only.
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    append(100, 200);
+    assert!(
+        wait(10, || rx.messages.lock().unwrap().len() >= 200),
+        "forwarding went on"
+    );
+    assert!(
+        wait(10, || stats()["errors"].to_string().contains("positions")),
+        "the error is in the stats: {}",
+        stats()
+    );
+    // It recovers.
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    append(200, 300);
+    assert!(
+        wait(10, || stats()["errors"].is_null()
+            && rx.messages.lock().unwrap().len() >= 300),
+        "{}",
+        stats()
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("pos.json")).unwrap()).unwrap();
+    assert!(saved["files"][0]["offset"].as_u64().unwrap() > 0);
+    let peak = peak_rss_mib(child.id());
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().unwrap().success());
+    let expected: Vec<String> = (0..300).map(|i| format!("line {i}")).collect();
+    let got = rx.messages.lock().unwrap().clone();
+    let (lost, dups) = report("unwritable positions", &expected, &got, peak);
+    assert_eq!((lost, dups), (0, 0));
+    let _ = Instant::now();
+}
