@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 pub use checkpoint::{
     Committer, FileId, FileKey, Fingerprint, POSITIONS_VERSION, Position, load_positions,
@@ -240,7 +240,6 @@ impl Tailer {
         let (wake_tx, wake_rx) = std::sync::mpsc::channel();
         let shared = Arc::new(tailer::Shared {
             stop: AtomicBool::new(false),
-            notify: Notify::new(),
             ledger: Arc::default(),
             files: Mutex::default(),
             path_errors: Mutex::default(),
@@ -301,7 +300,6 @@ impl Tailer {
     /// them.
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.notify.notify_one();
         let _ = self
             .shared
             .wake

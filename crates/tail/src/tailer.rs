@@ -10,7 +10,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::checkpoint::{
@@ -23,7 +23,6 @@ use crate::{Batch, Committer, Error, FileStats, TailConfig};
 
 pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
-    pub(crate) notify: Notify,
     pub(crate) ledger: Arc<Mutex<Ledger>>,
     /// Live counters of every open file, read by `Tailer::stats` at any
     /// time, even while reading waits on a full channel.
@@ -139,6 +138,12 @@ pub(crate) struct Engine {
     watched_dirs: HashSet<PathBuf>,
     wake_tx: std_mpsc::Sender<Vec<PathBuf>>,
     first_discovery: bool,
+    /// Files found gone from their path while checked out for reading;
+    /// marked when they are put back.
+    deferred_gone: HashSet<FileKey>,
+    /// Waits on the bounded channel with a timeout, so paths are looked
+    /// after while the consumer is slow.
+    rt: tokio::runtime::Runtime,
 }
 
 fn mtime(meta: &Metadata) -> i128 {
@@ -185,6 +190,11 @@ impl Engine {
             watched_dirs: HashSet::new(),
             wake_tx,
             first_discovery: true,
+            deferred_gone: HashSet::new(),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map_err(Error::Thread)?,
         })
     }
 
@@ -399,6 +409,9 @@ impl Engine {
                 }
             };
             busy |= more;
+            if self.deferred_gone.remove(&key) {
+                mark_gone(&mut t);
+            }
             if let Some(since) = t.gone_since
                 && !more
                 && now.duration_since(since) >= self.cfg.rotate_wait
@@ -479,14 +492,13 @@ impl Engine {
     }
 
     fn gone(&mut self, key: Option<FileKey>) {
-        if let Some(t) = key.and_then(|k| self.files.get_mut(&k))
-            && t.gone_since.is_none()
-        {
-            {
-                debug!(path = %t.path.display(), "File rotated or removed; draining it.");
-                t.gone_since = Some(Instant::now());
-                t.live.rotations.fetch_add(1, Ordering::Relaxed);
-                t.live.rotated.store(true, Ordering::Relaxed);
+        let Some(key) = key else { return };
+        match self.files.get_mut(&key) {
+            Some(t) => mark_gone(t),
+            // Being read right now (checked out of the map): marked when
+            // it is put back.
+            None => {
+                self.deferred_gone.insert(key);
             }
         }
     }
@@ -761,20 +773,50 @@ impl Engine {
     }
 
     /// Sends a batch, waiting while the channel is full (backpressure), but
-    /// not past a stop request.
-    fn send(&self, batch: Batch) -> Result<(), ()> {
-        let tx = &self.tx;
-        let shared = &self.shared;
-        let sent = futures_executor::block_on(async {
-            tokio::select! {
-                r = tx.send(batch) => r.is_ok(),
-                () = shared.notify.notified() => false,
+    /// not past a stop request. While it waits, paths are still looked
+    /// after: a file created and rotated away during a long wait is opened
+    /// (not read) so its lines can be read later through its handle.
+    fn send(&mut self, mut batch: Batch) -> Result<(), ()> {
+        use tokio::sync::mpsc::error::SendTimeoutError;
+        loop {
+            if self.stopping() {
+                return Err(());
             }
-        });
-        if sent && !self.stopping() {
-            Ok(())
-        } else {
-            Err(())
+            match self
+                .rt
+                .block_on(self.tx.send_timeout(batch, Duration::from_millis(200)))
+            {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Closed(_)) => return Err(()),
+                Err(SendTimeoutError::Timeout(b)) => {
+                    batch = b;
+                    self.observe_paths();
+                }
+            }
+        }
+    }
+
+    /// Follows path changes without reading: new files are opened and
+    /// tracked, rotated ones marked. Used while reading waits.
+    fn observe_paths(&mut self) {
+        while let Ok(hints) = self.wake.try_recv() {
+            for hint in hints {
+                if !self.paths.contains_key(&hint)
+                    && let Some(source) = self.matchers.iter().position(|m| m.matches(&hint))
+                {
+                    self.paths.insert(
+                        hint,
+                        PathState {
+                            source,
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+        }
+        let paths: Vec<PathBuf> = self.paths.keys().cloned().collect();
+        for path in paths {
+            self.poll_path(&path);
         }
     }
 
@@ -824,6 +866,15 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+fn mark_gone(t: &mut Tracked) {
+    if t.gone_since.is_none() {
+        debug!(path = %t.path.display(), "File rotated or removed; draining it.");
+        t.gone_since = Some(Instant::now());
+        t.live.rotations.fetch_add(1, Ordering::Relaxed);
+        t.live.rotated.store(true, Ordering::Relaxed);
     }
 }
 

@@ -1,0 +1,585 @@
+//! `hydra-bench`: the one_forward benchmark and its companions, run against
+//! the built `hydra` (and any other agent given as a command).
+//!
+//! ```sh
+//! cargo run --release -p hydra-benches --bin hydra-bench -- --quick   # < 5 min
+//! cargo run --release -p hydra-benches --bin hydra-bench -- --long
+//! cargo run -p hydra-benches --bin hydra-bench -- --smoke             # counting only
+//! ```
+//!
+//! Writes `results.md`, `results.csv` and `cpu.svg`, `rss.svg`,
+//! `throughput.svg` into `--out` (default `target/bench`). Exits 1 when an
+//! agent delivered a different number of events than were written.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a benchmark reports
+#![allow(clippy::cast_possible_truncation)] // rates become counts: small, non-negative
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hydra_benches::load::{self, RateWriter, Worker};
+use hydra_benches::measure::Sampler;
+use hydra_benches::receiver::{self, Counts, percentile_ms};
+use hydra_benches::report::{self, Row};
+
+#[derive(Debug, Parser)]
+#[command(about = "hydra's one_forward benchmark harness")]
+struct Args {
+    /// A few seconds per scenario, small sizes: checks counting only.
+    #[arg(long, conflicts_with = "long")]
+    smoke: bool,
+    /// The quick set (under five minutes). The default.
+    #[arg(long)]
+    quick: bool,
+    /// Longer runs and a 10,000,000-line peak.
+    #[arg(long)]
+    long: bool,
+    /// The hydra binary; by default the one beside this program.
+    #[arg(long)]
+    hydra: Option<PathBuf>,
+    /// Another agent to measure, as NAME=COMMAND, run with `sh -c`. It gets
+    /// HYDRA_BENCH_FILE (file to tail), HYDRA_BENCH_READ_FROM_HEAD (0 or 1),
+    /// HYDRA_BENCH_SERVER_PORT (where to forward, with acks),
+    /// HYDRA_BENCH_LISTEN_PORT (where to accept Forward, tcp→tcp) and
+    /// HYDRA_BENCH_DIR (a scratch directory).
+    #[arg(long = "agent", value_name = "NAME=COMMAND")]
+    agents: Vec<String>,
+    /// Where results go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+#[derive(Clone)]
+enum Agent {
+    Hydra(PathBuf),
+    Command(String, String),
+}
+
+impl Agent {
+    fn name(&self) -> &str {
+        match self {
+            Agent::Hydra(_) => "hydra",
+            Agent::Command(n, _) => n,
+        }
+    }
+
+    /// Starts the agent for one scenario.
+    fn start(
+        &self,
+        dir: &Path,
+        file: &Path,
+        head: bool,
+        server: u16,
+        listen: Option<u16>,
+    ) -> Child {
+        match self {
+            Agent::Hydra(bin) => {
+                let mut inputs = format!(
+                    "  - type: tail\n    path: {}\n    tag: bench\n    read_from_head: {head}\n",
+                    file.display()
+                );
+                if let Some(p) = listen {
+                    inputs = format!("  - type: forward\n    listen: 127.0.0.1:{p}\n");
+                }
+                let config = format!(
+                    "inputs:\n{inputs}output:\n  type: forward\n  flush_interval: 200ms\n  servers: [{{ host: 127.0.0.1, port: {server} }}]\nbuffer:\n  max_bytes: 16MiB\nlog_level: warn\n"
+                );
+                let path = dir.join("hydra.yaml");
+                std::fs::write(&path, config).expect("write config");
+                Command::new(bin)
+                    .arg("--config")
+                    .arg(path)
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("start hydra")
+            }
+            Agent::Command(_, cmd) => Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .env("HYDRA_BENCH_FILE", file)
+                .env("HYDRA_BENCH_READ_FROM_HEAD", if head { "1" } else { "0" })
+                .env("HYDRA_BENCH_SERVER_PORT", server.to_string())
+                .env(
+                    "HYDRA_BENCH_LISTEN_PORT",
+                    listen.map(|p| p.to_string()).unwrap_or_default(),
+                )
+                .env("HYDRA_BENCH_DIR", dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start the agent command"),
+        }
+    }
+}
+
+fn stop_agent(mut child: Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+struct Env {
+    rt: tokio::runtime::Runtime,
+    stop: Arc<AtomicBool>,
+}
+
+impl Env {
+    fn receiver(&self) -> (Arc<Counts>, u16) {
+        let counts = Arc::new(Counts::default());
+        let port = self
+            .rt
+            .block_on(receiver::start(counts.clone()))
+            .expect("receiver");
+        (counts, port)
+    }
+}
+
+fn wait_count(counts: &Counts, want: u64, limit: Duration, sampler: &mut Sampler) {
+    sampler.watch(limit, || counts.events.load(Ordering::Relaxed) >= want);
+}
+
+fn one_forward(env: &Env, agent: &Agent, rate: u64, secs: u64) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bench.log");
+    std::fs::write(&file, "").expect("create file");
+    let (counts, server) = env.receiver();
+    let child = agent.start(dir.path(), &file, false, server, None);
+    std::thread::sleep(Duration::from_millis(800));
+    let mut sampler = Sampler::new(child.id());
+    let writer = RateWriter::new(&file, rate).expect("writer");
+    let stop = env.stop.clone();
+    let run = std::thread::spawn(move || load::run(vec![writer], Duration::from_secs(secs), &stop));
+    while !run.is_finished() {
+        sampler.sample();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let outcome = run.join().expect("writer thread");
+    wait_count(
+        &counts,
+        outcome.score,
+        Duration::from_secs(20),
+        &mut sampler,
+    );
+    let (cpu, peak, steady) = sampler.finish();
+    stop_agent(child);
+    let delivered = counts.events.load(Ordering::Relaxed);
+    let lat = counts
+        .latencies
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    Row {
+        scenario: "one_forward".into(),
+        agent: agent.name().into(),
+        rate,
+        delivered_per_s: delivered as f64 / outcome.elapsed.as_secs_f64(),
+        mb_per_s: delivered as f64 * 100.0 / 1e6 / outcome.elapsed.as_secs_f64(),
+        cpu,
+        peak_rss: peak,
+        steady_rss: steady,
+        p50_ms: percentile_ms(&lat, 50.0),
+        p99_ms: percentile_ms(&lat, 99.0),
+        written: outcome.score,
+        delivered,
+        note: if outcome.interrupted {
+            "interrupted".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
+fn peak(env: &Env, agent: &Agent, lines: u64) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bench.log");
+    {
+        let mut f = std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(&file).expect("create"),
+        );
+        for i in 0..lines {
+            let _ = f.write_all(load::line(i, 100).as_bytes());
+        }
+    }
+    let _ = std::fs::read(&file).map(|b| b.len());
+    let t = Instant::now();
+    let wc = Command::new("wc")
+        .arg("-l")
+        .arg(&file)
+        .output()
+        .expect("wc");
+    let wc_time = t.elapsed().as_secs_f64();
+    let wc_lines: u64 = String::from_utf8_lossy(&wc.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let (counts, server) = env.receiver();
+    let start = Instant::now();
+    let child = agent.start(dir.path(), &file, true, server, None);
+    let mut sampler = Sampler::new(child.id());
+    wait_count(&counts, lines, Duration::from_secs(300), &mut sampler);
+    let elapsed = start.elapsed().as_secs_f64();
+    let (cpu, peak, steady) = sampler.finish();
+    stop_agent(child);
+    let delivered = counts.events.load(Ordering::Relaxed);
+    Row {
+        scenario: "peak".into(),
+        agent: agent.name().into(),
+        rate: 0,
+        delivered_per_s: delivered as f64 / elapsed,
+        mb_per_s: delivered as f64 * 100.0 / 1e6 / elapsed,
+        cpu,
+        peak_rss: peak,
+        steady_rss: steady,
+        written: lines,
+        delivered,
+        note: format!(
+            "{lines} lines from the head, acked; wc -l: {:.1} M lines/s ({wc_lines} lines)",
+            wc_lines as f64 / wc_time / 1e6
+        ),
+        ..Row::default()
+    }
+}
+
+fn tcp_to_tcp(env: &Env, agent: &Agent, secs: u64) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (counts, server) = env.receiver();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let child = agent.start(
+        dir.path(),
+        &dir.path().join("unused.log"),
+        false,
+        server,
+        Some(listen),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let mut sampler = Sampler::new(child.id());
+    let stop = env.stop.clone();
+    let (sent, elapsed) = env.rt.block_on(async move {
+        let buffer = hydra_buffer::Buffer::new(hydra_buffer::BufferConfig {
+            max_bytes: 8 << 20,
+            ..hydra_buffer::BufferConfig::default()
+        });
+        let config = hydra_sender::SenderConfig {
+            servers: vec![hydra_sender::ServerConfig::new("127.0.0.1", listen)],
+            ..hydra_sender::SenderConfig::default()
+        };
+        let sender = hydra_sender::Sender::spawn(config, buffer.clone()).expect("client");
+        let line = load::line(0, 100);
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while start.elapsed() < Duration::from_secs(secs) && !stop.load(Ordering::Relaxed) {
+            let t = hydra_forward::EventTime::now();
+            let _ = buffer
+                .append("bench.tcp", 1000 * 125, 1000, None, |f| {
+                    for _ in 0..1000 {
+                        f.push_line(t, "message", line.trim_end().as_bytes());
+                    }
+                })
+                .await;
+            sent += 1000;
+        }
+        buffer.close();
+        let _ = tokio::time::timeout(Duration::from_secs(30), sender.finished()).await;
+        (sent, start.elapsed())
+    });
+    wait_count(&counts, sent, Duration::from_secs(20), &mut sampler);
+    let (cpu, peak, steady) = sampler.finish();
+    stop_agent(child);
+    let delivered = counts.events.load(Ordering::Relaxed);
+    Row {
+        scenario: "tcp_to_tcp".into(),
+        agent: agent.name().into(),
+        rate: 0,
+        delivered_per_s: delivered as f64 / elapsed.as_secs_f64(),
+        mb_per_s: delivered as f64 * 100.0 / 1e6 / elapsed.as_secs_f64(),
+        cpu,
+        peak_rss: peak,
+        steady_rss: steady,
+        written: sent,
+        delivered,
+        note: "PackedForward in with acks, forward out with acks".into(),
+        ..Row::default()
+    }
+}
+
+/// Writes to many files in turn at a total rate.
+struct ManyWriter {
+    files: Vec<std::fs::File>,
+    per_tick: f64,
+    owed: f64,
+    next: Instant,
+    seq: u64,
+}
+
+impl Worker for ManyWriter {
+    fn call(&mut self) -> u64 {
+        let now = Instant::now();
+        if now < self.next {
+            std::thread::sleep(self.next - now);
+        }
+        self.next += Duration::from_millis(1);
+        self.owed += self.per_tick;
+        let n = self.owed.floor() as u64;
+        self.owed -= n as f64;
+        for _ in 0..n {
+            let i = (self.seq % self.files.len() as u64) as usize;
+            let _ = self.files[i].write_all(load::line(self.seq, 100).as_bytes());
+            self.seq += 1;
+        }
+        n
+    }
+}
+
+fn many_files(env: &Env, agent: &Agent, files: usize, rate: u64, secs: u64) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    let handles: Vec<std::fs::File> = (0..files)
+        .map(|i| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(logs.join(format!("f{i:04}.log")))
+                .expect("create")
+        })
+        .collect();
+    let (counts, server) = env.receiver();
+    let child = agent.start(dir.path(), &logs.join("*.log"), false, server, None);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut sampler = Sampler::new(child.id());
+    let writer = ManyWriter {
+        files: handles,
+        per_tick: rate as f64 / 1000.0,
+        owed: 0.0,
+        next: Instant::now(),
+        seq: 0,
+    };
+    let stop = env.stop.clone();
+    let run = std::thread::spawn(move || load::run(vec![writer], Duration::from_secs(secs), &stop));
+    while !run.is_finished() {
+        sampler.sample();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let outcome = run.join().expect("writer");
+    wait_count(
+        &counts,
+        outcome.score,
+        Duration::from_secs(20),
+        &mut sampler,
+    );
+    let (cpu, peak, steady) = sampler.finish();
+    stop_agent(child);
+    let delivered = counts.events.load(Ordering::Relaxed);
+    Row {
+        scenario: format!("files_{files}"),
+        agent: agent.name().into(),
+        rate,
+        delivered_per_s: delivered as f64 / outcome.elapsed.as_secs_f64(),
+        cpu,
+        peak_rss: peak,
+        steady_rss: steady,
+        written: outcome.score,
+        delivered,
+        note: format!("{files} files, {rate} lines/s in total"),
+        ..Row::default()
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let hydra = args.hydra.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .map(|p| p.with_file_name("hydra"))
+            .unwrap_or_else(|_| PathBuf::from("hydra"))
+    });
+    if !hydra.exists() {
+        eprintln!(
+            "hydra-bench: {} not found: build it (cargo build --release --bins) or pass --hydra",
+            hydra.display()
+        );
+        return std::process::ExitCode::from(2);
+    }
+    let mut agents = vec![Agent::Hydra(hydra)];
+    for a in &args.agents {
+        match a.split_once('=') {
+            Some((n, c)) => agents.push(Agent::Command(n.to_owned(), c.to_owned())),
+            None => {
+                eprintln!("hydra-bench: --agent takes NAME=COMMAND");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("signal");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("hydra-bench: stopping early; reporting what was measured");
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let env = Env {
+        rt,
+        stop: stop.clone(),
+    };
+    let (rates, secs, peak_lines, files_secs): (&[u64], u64, u64, u64) = if args.smoke {
+        (&[2_000], 3, 100_000, 3)
+    } else if args.long {
+        (
+            &[1_000, 5_000, 10_000, 50_000, 100_000, 300_000],
+            30,
+            10_000_000,
+            30,
+        )
+    } else {
+        (
+            &[1_000, 5_000, 10_000, 50_000, 100_000, 300_000],
+            8,
+            1_000_000,
+            10,
+        )
+    };
+    let mut rows = Vec::new();
+    for agent in &agents {
+        for &rate in rates {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let row = one_forward(&env, agent, rate, secs);
+            println!(
+                "{}",
+                report::markdown(std::slice::from_ref(&row))
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+            );
+            rows.push(row);
+        }
+        for (what, f) in [
+            (
+                "peak",
+                Box::new(|e: &Env, a: &Agent| peak(e, a, peak_lines))
+                    as Box<dyn Fn(&Env, &Agent) -> Row>,
+            ),
+            (
+                "tcp_to_tcp",
+                Box::new(|e: &Env, a: &Agent| tcp_to_tcp(e, a, secs.min(10))),
+            ),
+            (
+                "files",
+                Box::new(|e: &Env, a: &Agent| {
+                    many_files(
+                        e,
+                        a,
+                        if args.smoke { 100 } else { 1000 },
+                        10_000,
+                        files_secs,
+                    )
+                }),
+            ),
+        ] {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let row = f(&env, agent);
+            println!(
+                "{what}: {}",
+                report::markdown(std::slice::from_ref(&row))
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+            );
+            rows.push(row);
+        }
+    }
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("hydra-bench: {}: {e}", args.out.display());
+        return std::process::ExitCode::from(2);
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let md = format!(
+        "Machine: {cores} cores, {model}.\n\n{}",
+        report::markdown(&rows)
+    );
+    let _ = std::fs::write(args.out.join("results.md"), &md);
+    let _ = std::fs::write(args.out.join("results.csv"), report::csv(&rows));
+    for (file, title, label, y) in [
+        (
+            "cpu.svg",
+            "CPU at a fixed write rate",
+            "% of one core",
+            (|r: &Row| r.cpu) as fn(&Row) -> f64,
+        ),
+        (
+            "rss.svg",
+            "Memory at a fixed write rate",
+            "steady RSS, MiB",
+            |r: &Row| r.steady_rss,
+        ),
+        (
+            "throughput.svg",
+            "Delivered at a fixed write rate",
+            "lines/s delivered",
+            |r: &Row| r.delivered_per_s,
+        ),
+    ] {
+        if let Err(e) = report::plot(&rows, &args.out.join(file), title, label, y) {
+            eprintln!("hydra-bench: {file}: {e}");
+        }
+    }
+    println!("\n{md}\nwritten to {}", args.out.display());
+    let miscounted: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.delivered != r.written && !r.note.contains("interrupted"))
+        .collect();
+    for r in &miscounted {
+        eprintln!(
+            "hydra-bench: {} {} wrote {} but delivered {}",
+            r.scenario, r.agent, r.written, r.delivered
+        );
+    }
+    if miscounted.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
+}
