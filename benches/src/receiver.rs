@@ -18,6 +18,8 @@ pub struct Counts {
     pub events: AtomicU64,
     /// Latency samples, nanoseconds.
     pub latencies: Mutex<Vec<u64>>,
+    /// When the first and the latest events arrived.
+    pub span: Mutex<Option<(std::time::Instant, std::time::Instant)>>,
 }
 
 /// Starts a receiver on a free loopback port; returns the port.
@@ -38,6 +40,10 @@ pub async fn start(counts: Arc<Counts>) -> std::io::Result<u16> {
                         counts
                             .events
                             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        if let Ok(mut span) = counts.span.lock() {
+                            let now = std::time::Instant::now();
+                            *span = Some(span.map_or((now, now), |(first, _)| (first, now)));
+                        }
                         if let Some(ack) = batch.ack()
                             && sock.write_all(&ack).await.is_err()
                         {

@@ -112,8 +112,13 @@ struct Tracked {
     /// The last bytes handed out, ending at `line_offset`: recognizes the
     /// copy that copytruncate leaves.
     window: Vec<u8>,
+    /// The last read stopped at its budget with more to read.
+    more: bool,
     live: Arc<Live>,
 }
+
+/// How long file events are gathered before reading.
+const COALESCE: Duration = Duration::from_millis(20);
 
 /// Bytes kept in [`Tracked::window`].
 const WINDOW: usize = 256;
@@ -228,7 +233,14 @@ impl Engine {
             let hints = match self.wake.recv_timeout(wait) {
                 Ok(first) => {
                     let mut hints: HashSet<PathBuf> = first.into_iter().collect();
-                    while let Ok(more) = self.wake.try_recv() {
+                    // A writer makes one event per write: gather what comes
+                    // within a short window and read once, instead of waking
+                    // for every line.
+                    let until = Instant::now() + COALESCE;
+                    while let Ok(more) = self
+                        .wake
+                        .recv_timeout(until.saturating_duration_since(Instant::now()))
+                    {
                         hints.extend(more);
                     }
                     Some(hints)
@@ -247,7 +259,7 @@ impl Engine {
             busy = if now >= next_poll || hints.is_none() {
                 next_poll = now + self.cfg.poll_interval;
                 let all: Vec<PathBuf> = self.paths.keys().cloned().collect();
-                self.poll(all)
+                self.poll(all, true)
             } else {
                 let mut targets = Vec::new();
                 for hint in hints.unwrap_or_default() {
@@ -267,7 +279,7 @@ impl Engine {
                         targets.push(hint);
                     }
                 }
-                self.poll(targets)
+                self.poll(targets, false)
             };
             if now >= next_checkpoint {
                 self.checkpoint();
@@ -387,15 +399,32 @@ impl Engine {
         }
     }
 
-    /// Checks and reads the files at `paths`, and every file that is gone
-    /// from its path but still draining. Returns whether any file has more
-    /// to read right away.
-    fn poll(&mut self, paths: Vec<PathBuf>) -> bool {
-        for path in paths {
-            self.poll_path(&path);
+    /// Checks `paths`, then reads: every open file when `all` (the periodic
+    /// poll), otherwise only the files at `paths` and those draining or
+    /// with more to read. Returns whether any file has more right away.
+    fn poll(&mut self, paths: Vec<PathBuf>, all: bool) -> bool {
+        for path in &paths {
+            self.poll_path(path);
         }
         let mut busy = false;
-        let keys: Vec<FileKey> = self.files.keys().copied().collect();
+        let keys: Vec<FileKey> = if all {
+            self.files.keys().copied().collect()
+        } else {
+            // One written line must not cost a syscall on every other file.
+            let mut keys: Vec<FileKey> = paths
+                .iter()
+                .filter_map(|p| self.paths.get(p).and_then(|s| s.current))
+                .collect();
+            keys.extend(
+                self.files
+                    .iter()
+                    .filter(|(_, t)| t.gone_since.is_some() || t.more)
+                    .map(|(k, _)| *k),
+            );
+            keys.sort_unstable_by_key(|k| (k.dev, k.ino));
+            keys.dedup();
+            keys
+        };
         let now = Instant::now();
         for key in keys {
             let Some(mut t) = self.files.remove(&key) else {
@@ -409,6 +438,7 @@ impl Engine {
                 }
             };
             busy |= more;
+            t.more = more;
             if self.deferred_gone.remove(&key) {
                 mark_gone(&mut t);
             }
@@ -576,6 +606,7 @@ impl Engine {
             last_size: size,
             last_mtime: mtime(meta),
             window: Vec::new(),
+            more: false,
         })
     }
 
