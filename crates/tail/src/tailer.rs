@@ -259,7 +259,7 @@ impl Engine {
             busy = if now >= next_poll || hints.is_none() {
                 next_poll = now + self.cfg.poll_interval;
                 let all: Vec<PathBuf> = self.paths.keys().cloned().collect();
-                self.poll(all, true)
+                self.poll(&all, true)
             } else {
                 let mut targets = Vec::new();
                 for hint in hints.unwrap_or_default() {
@@ -279,7 +279,7 @@ impl Engine {
                         targets.push(hint);
                     }
                 }
-                self.poll(targets, false)
+                self.poll(&targets, false)
             };
             if now >= next_checkpoint {
                 self.checkpoint();
@@ -402,8 +402,8 @@ impl Engine {
     /// Checks `paths`, then reads: every open file when `all` (the periodic
     /// poll), otherwise only the files at `paths` and those draining or
     /// with more to read. Returns whether any file has more right away.
-    fn poll(&mut self, paths: Vec<PathBuf>, all: bool) -> bool {
-        for path in &paths {
+    fn poll(&mut self, paths: &[PathBuf], all: bool) -> bool {
+        for path in paths {
             self.poll_path(path);
         }
         let mut busy = false;
