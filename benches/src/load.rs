@@ -56,10 +56,12 @@ pub fn run<W: Worker + 'static>(
     }
 }
 
-/// A worker that appends numbered, timestamped lines to a file at a fixed
-/// rate (lines per second), in 1 ms ticks.
+/// A worker that appends numbered, timestamped lines at a fixed rate
+/// (lines per second), in 1 ms ticks, to one file or to many in turn.
 pub struct RateWriter {
-    file: std::io::BufWriter<std::fs::File>,
+    files: Vec<std::io::BufWriter<std::fs::File>>,
+    /// Files written in this tick, to flush.
+    touched: Vec<usize>,
     per_tick: f64,
     owed: f64,
     next: Instant,
@@ -71,12 +73,25 @@ pub struct RateWriter {
 impl RateWriter {
     /// A writer appending to `path` at `rate` lines per second.
     pub fn new(path: &std::path::Path, rate: u64) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        Self::many(&[path.to_owned()], rate)
+    }
+
+    /// A writer appending to `paths` in turn at `rate` lines per second in
+    /// total.
+    pub fn many(paths: &[std::path::PathBuf], rate: u64) -> std::io::Result<Self> {
+        let files = paths
+            .iter()
+            .map(|p| {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?;
+                Ok(std::io::BufWriter::with_capacity(1 << 16, f))
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
         Ok(RateWriter {
-            file: std::io::BufWriter::with_capacity(1 << 16, file),
+            files,
+            touched: Vec::new(),
             per_tick: rate as f64 / 1000.0,
             owed: 0.0,
             next: Instant::now(),
@@ -112,12 +127,14 @@ impl Worker for RateWriter {
         let n = self.owed.floor() as u64;
         self.owed -= n as f64;
         for _ in 0..n {
-            let _ = self
-                .file
-                .write_all(line(self.seq, self.line_bytes).as_bytes());
+            let i = (self.seq % self.files.len() as u64) as usize;
+            let _ = self.files[i].write_all(line(self.seq, self.line_bytes).as_bytes());
+            self.touched.push(i);
             self.seq += 1;
         }
-        let _ = self.file.flush();
+        for i in self.touched.drain(..) {
+            let _ = self.files[i].flush();
+        }
         n
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hydra_benches::load::{self, RateWriter, Worker};
+use hydra_benches::load::{self, RateWriter};
 use hydra_benches::measure::Sampler;
 use hydra_benches::receiver::{self, Counts, percentile_ms};
 use hydra_benches::report::{self, Row};
@@ -151,6 +151,26 @@ fn wait_count(counts: &Counts, want: u64, limit: Duration, sampler: &mut Sampler
     sampler.watch(limit, || counts.events.load(Ordering::Relaxed) >= want);
 }
 
+/// Runs `writer` for `secs` while sampling the agent, then waits (at most
+/// 20 s) for the receiver to count everything written.
+fn rated_run(
+    env: &Env,
+    writer: RateWriter,
+    secs: u64,
+    counts: &Counts,
+    sampler: &mut Sampler,
+) -> load::Outcome {
+    let stop = env.stop.clone();
+    let run = std::thread::spawn(move || load::run(vec![writer], Duration::from_secs(secs), &stop));
+    while !run.is_finished() {
+        sampler.sample();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let outcome = run.join().expect("writer thread");
+    wait_count(counts, outcome.score, Duration::from_secs(20), sampler);
+    outcome
+}
+
 fn one_forward(env: &Env, agent: &Agent, rate: u64, secs: u64) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("bench.log");
@@ -160,19 +180,7 @@ fn one_forward(env: &Env, agent: &Agent, rate: u64, secs: u64) -> Row {
     std::thread::sleep(Duration::from_millis(800));
     let mut sampler = Sampler::new(child.id());
     let writer = RateWriter::new(&file, rate).expect("writer");
-    let stop = env.stop.clone();
-    let run = std::thread::spawn(move || load::run(vec![writer], Duration::from_secs(secs), &stop));
-    while !run.is_finished() {
-        sampler.sample();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let outcome = run.join().expect("writer thread");
-    wait_count(
-        &counts,
-        outcome.score,
-        Duration::from_secs(20),
-        &mut sampler,
-    );
+    let outcome = rated_run(env, writer, secs, &counts, &mut sampler);
     let (cpu, peak, steady) = sampler.finish();
     stop_agent(child);
     let delivered = counts.events.load(Ordering::Relaxed);
@@ -328,71 +336,19 @@ fn tcp_to_tcp(env: &Env, agent: &Agent, secs: u64) -> Row {
     }
 }
 
-/// Writes to many files in turn at a total rate.
-struct ManyWriter {
-    files: Vec<std::fs::File>,
-    per_tick: f64,
-    owed: f64,
-    next: Instant,
-    seq: u64,
-}
-
-impl Worker for ManyWriter {
-    fn call(&mut self) -> u64 {
-        let now = Instant::now();
-        if now < self.next {
-            std::thread::sleep(self.next - now);
-        }
-        self.next += Duration::from_millis(1);
-        self.owed += self.per_tick;
-        let n = self.owed.floor() as u64;
-        self.owed -= n as f64;
-        for _ in 0..n {
-            let i = (self.seq % self.files.len() as u64) as usize;
-            let _ = self.files[i].write_all(load::line(self.seq, 100).as_bytes());
-            self.seq += 1;
-        }
-        n
-    }
-}
-
 fn many_files(env: &Env, agent: &Agent, files: usize, rate: u64, secs: u64) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).expect("mkdir");
-    let handles: Vec<std::fs::File> = (0..files)
-        .map(|i| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(logs.join(format!("f{i:04}.log")))
-                .expect("create")
-        })
+    let paths: Vec<PathBuf> = (0..files)
+        .map(|i| logs.join(format!("f{i:04}.log")))
         .collect();
     let (counts, server) = env.receiver();
     let child = agent.start(dir.path(), &logs.join("*.log"), false, server, None);
     std::thread::sleep(Duration::from_millis(1500));
     let mut sampler = Sampler::new(child.id());
-    let writer = ManyWriter {
-        files: handles,
-        per_tick: rate as f64 / 1000.0,
-        owed: 0.0,
-        next: Instant::now(),
-        seq: 0,
-    };
-    let stop = env.stop.clone();
-    let run = std::thread::spawn(move || load::run(vec![writer], Duration::from_secs(secs), &stop));
-    while !run.is_finished() {
-        sampler.sample();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let outcome = run.join().expect("writer");
-    wait_count(
-        &counts,
-        outcome.score,
-        Duration::from_secs(20),
-        &mut sampler,
-    );
+    let writer = RateWriter::many(&paths, rate).expect("writers");
+    let outcome = rated_run(env, writer, secs, &counts, &mut sampler);
     let (cpu, peak, steady) = sampler.finish();
     stop_agent(child);
     let delivered = counts.events.load(Ordering::Relaxed);
