@@ -331,7 +331,10 @@ impl Buffer {
                         &tag,
                         BatchMode::PackedForward,
                         config.time_format,
-                        config.chunk_bytes.min(1 << 20) + 1024,
+                        // Room for the chunk and the batch that crosses its
+                        // size, so the frame is not reallocated (doubled) on
+                        // the way.
+                        config.chunk_bytes.saturating_add(512 << 10),
                     ),
                     commits: Vec::new(),
                     opened: now,
