@@ -36,7 +36,7 @@ pub struct FileKey {
 /// and a file truncated and rewritten while hydra was not looking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
-    /// How many bytes were hashed (fewer than [`FINGERPRINT_BYTES`] while the
+    /// How many bytes were hashed (fewer than 256 while the
     /// file is that small).
     pub len: u64,
     /// CRC-32 of those bytes.

@@ -20,7 +20,7 @@ pub(crate) struct Span {
     pub(crate) end: u32,
 }
 
-/// Complete lines taken out of a [`LineSplitter`]: one shared buffer and the
+/// Complete lines split from a file: one shared buffer and the
 /// spans of the lines in it (without their newlines).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lines {
