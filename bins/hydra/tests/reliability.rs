@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use hydra_test_support::{Behaviour, Receiver};
 
+/// Scenarios run one at a time: each reports its own peak RSS, and two
+/// heavy scenarios sharing two cores measure neither.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn soak() -> bool {
     std::env::var_os("HYDRA_SOAK").is_some()
 }
@@ -42,10 +46,21 @@ fn report(name: &str, expected: &[String], got: &[String], peak: f64) -> (usize,
     for g in got {
         *counts.entry(g.as_str()).or_default() += 1;
     }
-    let lost = expected
+    let missing: Vec<&String> = expected
         .iter()
         .filter(|e| !counts.contains_key(e.as_str()))
-        .count();
+        .collect();
+    let lost = missing.len();
+    if lost > 0 {
+        // Which lines: a whole file's tail, or scattered lines, tells which
+        // mechanism failed.
+        let mut first_per_file: std::collections::BTreeMap<&str, &str> = Default::default();
+        for m in &missing {
+            let file = m.split(' ').next().unwrap_or("");
+            first_per_file.entry(file).or_insert(m.as_str());
+        }
+        println!("{name}: {lost} missing; first missing per prefix: {first_per_file:?}");
+    }
     let duplicated: usize = counts.values().map(|c| c - 1).sum();
     println!(
         "{name}: written {}, delivered {}, lost {lost}, duplicated {duplicated}, peak RSS {peak:.1} MiB",
@@ -107,6 +122,7 @@ fn forward_client(port: u16, from: u64, to: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn crash_loop() {
+    let _serial = SERIAL.lock().await;
     let kills = 20;
     let lines: u64 = if soak() { 200_000 } else { 20_000 };
     let events: u64 = if soak() { 50_000 } else { 5_000 };
@@ -186,6 +202,7 @@ async fn crash_loop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn rotation_storm() {
+    let _serial = SERIAL.lock().await;
     let files = 10;
     let per_file: u64 = if soak() { 100_000 } else { 20_000 };
     let dir = tempfile::tempdir().unwrap();
@@ -284,6 +301,7 @@ async fn rotation_storm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn receiver_faults_and_long_outage() {
+    let _serial = SERIAL.lock().await;
     let outage = if soak() { 60 } else { 5 };
     let lines: u64 = if soak() { 300_000 } else { 30_000 };
     let dir = tempfile::tempdir().unwrap();
@@ -397,6 +415,7 @@ async fn receiver_faults_and_long_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn hostile_input_while_a_good_client_sends() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(Behaviour::Ack).await;
     let fwd = free_port();
@@ -494,6 +513,7 @@ async fn hostile_input_while_a_good_client_sends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn unwritable_positions_are_reported_and_forwarding_goes_on() {
+    let _serial = SERIAL.lock().await;
     // root writes anywhere: run hydra as nobody so a read-only directory
     // really refuses the write.
     let base = tempfile::tempdir().unwrap();

@@ -236,12 +236,18 @@ impl Engine {
                     // A writer makes one event per write: gather what comes
                     // within a short window and read once, instead of waking
                     // for every line.
+                    // The window is a hard limit: under a flood of events the
+                    // queue is never empty, and draining it would never end.
                     let until = Instant::now() + COALESCE;
-                    while let Ok(more) = self
-                        .wake
-                        .recv_timeout(until.saturating_duration_since(Instant::now()))
-                    {
-                        hints.extend(more);
+                    loop {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        match self.wake.recv_timeout(left) {
+                            Ok(more) => hints.extend(more),
+                            Err(_) => break,
+                        }
                     }
                     Some(hints)
                 }
@@ -830,7 +836,12 @@ impl Engine {
     /// Follows path changes without reading: new files are opened and
     /// tracked, rotated ones marked. Used while reading waits.
     fn observe_paths(&mut self) {
-        while let Ok(hints) = self.wake.try_recv() {
+        // Bounded, for the same reason as the gathering window: events may
+        // arrive as fast as they are taken.
+        for _ in 0..4096 {
+            let Ok(hints) = self.wake.try_recv() else {
+                break;
+            };
             for hint in hints {
                 if !self.paths.contains_key(&hint)
                     && let Some(source) = self.matchers.iter().position(|m| m.matches(&hint))

@@ -492,3 +492,47 @@ fn a_file_created_and_rotated_away_while_reading_waits_is_still_read() {
     }
     assert_eq!(got.len(), 5004);
 }
+
+#[test]
+fn reading_makes_progress_under_a_flood_of_file_events() {
+    // Reading must progress while writers produce file events without
+    // pause: gathering events is bounded by time, never "until the queue
+    // is empty".
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = (0..4)
+        .map(|i| dir.path().join(format!("w{i}.log")))
+        .collect();
+    for p in &paths {
+        fs::write(p, "").unwrap();
+    }
+    let glob = format!("{}/*.log", dir.path().display());
+    let c = Collector::start(fast(vec![Source::new(&glob).read_from_head(true)]));
+    c.wait_stats(|s| s.len() == 4);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = paths
+        .iter()
+        .map(|p| {
+            let (p, stop) = (p.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut f = fs::OpenOptions::new().append(true).open(&p).unwrap();
+                let mut i = 0u64;
+                // One write per line: one event per line.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    use std::io::Write;
+                    writeln!(f, "line {i}").unwrap();
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let during = c.count();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(
+        during > 1000,
+        "only {during} lines read while the writers were writing"
+    );
+}
