@@ -213,7 +213,7 @@ async fn rotation_storm() {
     }
     let rx = Receiver::start(Behaviour::Ack).await;
     let config = tail_and_forward_config(&logs, "*.log", None, &[rx.port()], "");
-    let h = Hydra::start(dir.path(), &config);
+    let mut h = Hydra::start(dir.path(), &config);
     let conf = dir.path().join("logrotate.conf");
     std::fs::write(
         &conf,
@@ -280,6 +280,19 @@ async fn rotation_storm() {
     let total = files * per_file;
     let arrived = wait(60, || rx.messages.lock().unwrap().len() as u64 >= total);
     let peak = peak_rss_mib(h.child.id());
+    if !arrived {
+        // What hydra said last: a stopped reading thread or a file it gave
+        // up shows here.
+        let log = h.stderr.lock().unwrap().clone();
+        println!(
+            "hydra's last log lines:\n{}",
+            log[log.len().saturating_sub(40)..].join("\n")
+        );
+        println!(
+            "hydra still running: {}",
+            h.child.try_wait().ok().flatten().is_none()
+        );
+    }
     assert!(h.stop().success());
     let expected: Vec<String> = (0..files)
         .flat_map(|f| (0..per_file).map(move |i| format!("f{f} line {i}")))
