@@ -4,30 +4,13 @@ use std::time::{Duration, Instant};
 
 /// User + system CPU seconds of `pid`.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    hydra_stats::read_process(&pid.to_string()).cpu_seconds
 }
 
-/// Resident memory of `pid`, MiB (`VmRSS`, or `VmHWM` for the peak).
-pub fn rss_mib(pid: u32, key: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+/// Resident memory of `pid`, MiB: `peak` for the high-water mark.
+pub fn rss_mib(pid: u32, peak: bool) -> f64 {
+    let p = hydra_stats::read_process(&pid.to_string());
+    (if peak { p.peak_rss_bytes } else { p.rss_bytes }) as f64 / (1024.0 * 1024.0)
 }
 
 /// Samples a process every 100 ms while a run goes on.
@@ -50,7 +33,7 @@ impl Sampler {
     }
     /// Takes one RSS sample.
     pub fn sample(&mut self) {
-        self.rss.push(rss_mib(self.pid, "VmRSS:"));
+        self.rss.push(rss_mib(self.pid, false));
     }
     /// Samples until `until` returns true or `limit` passes.
     pub fn watch(&mut self, limit: Duration, mut until: impl FnMut() -> bool) {
@@ -66,7 +49,7 @@ impl Sampler {
     pub fn finish(&self) -> (f64, f64, f64) {
         let wall = self.start.elapsed().as_secs_f64().max(1e-9);
         let cpu = (cpu_seconds(self.pid) - self.cpu0) / wall * 100.0;
-        let peak = rss_mib(self.pid, "VmHWM:");
+        let peak = rss_mib(self.pid, true);
         let mut half: Vec<f64> = self.rss[self.rss.len() / 2..].to_vec();
         half.sort_by(f64::total_cmp);
         let steady = half.get(half.len() / 2).copied().unwrap_or(0.0);
