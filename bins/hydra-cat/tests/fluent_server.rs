@@ -1,27 +1,16 @@
 //! hydra-cat against the npm FluentServer, an independent receiver.
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use hydra_test_support::FluentServer;
 
 fn hydra_cat(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hydra-cat"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
+    hydra_test_support::run_with_stdin(
+        std::path::Path::new(env!("CARGO_BIN_EXE_hydra-cat")),
+        args,
+        stdin,
+    )
 }
 
 fn json_lines(n: u64) -> Vec<u8> {

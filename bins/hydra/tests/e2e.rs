@@ -6,27 +6,14 @@ mod common;
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use hydra_test_support::FluentServer;
 
 fn hydra_cat(args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(hydra_cat_bin())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    hydra_test_support::run_with_stdin(&hydra_cat_bin(), args, stdin.as_bytes())
 }
 
 #[test]
@@ -384,30 +371,8 @@ fn sigterm_delivers_or_keeps_positions() {
     assert!(status.success(), "exit {status:?}");
     // The receiver prints entries through a pipe: let it settle.
     server.settle();
-    let delivered: HashSet<u64> = server
-        .entries()
-        .iter()
-        .map(|r| {
-            r["record"]["message"].as_str().unwrap()[5..]
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    // Everything before the saved position was delivered.
-    let saved: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&positions).unwrap()).unwrap();
-    let offset = usize::try_from(saved["files"][0]["offset"].as_u64().unwrap()).unwrap();
-    let committed_lines = text[..offset].lines().count() as u64;
-    for n in 0..committed_lines {
-        assert!(
-            delivered.contains(&n),
-            "line {n} is before the saved position but was not delivered"
-        );
-    }
-    // A restart delivers the rest; nothing is missing.
-    let h = Hydra::start(dir.path(), &config);
-    assert!(wait(20, || {
-        let got: HashSet<u64> = server
+    let delivered = || -> HashSet<u64> {
+        server
             .entries()
             .iter()
             .map(|r| {
@@ -415,9 +380,23 @@ fn sigterm_delivers_or_keeps_positions() {
                     .parse()
                     .unwrap()
             })
-            .collect();
-        got.len() as u64 == total
-    }));
+            .collect()
+    };
+    let before_restart = delivered();
+    // Everything before the saved position was delivered.
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&positions).unwrap()).unwrap();
+    let offset = usize::try_from(saved["files"][0]["offset"].as_u64().unwrap()).unwrap();
+    let committed_lines = text[..offset].lines().count() as u64;
+    for n in 0..committed_lines {
+        assert!(
+            before_restart.contains(&n),
+            "line {n} is before the saved position but was not delivered"
+        );
+    }
+    // A restart delivers the rest; nothing is missing.
+    let h = Hydra::start(dir.path(), &config);
+    assert!(wait(20, || delivered().len() as u64 == total));
     assert!(h.stop().success());
 }
 

@@ -12,6 +12,24 @@ use hydra_forward::{
 };
 use tokio_util::codec::Decoder;
 
+/// `["t", <bin32 gzip body>, {"compressed": "gzip", "chunk"?: chunk}]`.
+fn gzip_frame(body: &[u8], chunk: Option<&str>) -> Vec<u8> {
+    let mut frame = vec![0x93, 0xa1, b't', 0xc6];
+    frame.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(body);
+    frame.push(if chunk.is_some() { 0x82 } else { 0x81 });
+    frame.push(0xaa);
+    frame.extend_from_slice(b"compressed");
+    frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
+    if let Some(c) = chunk {
+        frame.push(0xa5);
+        frame.extend_from_slice(b"chunk");
+        frame.push(0xa0 | u8::try_from(c.len()).unwrap());
+        frame.extend_from_slice(c.as_bytes());
+    }
+    frame
+}
+
 fn good_frame() -> Vec<u8> {
     let mut b = FrameBuilder::new("good", BatchMode::PackedForward, TimeFormat::EventTime);
     b.push_line(EventTime::new(1_700_000_000, 0), "message", b"hello");
@@ -191,14 +209,7 @@ fn a_gzip_bomb_is_dropped_without_inflating_it() {
         gz.write_all(&zeros).unwrap();
     }
     let bomb = gz.finish().unwrap();
-    let mut frame = vec![0x93, 0xa1, b't', 0xc6];
-    frame.extend_from_slice(&u32::try_from(bomb.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&bomb);
-    frame.extend_from_slice(&[0x82, 0xaa]);
-    frame.extend_from_slice(b"compressed");
-    frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p', 0xa5]);
-    frame.extend_from_slice(b"chunk");
-    frame.extend_from_slice(&[0xa1, b'b']);
+    let mut frame = gzip_frame(&bomb, Some("b"));
     frame.extend_from_slice(&good_frame());
     let limits = Limits {
         max_decompressed_bytes: 1 << 20,
@@ -242,12 +253,7 @@ fn deep_nesting_is_refused_without_recursion() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&inner).unwrap();
     let body = gz.finish().unwrap();
-    let mut frame = vec![0x93, 0xa1, b't', 0xc6];
-    frame.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&body);
-    frame.extend_from_slice(&[0x81, 0xaa]);
-    frame.extend_from_slice(b"compressed");
-    frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
+    let frame = gzip_frame(&body, None);
     let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
     assert!(err.is_none());
     let [Request::Events(batch)] = &requests[..] else {

@@ -45,6 +45,32 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Runs `program` with `args`, feeding `stdin` from another thread (so a
+/// large input cannot deadlock against a full output pipe), and returns
+/// what it printed and its exit status.
+pub fn run_with_stdin(
+    program: &std::path::Path,
+    args: &[&str],
+    stdin: &[u8],
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
 /// The npm packages the tests run, installed by `scripts/install-test-deps`.
 pub fn node_modules() -> PathBuf {
     let dir = repo().join(".test-deps/node_modules");
