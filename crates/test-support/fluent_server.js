@@ -1,5 +1,6 @@
 // Runs @fluent-org/logger's FluentServer, an independent Forward receiver,
-// for hydra's tests: prints "PORT <n>", then one JSON line per entry.
+// for hydra's tests: prints "PORT <n>", then one JSON line per entry
+// ({tag, time, record}, time in whole seconds).
 // Options (argv): --port N, --shared-key K, --hostname H, --tls-cert PEM
 // --tls-key PEM. Exits when stdin closes.
 const { FluentServer } = require("@fluent-org/logger");
@@ -24,7 +25,9 @@ if (opt("--tls-cert")) {
 }
 const server = new FluentServer(options);
 server.on("entry", (tag, time, record) => {
-  process.stdout.write(JSON.stringify({ tag, record }) + "\n");
+  // Whole seconds of an integer time or of an EventTime.
+  const secs = typeof time === "number" ? time : time && time.epoch;
+  process.stdout.write(JSON.stringify({ tag, time: secs, record }) + "\n");
 });
 server.listen().then(() => {
   process.stdout.write(`PORT ${server.port}\n`);

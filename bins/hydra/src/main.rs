@@ -23,7 +23,8 @@ use tracing::{error, info, warn};
 #[derive(Debug, Parser)]
 #[command(version = env!("HYDRA_VERSION"), about)]
 struct Args {
-    /// The configuration file (YAML).
+    /// The configuration file: YAML, or the Go fluent-agent-hydra's TOML
+    /// (chosen by extension, else by content).
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Validate FILE, print the effective configuration, and exit: 0 if it
@@ -33,12 +34,40 @@ struct Args {
     /// Print a man page or a shell completion script, and exit.
     #[arg(long, value_enum, hide = true)]
     generate: Option<hydra_cli::Generate>,
+    /// With TAG FILE SERVER...: the record key of a line (default message).
+    #[arg(short = 'f', long, value_name = "FIELD", requires = "go_args")]
+    field_name: Option<String>,
+    /// With TAG FILE SERVER...: serve the monitor on HOST:PORT.
+    #[arg(short = 'm', long, value_name = "HOST:PORT", requires = "go_args")]
+    monitor: Option<String>,
+    /// TAG FILE PRIMARY [SECONDARY...]: follow FILE as TAG and forward to
+    /// the servers (host or host:port), the Go fluent-agent-hydra's
+    /// command-line form.
+    #[arg(
+        value_names = ["TAG", "FILE", "SERVER"],
+        num_args = 3..,
+        conflicts_with_all = ["config", "check_config"]
+    )]
+    go_args: Vec<String>,
 }
 
-fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    match path {
-        Some(p) => Ok(Config::load(p)?),
-        None => Ok(Config::embedded_default()),
+impl Args {
+    /// The configuration to run, and the file to read again on SIGHUP.
+    fn load(&self) -> anyhow::Result<(Config, Option<PathBuf>)> {
+        if let [tag, file, servers @ ..] = self.go_args.as_slice() {
+            let args = hydra_config::GoArgs {
+                tag: tag.clone(),
+                file: file.clone(),
+                servers: servers.to_vec(),
+                field_name: self.field_name.clone(),
+                monitor: self.monitor.clone(),
+            };
+            return Ok((Config::from_go_args(&args)?, None));
+        }
+        match &self.config {
+            Some(p) => Ok((Config::load(p)?, Some(p.clone()))),
+            None => Ok((Config::embedded_default(), None)),
+        }
     }
 }
 
@@ -54,8 +83,7 @@ fn init_logging(config: &Config) {
         .try_init();
 }
 
-async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = load(path.as_ref())?;
+async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     init_logging(&config);
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -68,7 +96,7 @@ async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 let Some(p) = path.as_ref() else {
-                    info!("SIGHUP: running on the embedded default; nothing to reload.");
+                    info!("SIGHUP: not running from a configuration file; nothing to reload.");
                     continue;
                 };
                 match Config::load(p) {
@@ -116,6 +144,13 @@ fn main() -> ExitCode {
             }
         };
     }
+    let (config, path) = match args.load() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("hydra: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -127,7 +162,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(args.config)) {
+    match runtime.block_on(run(config, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hydra: {e:#}");

@@ -86,6 +86,7 @@ pub struct Agent {
     monitor: Option<JoinHandle<()>>,
     monitor_stop: watch::Sender<bool>,
     zabbix: Option<JoinHandle<()>>,
+    parse_counters: Option<Arc<tail_in::ParseCounters>>,
     /// Addresses actually bound, in config order (forward inputs, monitor).
     pub bound: Vec<SocketAddr>,
     forward_addresses: Vec<SocketAddr>,
@@ -226,11 +227,13 @@ impl Agent {
                 Input::Forward(_) => None,
             })
             .collect();
+        let mut parse_counters = None;
         let tailer = if tails.is_empty() {
             None
         } else {
-            let (tailer, task) = tail_in::start(&config, &tails, buffer.clone())?;
+            let (tailer, task, counters) = tail_in::start(&config, &tails, buffer.clone())?;
             input_tasks.push(task);
+            parse_counters = Some(counters);
             Some(tailer)
         };
 
@@ -266,6 +269,7 @@ impl Agent {
             monitor: None,
             monitor_stop,
             zabbix: None,
+            parse_counters,
             bound,
             forward_addresses,
         };
@@ -327,6 +331,7 @@ impl Agent {
                 OutputTask::Stdout(_) => None,
             };
         let tags: Vec<String> = tail_in::tags(&self.config);
+        let parse_counters = self.parse_counters.clone();
         let addresses: Vec<String> = self
             .forward_addresses
             .iter()
@@ -363,6 +368,9 @@ impl Agent {
                 }
                 snap.errors
                     .extend(positions_error.map(|e| format!("positions: {e}")));
+            }
+            if let Some(c) = &parse_counters {
+                snap.parsing = c.snapshot().into_iter().collect();
             }
             if let Some(f) = &sender_stats {
                 let s = f();

@@ -1,10 +1,14 @@
-//! Tailed lines into the buffer, one record per line.
+//! Tailed lines into the buffer, one record per line: the line as it is,
+//! or parsed by the input's `format`.
 
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hydra_buffer::Buffer;
 use hydra_config::{Config, Input, TailInput};
 use hydra_forward::EventTime;
+use hydra_parse::{Parsed, Parser};
 use hydra_tail::{LongLines, Source, TailConfig, Tailer};
 use tokio::task::JoinHandle;
 
@@ -29,11 +33,40 @@ pub(crate) fn tags(config: &Config) -> Vec<String> {
         .collect()
 }
 
+/// Per tail input, what its parser could not parse, published for the
+/// monitor.
+#[derive(Debug, Default)]
+pub(crate) struct ParseCounters {
+    inputs: Vec<(String, [AtomicU64; 4])>,
+}
+
+impl ParseCounters {
+    /// By tag, the inputs that parse lines (not `format: none`).
+    pub(crate) fn snapshot(&self) -> Vec<(String, hydra_stats::Parsing)> {
+        self.inputs
+            .iter()
+            .map(|(tag, c)| {
+                let [unmatched, dropped, type_errors, time_errors] =
+                    c.each_ref().map(|a| a.load(Ordering::Relaxed));
+                (
+                    tag.clone(),
+                    hydra_stats::Parsing {
+                        unmatched,
+                        dropped,
+                        type_errors,
+                        time_errors,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
 pub(crate) fn start(
     config: &Config,
     inputs: &[&TailInput],
     buffer: Buffer,
-) -> Result<(Tailer, JoinHandle<()>), hydra_tail::Error> {
+) -> Result<(Tailer, JoinHandle<()>, Arc<ParseCounters>), crate::Error> {
     // One tailer for all inputs; the strictest timing settings win.
     let first = inputs[0];
     let tail_config = TailConfig {
@@ -75,6 +108,24 @@ pub(crate) fn start(
         positions: config.positions.clone(),
         ..TailConfig::default()
     };
+    // Parsers before the tailer: a bad pattern stops the start here.
+    let mut parsers = Vec::with_capacity(inputs.len());
+    let mut counters = ParseCounters::default();
+    for t in inputs {
+        let parser = Parser::new(&t.parser_spec(&config.field_name))
+            .map_err(|e| crate::Error::Config(format!("tail input {}: {e}", t.tag)))?;
+        // `format: none` stays on the fast path, without a parser.
+        let slot = (!parser.is_passthrough()).then(|| {
+            counters.inputs.push((
+                join_tag(config.tag_prefix.as_deref(), &t.tag),
+                Default::default(),
+            ));
+            (parser, counters.inputs.len() - 1)
+        });
+        parsers.push(slot);
+    }
+    let counters = Arc::new(counters);
+    let published = counters.clone();
     let (tailer, mut batches) = Tailer::start(tail_config)?;
     let committer = tailer.committer();
     let host = hostname();
@@ -91,6 +142,7 @@ pub(crate) fn start(
         })
         .collect();
     let task = tokio::spawn(async move {
+        let mut record = Vec::with_capacity(512);
         while let Some(batch) = batches.recv().await {
             let Some(meta) = metas.get(batch.source) else {
                 continue;
@@ -103,20 +155,32 @@ pub(crate) fn start(
             let c = committer.clone();
             let commit: hydra_buffer::Commit = Box::new(move || c.commit(file, end));
             let path = batch.path.as_os_str().as_bytes().to_vec();
+            let mut extra: Vec<(&str, &[u8])> = Vec::new();
+            if let Some(k) = &meta.path_key {
+                extra.push((k, &path));
+            }
+            if let Some(k) = &meta.host_key {
+                extra.push((k, host.as_bytes()));
+            }
+            let parser = parsers.get_mut(batch.source).and_then(Option::as_mut);
             let appended = buffer
                 .append(&meta.tag, estimate, n, Some(commit), |f| {
-                    if meta.path_key.is_none() && meta.host_key.is_none() {
+                    if let Some((parser, _)) = parser {
+                        for line in batch.lines.iter() {
+                            record.clear();
+                            if let Parsed::Record { time: own } =
+                                parser.parse(line, &extra, &mut record)
+                            {
+                                f.push_raw(own.unwrap_or(time), &record);
+                            }
+                        }
+                    } else if extra.is_empty() {
                         for line in batch.lines.iter() {
                             f.push_line(time, &meta.field, line);
                         }
                     } else {
                         let mut fields: Vec<(&str, &[u8])> = vec![(&meta.field, &[])];
-                        if let Some(k) = &meta.path_key {
-                            fields.push((k, &path));
-                        }
-                        if let Some(k) = &meta.host_key {
-                            fields.push((k, host.as_bytes()));
-                        }
+                        fields.extend_from_slice(&extra);
                         for line in batch.lines.iter() {
                             fields[0].1 = line;
                             f.push_fields(time, &fields);
@@ -124,6 +188,17 @@ pub(crate) fn start(
                     }
                 })
                 .await;
+            if let Some((parser, i)) = parsers.get(batch.source).and_then(Option::as_ref)
+                && let Some((_, c)) = counters.inputs.get(*i)
+            {
+                let st = parser.stats();
+                for (a, v) in
+                    c.iter()
+                        .zip([st.unmatched, st.dropped, st.type_errors, st.time_errors])
+                {
+                    a.store(v, Ordering::Relaxed);
+                }
+            }
             if appended.is_err() {
                 // The buffer closed for shutdown: these lines were not
                 // accepted, so their offset is not committed.
@@ -131,5 +206,5 @@ pub(crate) fn start(
             }
         }
     });
-    Ok((tailer, task))
+    Ok((tailer, task, published))
 }

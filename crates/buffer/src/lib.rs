@@ -266,7 +266,7 @@ impl Buffer {
                     return Err(Error::Closed);
                 }
                 if self.room_for(&state, bytes, events) {
-                    self.append_locked(&mut state, tag, events, commit, write);
+                    self.append_locked(&mut state, tag, commit, write);
                     return Ok(());
                 }
             }
@@ -296,7 +296,7 @@ impl Buffer {
         if !self.room_for(&state, bytes, events) {
             return Ok(false);
         }
-        self.append_locked(&mut state, tag, events, commit, write);
+        self.append_locked(&mut state, tag, commit, write);
         Ok(true)
     }
 
@@ -313,7 +313,6 @@ impl Buffer {
         &self,
         state: &mut State,
         tag: &str,
-        events: usize,
         commit: Option<Commit>,
         write: impl FnOnce(&mut FrameBuilder),
     ) {
@@ -342,9 +341,12 @@ impl Buffer {
                 })
             }
         };
-        let before = open.builder.entries_len();
+        let (before, before_events) = (open.builder.entries_len(), open.builder.len());
         write(&mut open.builder);
         let added = open.builder.entries_len() - before;
+        // What was written counts, not what was announced: a parser may drop
+        // lines it was told to drop.
+        let events = open.builder.len() - before_events;
         open.bytes += added;
         if let Some(c) = commit {
             open.commits.push(c);

@@ -25,6 +25,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use hydra_parse::{Format, ParserSpec, Types, Unmatched};
+
+mod go;
+pub use go::GoArgs;
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -199,6 +204,58 @@ pub struct TailInput {
     /// Use inotify (turn off on NFS).
     #[serde(default = "yes")]
     pub inotify: bool,
+    /// `none` (the line as it is), `ltsv`, `json` or `regexp`.
+    #[serde(default)]
+    pub format: Format,
+    /// For `format: regexp`: a pattern with named groups, or `apache`,
+    /// `nginx`, `syslog`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regexp: Option<String>,
+    /// Field conversions: `"size:integer,reqtime:float"` or a map.
+    #[serde(default, skip_serializing_if = "Types::is_empty")]
+    pub types: Types,
+    /// Take each event's time from the line.
+    #[serde(default)]
+    pub time_parse: bool,
+    /// The field holding the time.
+    #[serde(default = "default_time_key")]
+    pub time_key: String,
+    /// `rfc3339`, `apache`, `nginx`, `syslog`, `unix`, or a strftime
+    /// pattern; the regexp preset's own by default, else `rfc3339`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_format: Option<String>,
+    /// Keep the time field in the record.
+    #[serde(default = "yes")]
+    pub keep_time_key: bool,
+    /// A line that does not match its format: `emit` it as
+    /// `{field_name: line}`, or `drop` it (counted either way).
+    #[serde(default)]
+    pub unmatched: Unmatched,
+}
+
+fn default_time_key() -> String {
+    "time".to_owned()
+}
+
+impl TailInput {
+    /// How this input's lines are parsed; `field_name` is the top-level
+    /// default for inputs without their own.
+    pub fn parser_spec(&self, field_name: &str) -> ParserSpec {
+        ParserSpec {
+            format: self.format,
+            regexp: self.regexp.clone(),
+            types: self.types.clone(),
+            time_parse: self.time_parse,
+            time_key: self.time_key.clone(),
+            time_format: self.time_format.clone(),
+            keep_time_key: self.keep_time_key,
+            field_name: self
+                .field_name
+                .clone()
+                .unwrap_or_else(|| field_name.to_owned()),
+            unmatched: self.unmatched,
+        }
+    }
 }
 
 fn default_max_line() -> Size {
@@ -642,11 +699,28 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_yaml(&text).map_err(|e| match e {
+        let ext = path.extension().and_then(|e| e.to_str());
+        let toml = match ext {
+            Some("toml") => true,
+            Some("yaml" | "yml") => false,
+            _ => go::looks_like_toml(&text),
+        };
+        let parsed = if toml {
+            Config::from_go_toml(&text)
+        } else {
+            Config::from_yaml(&text)
+        };
+        parsed.map_err(|e| match e {
             Error::Parse(m) => Error::Parse(format!("{}: {m}", path.display())),
             Error::Invalid(m) => Error::Invalid(format!("{}: {m}", path.display())),
             other => other,
         })
+    }
+
+    /// Reads the Go fluent-agent-hydra's TOML configuration, with its
+    /// defaults.
+    pub fn from_go_toml(text: &str) -> Result<Config, Error> {
+        go::from_toml(text)
     }
 
     /// Parses and validates YAML text.
@@ -684,6 +758,9 @@ impl Config {
                     }
                     if t.poll_interval.is_zero() || t.refresh_interval.is_zero() {
                         return bad(format!("inputs[{i}] (tail): intervals must be positive"));
+                    }
+                    if let Err(e) = hydra_parse::Parser::new(&t.parser_spec(&self.field_name)) {
+                        return bad(format!("inputs[{i}] (tail): {e}"));
                     }
                 }
                 Input::Forward(f) => {

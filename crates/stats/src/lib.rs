@@ -123,6 +123,19 @@ pub struct Buffer {
     pub producer_waits: u64,
 }
 
+/// What a tail input's parser could not parse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Parsing {
+    /// Lines that did not match the format.
+    pub unmatched: u64,
+    /// Of those, lines dropped (`unmatched: drop`).
+    pub dropped: u64,
+    /// Values kept as strings because they did not convert.
+    pub type_errors: u64,
+    /// Lines whose time did not parse (they carry the read time).
+    pub time_errors: u64,
+}
+
 /// Everything `GET /` shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
@@ -136,6 +149,9 @@ pub struct Snapshot {
     pub sent: BTreeMap<String, Sent>,
     /// The buffer.
     pub buffer: Buffer,
+    /// Per tag of a tail input with a `format`, what did not parse.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub parsing: BTreeMap<String, Parsing>,
     /// Problems not tied to one file or server (for example, positions
     /// that cannot be saved).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -445,6 +461,30 @@ pub fn prometheus(s: &Snapshot, sys: &System) -> String {
         "counter",
         "Bytes delivered, per tag.",
         by_tag(&|v| v.bytes as f64),
+    );
+    let parse_errors = s
+        .parsing
+        .iter()
+        .flat_map(|(t, p)| {
+            [
+                ("unmatched", p.unmatched),
+                ("dropped", p.dropped),
+                ("type", p.type_errors),
+                ("time", p.time_errors),
+            ]
+            .map(|(kind, v)| {
+                (
+                    format!("{{tag=\"{}\",kind=\"{kind}\"}}", escape(t)),
+                    v as f64,
+                )
+            })
+        })
+        .collect();
+    metric(
+        "parse_errors_total",
+        "counter",
+        "Tailed lines or values that did not parse as configured, per tag and kind.",
+        parse_errors,
     );
     let by_file = |f: &dyn Fn(&File) -> f64| {
         s.files

@@ -74,9 +74,14 @@ impl Hydra {
     pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Hydra {
         let path = dir.join("hydra.yaml");
         std::fs::write(&path, config).unwrap();
+        Self::start_args(&["--config".as_ref(), path.as_os_str()], env, path.clone())
+    }
+
+    /// Starts hydra with `args` (`config` is kept for reloads).
+    pub fn start_args(args: &[&std::ffi::OsStr], env: &[(&str, &str)], config: PathBuf) -> Hydra {
+        let path = config;
         let mut child = Command::new(hydra_bin())
-            .arg("--config")
-            .arg(&path)
+            .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
