@@ -21,8 +21,10 @@ use tracing::{error, info, warn};
 /// 127.0.0.1:24224, the monitor on 127.0.0.1:24220, events printed to
 /// stdout as JSON lines.
 #[derive(Debug, Parser)]
-#[command(version = env!("HYDRA_VERSION"), about)]
+#[command(version = env!("HYDRA_VERSION"), about, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The configuration file: YAML, or the Go fluent-agent-hydra's TOML
     /// (chosen by extension, else by content).
     #[arg(short, long, value_name = "FILE")]
@@ -49,6 +51,108 @@ struct Args {
         conflicts_with_all = ["config", "check_config"]
     )]
     go_args: Vec<String>,
+}
+
+/// The monitor to talk to.
+#[derive(Debug, clap::Args)]
+struct MonitorArgs {
+    /// The monitor's address.
+    #[arg(long, default_value = "http://127.0.0.1:24220")]
+    url: String,
+    /// Bearer token, when the monitor requires one.
+    #[arg(long, env = "HYDRA_MONITOR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// A live view of a running hydra: files, inputs, servers, the buffer.
+    /// Keys: q quit, s sort, / filter.
+    Top {
+        #[command(flatten)]
+        monitor: MonitorArgs,
+        /// Time between refreshes.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        /// Print the view once as plain text and exit.
+        #[arg(long)]
+        once: bool,
+        /// Order of the files: path, behind, rate, tag.
+        #[arg(long, default_value = "path", value_parser = ["path", "behind", "rate", "tag"])]
+        sort: String,
+        /// Only files and servers whose path, tag or address contain this.
+        #[arg(long, default_value = "")]
+        filter: String,
+    },
+    /// Stream the events flowing through a running hydra as JSON lines.
+    Tap {
+        #[command(flatten)]
+        monitor: MonitorArgs,
+        /// Only tags matching this Fluentd pattern (`app.*`, `app.**`,
+        /// `{a,b}.x`); every tag when absent.
+        #[arg(value_name = "TAG_GLOB")]
+        tag: Option<String>,
+    },
+}
+
+/// Runs `hydra top` or `hydra tap`; exit 1 when the monitor cannot be used.
+fn run_command(command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hydra: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = match command {
+        Command::Top {
+            monitor,
+            interval,
+            once,
+            sort,
+            filter,
+        } => {
+            let sort = match sort.as_str() {
+                "behind" => hydra_top::view::SortBy::Behind,
+                "rate" => hydra_top::view::SortBy::Rate,
+                "tag" => hydra_top::view::SortBy::Tag,
+                _ => hydra_top::view::SortBy::Path,
+            };
+            let opts = hydra_top::TopOptions {
+                interval,
+                view: hydra_top::view::Options { sort, filter },
+            };
+            hydra_top::Client::new(&monitor.url, monitor.token).and_then(|client| {
+                if once {
+                    let text = runtime.block_on(hydra_top::top_once(&client, &opts))?;
+                    print!("{text}");
+                    Ok(())
+                } else {
+                    // The view's own loop; it is not run inside this runtime.
+                    drop(runtime);
+                    hydra_top::top(&client, &opts)
+                }
+            })
+        }
+        Command::Tap { monitor, tag } => hydra_top::Client::new(&monitor.url, monitor.token)
+            .and_then(|client| {
+                runtime.block_on(hydra_top::tap(
+                    &client,
+                    tag.as_deref().unwrap_or(""),
+                    std::io::stdout().lock(),
+                ))
+            }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hydra: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 impl Args {
@@ -128,7 +232,10 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        return run_command(command);
+    }
     if let Some(kind) = args.generate {
         return hydra_cli::print(kind, Args::command());
     }

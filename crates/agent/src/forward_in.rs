@@ -48,6 +48,7 @@ impl ReceiverCounters {
             acks: l(&self.acks),
             auth_failures: l(&self.auth_failures),
             tls_failures: l(&self.tls_failures),
+            ..hydra_stats::Receiver::default()
         }
     }
 }

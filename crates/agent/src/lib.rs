@@ -87,6 +87,8 @@ pub struct Agent {
     monitor_stop: watch::Sender<bool>,
     zabbix: Option<JoinHandle<()>>,
     parse_counters: Option<Arc<tail_in::ParseCounters>>,
+    tap: Option<hydra_stats::TapHub>,
+    rates: Option<JoinHandle<()>>,
     /// Addresses actually bound, in config order (forward inputs, monitor).
     pub bound: Vec<SocketAddr>,
     forward_addresses: Vec<SocketAddr>,
@@ -270,6 +272,8 @@ impl Agent {
             monitor_stop,
             zabbix: None,
             parse_counters,
+            tap: None,
+            rates: None,
             bound,
             forward_addresses,
         };
@@ -287,7 +291,20 @@ impl Agent {
             None => None,
         };
         if let Some((listener, addr)) = monitor {
-            let snapshot = agent.snapshot_fn(counters);
+            let sampler = hydra_stats::RateSampler::new(agent.snapshot_fn(counters));
+            let snapshot = sampler.snapshot_fn();
+            let mut stop = agent.monitor_stop.subscribe();
+            agent.rates = Some(tokio::spawn(sampler.run(async move {
+                let _ = stop.changed().await;
+            })));
+            let tap = hydra_stats::TapHub::new();
+            let observer = tap.clone();
+            agent
+                .buffer
+                .set_observer(Arc::new(move |tag: &str, frame: &bytes::Bytes, n| {
+                    observer.observe(tag, frame, n);
+                }));
+            agent.tap = Some(tap.clone());
             if let Some(z) = zabbix {
                 let (snapshot, stop) = (snapshot.clone(), agent.monitor_stop.subscribe());
                 info!(addr = ?z.local_addr().ok(), "Answering Zabbix passive checks.");
@@ -301,10 +318,7 @@ impl Agent {
                 .transpose()
                 .map_err(|e| Error::Config(e.to_string()))?
                 .flatten();
-            let app = match token {
-                Some(t) => hydra_stats::router_with_token(snapshot, t),
-                None => hydra_stats::router(snapshot),
-            };
+            let app = hydra_stats::monitor_router(snapshot, Some(tap), token);
             let mut stop = monitor_rx;
             agent.monitor = Some(tokio::spawn(async move {
                 let shutdown = async move {
@@ -332,6 +346,10 @@ impl Agent {
             };
         let tags: Vec<String> = tail_in::tags(&self.config);
         let parse_counters = self.parse_counters.clone();
+        let round_robin = matches!(
+            &self.config.output,
+            hydra_config::Output::Forward(f) if f.balance == hydra_config::Balance::RoundRobin
+        );
         let addresses: Vec<String> = self
             .forward_addresses
             .iter()
@@ -348,6 +366,7 @@ impl Agent {
                     queued_chunks: b.queued_chunks as u64,
                     retried_chunks: b.chunks_retried,
                     producer_waits: b.producer_waits,
+                    delivered: b.events_delivered,
                 },
                 ..hydra_stats::Snapshot::default()
             };
@@ -363,6 +382,7 @@ impl Agent {
                             behind: fs.size.saturating_sub(fs.position),
                             lines: fs.lines,
                             error: fs.error.unwrap_or_default(),
+                            ..hydra_stats::File::default()
                         },
                     );
                 }
@@ -374,10 +394,21 @@ impl Agent {
             }
             if let Some(f) = &sender_stats {
                 let s = f();
+                let first_live = s
+                    .servers
+                    .iter()
+                    .position(|sv| sv.alive && !sv.standby)
+                    .or_else(|| s.servers.iter().position(|sv| sv.alive));
                 snap.servers = s
                     .servers
                     .into_iter()
-                    .map(|sv| hydra_stats::Server {
+                    .enumerate()
+                    .map(|(i, sv)| hydra_stats::Server {
+                        active: if round_robin {
+                            sv.alive && !sv.standby
+                        } else {
+                            Some(i) == first_live
+                        },
                         address: sv.address,
                         alive: sv.alive,
                         error: sv.error.unwrap_or_default(),
@@ -387,6 +418,7 @@ impl Agent {
                         retries: sv.retries,
                         acks_pending: sv.in_flight as u64,
                         last_delivery: sv.last_delivery,
+                        ..hydra_stats::Server::default()
                     })
                     .collect();
                 snap.sent = s
@@ -455,7 +487,13 @@ impl Agent {
         {
             warn!(error = %e, "Cannot save positions.");
         }
+        if let Some(t) = &self.tap {
+            t.close();
+        }
         let _ = self.monitor_stop.send(true);
+        if let Some(r) = self.rates.take() {
+            let _ = r.await;
+        }
         if let Some(m) = self.monitor.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
         }

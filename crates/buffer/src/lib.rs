@@ -200,7 +200,13 @@ struct Inner {
     chunks_delivered: AtomicU64,
     chunks_retried: AtomicU64,
     producer_waits: AtomicU64,
+    observer: std::sync::OnceLock<Observer>,
 }
+
+/// Sees each chunk as it is sealed: its tag, its frame, its event count.
+/// It runs under the buffer's lock, so it must only hand the frame on (the
+/// bytes are reference-counted), never wait.
+pub type Observer = Arc<dyn Fn(&str, &bytes::Bytes, usize) + Send + Sync>;
 
 impl std::fmt::Debug for Buffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,6 +231,7 @@ impl Buffer {
                 chunks_delivered: AtomicU64::new(0),
                 chunks_retried: AtomicU64::new(0),
                 producer_waits: AtomicU64::new(0),
+                observer: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -239,6 +246,12 @@ impl Buffer {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the one observer of sealed chunks; `false` if one was set
+    /// already.
+    pub fn set_observer(&self, observer: Observer) -> bool {
+        self.inner.observer.set(observer).is_ok()
     }
 
     /// Appends `events` events to the open chunk of `tag`: `write` encodes
@@ -378,6 +391,9 @@ impl Buffer {
         let id = config.require_ack.then(ChunkId::generate);
         let events = open.builder.len();
         let frame = open.builder.finish(id.as_ref(), config.compress);
+        if let Some(observe) = self.inner.observer.get() {
+            observe(&tag, &frame, events);
+        }
         state.sealed.push_back(Chunk {
             tag,
             frame,

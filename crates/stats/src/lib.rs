@@ -18,6 +18,12 @@
 //! # let _ = app;
 //! ```
 
+mod rates;
+mod tap;
+
+pub use rates::{HISTORY, RateSampler};
+pub use tap::{Subscription, TagPattern, TapHub, json_lines, to_json};
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -28,10 +34,11 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the forward inputs received.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Receiver {
     /// Listen addresses.
     pub address: Vec<String>,
@@ -55,10 +62,13 @@ pub struct Receiver {
     pub auth_failures: u64,
     /// TLS handshakes that failed.
     pub tls_failures: u64,
+    /// Events accepted per second, over the last second.
+    pub events_per_sec: f64,
 }
 
 /// One output server.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Server {
     /// `host:port`.
     pub address: String,
@@ -78,10 +88,16 @@ pub struct Server {
     pub acks_pending: u64,
     /// Unix time of the last delivery.
     pub last_delivery: Option<u64>,
+    /// Getting traffic now: in failover, the first live server (standbys
+    /// only when no other is live); in round robin, every live one.
+    pub active: bool,
+    /// Events delivered per second, over the last second.
+    pub events_per_sec: f64,
 }
 
 /// One tailed file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct File {
     /// Its tag.
     pub tag: String,
@@ -95,10 +111,13 @@ pub struct File {
     pub lines: u64,
     /// Why it cannot be read, empty when it can.
     pub error: String,
+    /// Lines read per second, over the last second.
+    pub lines_per_sec: f64,
 }
 
 /// Per tag.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Sent {
     /// Events delivered.
     pub messages: u64,
@@ -107,7 +126,8 @@ pub struct Sent {
 }
 
 /// The buffer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Buffer {
     /// Bytes held.
     pub bytes: u64,
@@ -121,10 +141,13 @@ pub struct Buffer {
     pub retried_chunks: u64,
     /// Times producers waited for room.
     pub producer_waits: u64,
+    /// Events delivered by the output since the start.
+    pub delivered: u64,
 }
 
 /// What a tail input's parser could not parse.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Parsing {
     /// Lines that did not match the format.
     pub unmatched: u64,
@@ -137,7 +160,8 @@ pub struct Parsing {
 }
 
 /// Everything `GET /` shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Snapshot {
     /// Forward inputs.
     pub receiver: Receiver,
@@ -156,6 +180,23 @@ pub struct Snapshot {
     /// that cannot be saved).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Events the output delivered per second, over the last second.
+    pub delivered_per_sec: f64,
+    /// `delivered_per_sec` once a second over the last minute, oldest
+    /// first.
+    pub delivered_history: Vec<f64>,
+    /// `GET /tap` readers.
+    pub tap: TapStats,
+}
+
+/// `GET /tap` readers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TapStats {
+    /// Readers connected now.
+    pub readers: u64,
+    /// Events that readers missed because they read too slowly.
+    pub missed: u64,
 }
 
 /// Produces the current snapshot.
@@ -165,18 +206,29 @@ pub type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
 struct AppState {
     snapshot: SnapshotFn,
     started: Instant,
+    tap: Option<TapHub>,
 }
 
 /// The monitor's routes.
 pub fn router(snapshot: SnapshotFn) -> Router {
-    routes(snapshot)
+    routes(snapshot, None)
 }
 
 /// The monitor's routes, answering only requests that carry
 /// `Authorization: Bearer <token>`; others get 401.
 pub fn router_with_token(snapshot: SnapshotFn, token: String) -> Router {
+    monitor_router(snapshot, None, Some(token))
+}
+
+/// The monitor's routes: `GET /tap` too when there is a `tap` hub, and a
+/// bearer token required on every request when there is a `token`.
+pub fn monitor_router(snapshot: SnapshotFn, tap: Option<TapHub>, token: Option<String>) -> Router {
+    let app = routes(snapshot, tap);
+    let Some(token) = token else {
+        return app;
+    };
     let token = Arc::new(token);
-    routes(snapshot).layer(axum::middleware::from_fn(
+    app.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let token = token.clone();
             async move {
@@ -207,23 +259,71 @@ pub fn router_with_token(snapshot: SnapshotFn, token: String) -> Router {
     ))
 }
 
-fn routes(snapshot: SnapshotFn) -> Router {
+fn routes(snapshot: SnapshotFn, tap: Option<TapHub>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/system", get(system))
         .route("/metrics", get(metrics))
+        .route("/tap", get(tap_stream))
         .with_state(AppState {
             snapshot,
             started: Instant::now(),
+            tap,
         })
 }
 
 async fn root(State(s): State<AppState>) -> Json<Snapshot> {
-    Json((s.snapshot)())
+    let mut snap = (s.snapshot)();
+    if let Some(t) = &s.tap {
+        snap.tap = t.stats();
+    }
+    Json(snap)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TapQuery {
+    #[serde(default)]
+    tag: String,
+}
+
+/// JSON lines of the events of matching chunks as they are sealed, and a
+/// `{"missed": N}` line before them when the reader fell behind.
+async fn tap_stream(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<TapQuery>,
+) -> axum::response::Response {
+    let Some(hub) = s.tap else {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            "no tap on this monitor\n",
+        )
+            .into_response();
+    };
+    let sub = hub.subscribe(&q.tag);
+    let decoder = hydra_forward::ForwardDecoder::new();
+    let lines = futures_util::stream::unfold((sub, decoder), |(mut sub, mut decoder)| async move {
+        let frame = sub.next().await?;
+        let mut out = Vec::with_capacity(frame.len() * 2);
+        let missed = sub.take_missed();
+        if missed > 0 {
+            out.extend_from_slice(format!("{{\"missed\":{missed}}}\n").as_bytes());
+        }
+        tap::json_lines(&mut decoder, &frame, &mut out);
+        Some((
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(out)),
+            (sub, decoder),
+        ))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response()
 }
 
 /// Process figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct System {
     /// hydra's version.
     pub version: String,
@@ -716,5 +816,36 @@ mod tests {
         assert!(text.contains("hydra_sent_events_total{tag=\"app.a\"} 40\n"));
         assert!(text.contains("# TYPE hydra_buffer_bytes gauge"));
         assert_eq!(get("/nope").await.0, 404);
+    }
+
+    #[tokio::test]
+    async fn tap_streams_matching_events_as_json_lines() {
+        assert_eq!(get("/tap").await.0, 404, "no tap hub, no /tap");
+        let hub = TapHub::new();
+        let app = monitor_router(Arc::new(sample), Some(hub.clone()), None);
+        let resp = app
+            .oneshot(Request::get("/tap?tag=app.*").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let mut frame = hydra_forward::FrameBuilder::new(
+            "app.a",
+            hydra_forward::BatchMode::PackedForward,
+            hydra_forward::TimeFormat::EventTime,
+        );
+        frame.push_line(
+            hydra_forward::EventTime::new(1_700_000_000, 5),
+            "message",
+            b"hello",
+        );
+        let frame = frame.finish(None, None);
+        hub.observe("other", &frame, 1);
+        hub.observe("app.a", &frame, 1);
+        hub.close();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            "{\"tag\":\"app.a\",\"time\":\"2023-11-14T22:13:20.000000005Z\",\"record\":{\"message\":\"hello\"}}\n"
+        );
     }
 }

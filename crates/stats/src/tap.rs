@@ -1,0 +1,315 @@
+//! `GET /tap?tag=GLOB`: the events flowing through hydra, streamed as JSON
+//! lines while they pass.
+//!
+//! The buffer hands each chunk it seals to [`TapHub::observe`]. With no
+//! reader that is one atomic load per chunk. With readers, the chunk's frame
+//! (reference-counted bytes, not a copy) goes into each matching reader's
+//! bounded queue; a reader whose queue is full misses that chunk, and the
+//! count of missed events is told to it in the stream and shown in the
+//! monitor. Decoding to JSON happens in the reader's own response stream, so
+//! the pipeline never waits for a reader.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use hydra_forward::{EventTime, ForwardDecoder, Request};
+use rmpv::Value;
+use serde_json::{Map, Value as Json};
+use tokio::sync::mpsc;
+
+use crate::TapStats;
+
+/// Chunks queued per reader before it starts missing them.
+const QUEUE_CHUNKS: usize = 64;
+
+/// The readers of `GET /tap`, fed by the buffer.
+#[derive(Debug, Clone, Default)]
+pub struct TapHub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    readers: AtomicUsize,
+    missed: AtomicU64,
+    subs: Mutex<Vec<Sub>>,
+}
+
+#[derive(Debug)]
+struct Sub {
+    pattern: TagPattern,
+    tx: mpsc::Sender<Bytes>,
+    missed: Arc<AtomicU64>,
+}
+
+/// One reader's end: frames of matching chunks, and the events it missed.
+#[derive(Debug)]
+pub struct Subscription {
+    rx: mpsc::Receiver<Bytes>,
+    missed: Arc<AtomicU64>,
+    hub: TapHub,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // The closed queue is noticed and removed at the next chunk; the
+        // count goes down now so an idle hub costs nothing again at once.
+        self.hub.inner.readers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Subscription {
+    /// The next frame, or `None` when the hub is gone.
+    pub async fn next(&mut self) -> Option<Bytes> {
+        self.rx.recv().await
+    }
+
+    /// Events missed since the last call.
+    pub fn take_missed(&self) -> u64 {
+        self.missed.swap(0, Ordering::Relaxed)
+    }
+}
+
+impl TapHub {
+    /// A hub with no readers.
+    pub fn new() -> TapHub {
+        TapHub::default()
+    }
+
+    /// Called with each sealed chunk: `events` events of `tag` in `frame`.
+    pub fn observe(&self, tag: &str, frame: &Bytes, events: usize) {
+        if self.inner.readers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut subs = self
+            .inner
+            .subs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        subs.retain(|s| {
+            if !s.pattern.matches(tag) {
+                return !s.tx.is_closed();
+            }
+            match s.tx.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    s.missed.fetch_add(events as u64, Ordering::Relaxed);
+                    self.inner
+                        .missed
+                        .fetch_add(events as u64, Ordering::Relaxed);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    /// A new reader of chunks whose tag matches `glob` (every tag when
+    /// empty).
+    pub fn subscribe(&self, glob: &str) -> Subscription {
+        let (tx, rx) = mpsc::channel(QUEUE_CHUNKS);
+        let missed = Arc::new(AtomicU64::new(0));
+        self.inner
+            .subs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Sub {
+                pattern: TagPattern::new(glob),
+                tx,
+                missed: missed.clone(),
+            });
+        self.inner.readers.fetch_add(1, Ordering::Relaxed);
+        Subscription {
+            rx,
+            missed,
+            hub: self.clone(),
+        }
+    }
+
+    /// Ends every reader's stream (at shutdown, so open `/tap` responses
+    /// do not hold the monitor up).
+    pub fn close(&self) {
+        self.inner
+            .subs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Readers and missed events.
+    pub fn stats(&self) -> TapStats {
+        TapStats {
+            readers: self.inner.readers.load(Ordering::Relaxed) as u64,
+            missed: self.inner.missed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A Fluentd tag pattern: parts split on `.`, `*` matches one part, `**`
+/// zero or more; `{a,b}` alternatives; several patterns separated by
+/// spaces match if any does.
+#[derive(Debug, Clone)]
+pub struct TagPattern(Vec<Vec<String>>);
+
+impl TagPattern {
+    /// The pattern; empty matches every tag.
+    pub fn new(glob: &str) -> TagPattern {
+        TagPattern(
+            glob.split_whitespace()
+                .flat_map(expand_braces)
+                .map(|p| p.split('.').map(str::to_owned).collect())
+                .collect(),
+        )
+    }
+
+    /// Whether `tag` matches.
+    pub fn matches(&self, tag: &str) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let parts: Vec<&str> = tag.split('.').collect();
+        self.0.iter().any(|p| match_parts(p, &parts))
+    }
+}
+
+fn expand_braces(p: &str) -> Vec<String> {
+    let (Some(open), Some(close)) = (p.find('{'), p.find('}')) else {
+        return vec![p.to_owned()];
+    };
+    if close < open {
+        return vec![p.to_owned()];
+    }
+    p[open + 1..close]
+        .split(',')
+        .flat_map(|alt| expand_braces(&format!("{}{alt}{}", &p[..open], &p[close + 1..])))
+        .collect()
+}
+
+fn match_parts(pattern: &[String], tag: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => tag.is_empty(),
+        Some((p, rest)) if p == "**" => (0..=tag.len()).any(|skip| match_parts(rest, &tag[skip..])),
+        Some((p, rest)) => match tag.split_first() {
+            Some((t, tag_rest)) => part_matches(p, t) && match_parts(rest, tag_rest),
+            None => false,
+        },
+    }
+}
+
+/// One part: `*` within a part matches any run of characters.
+fn part_matches(p: &str, t: &str) -> bool {
+    match p.split_once('*') {
+        None => p == t,
+        Some((head, tail)) => {
+            t.starts_with(head)
+                && (0..=t.len() - head.len()).any(|i| {
+                    t.is_char_boundary(head.len() + i) && part_matches(tail, &t[head.len() + i..])
+                })
+        }
+    }
+}
+
+/// A msgpack value as JSON, for people to read: strings that are not UTF-8
+/// get replacement characters.
+pub fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Nil => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Integer(i) => i
+            .as_i64()
+            .map(Json::from)
+            .or_else(|| i.as_u64().map(Json::from))
+            .unwrap_or(Json::Null),
+        Value::F32(f) => {
+            serde_json::Number::from_f64(f64::from(*f)).map_or(Json::Null, Json::Number)
+        }
+        Value::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::String(s) => Json::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        Value::Binary(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
+        Value::Array(a) => Json::Array(a.iter().map(to_json).collect()),
+        Value::Map(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Value::String(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                        other => other.to_string(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Ext(t, d) => Json::Object(Map::from_iter([
+            ("ext".to_owned(), Json::from(*t)),
+            ("data".to_owned(), Json::from(d.clone())),
+        ])),
+    }
+}
+
+fn rfc3339(t: EventTime) -> String {
+    humantime::format_rfc3339_nanos(t.into()).to_string()
+}
+
+/// Appends each event of a Forward frame to `out` as a JSON line
+/// `{"tag": .., "time": "<RFC 3339>", "record": {..}}`; returns how many.
+pub fn json_lines(decoder: &mut ForwardDecoder, frame: &Bytes, out: &mut Vec<u8>) -> usize {
+    let Ok(Some(Request::Events(batch))) = decoder.decode_frame(frame) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in batch.events() {
+        let line = Json::Object(Map::from_iter([
+            ("tag".to_owned(), Json::from(batch.tag())),
+            ("time".to_owned(), Json::from(rfc3339(e.time))),
+            ("record".to_owned(), to_json(&e.record())),
+        ]));
+        if serde_json::to_writer(&mut *out, &line).is_ok() {
+            out.push(b'\n');
+            n += 1;
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fluentd_tag_patterns() {
+        let m = |p: &str, t: &str| TagPattern::new(p).matches(t);
+        assert!(m("", "anything.at.all"));
+        assert!(m("app.*", "app.web"));
+        assert!(!m("app.*", "app.web.x"));
+        assert!(!m("app.*", "app"));
+        assert!(m("app.**", "app"));
+        assert!(m("app.**", "app.web.x"));
+        assert!(m("**", "a.b"));
+        assert!(m("a.{b,c}", "a.c"));
+        assert!(!m("a.{b,c}", "a.d"));
+        assert!(m("x.y app.*", "app.z"));
+        assert!(m("app.web*", "app.web1"));
+        assert!(!m("app.web*", "app.api"));
+        assert!(m("*.access", "nginx.access"));
+    }
+
+    #[tokio::test]
+    async fn a_full_reader_misses_and_is_told() {
+        let hub = TapHub::new();
+        let frame = Bytes::from_static(b"frame");
+        hub.observe("app.x", &frame, 3);
+        assert_eq!(hub.stats(), TapStats::default());
+        let mut sub = hub.subscribe("app.*");
+        for _ in 0..QUEUE_CHUNKS + 2 {
+            hub.observe("app.x", &frame, 3);
+            hub.observe("other", &frame, 3);
+        }
+        assert_eq!(hub.stats().missed, 6);
+        assert_eq!(sub.take_missed(), 6);
+        assert_eq!(sub.take_missed(), 0);
+        assert_eq!(sub.next().await.as_deref(), Some(&b"frame"[..]));
+        drop(sub);
+        assert_eq!(hub.stats().readers, 0);
+        hub.observe("app.x", &frame, 3);
+    }
+}
