@@ -252,8 +252,15 @@ fn convert(go: GoConfig) -> Result<Config, Error> {
         tail.field_name = log.field_name.filter(|f| !f.is_empty());
         tail.format = format;
         tail.regexp = log.regexp;
-        tail.types = types;
-        tail.time_parse = log.time_parse;
+        // The Go agent ignored these on unparsed lines; so does this
+        // translation, rather than refuse the file.
+        let parsed = format != crate::Format::None;
+        tail.types = if parsed {
+            types
+        } else {
+            crate::Types::default()
+        };
+        tail.time_parse = parsed && log.time_parse;
         if let Some(k) = log.time_key.filter(|k| !k.is_empty()) {
             tail.time_key = k;
         }

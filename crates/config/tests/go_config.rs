@@ -70,6 +70,18 @@ fn go_defaults() {
 }
 
 #[test]
+fn go_settings_that_meant_nothing_are_ignored_as_go_did() {
+    let c = Config::from_go_toml(
+        "[[Servers]]\nHost = \"h\"\n[[Logs]]\nTag = \"t\"\nFile = \"/x\"\nTimeParse = true\nTypes = \"a:integer\"\n",
+    )
+    .expect("a plain log with TimeParse loads, as in the Go agent");
+    let Input::Tail(t) = &c.inputs[0] else {
+        panic!("tail")
+    };
+    assert!(!t.time_parse && t.types.is_empty());
+}
+
+#[test]
 fn go_mistakes_are_clear_errors() {
     for (toml, says) in [
         ("[[Servers]]\nHost = \"h\"\nPortt = 1\n", "Portt"),

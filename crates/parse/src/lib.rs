@@ -165,6 +165,12 @@ impl Parser {
             Some(t) => Some(t.parse::<TimeFormat>()?),
             None => None,
         };
+        if spec.format == Format::None && (spec.time_parse || !spec.types.is_empty()) {
+            return Err(Error::Pattern(
+                "`time_parse` and `types` work on fields: set `format` to ltsv, json or regexp"
+                    .to_owned(),
+            ));
+        }
         let kind = match spec.format {
             Format::None => Kind::None,
             Format::Ltsv => Kind::Ltsv,
@@ -214,7 +220,7 @@ impl Parser {
     /// True for `format: none`, where a line is the record as it is and
     /// callers can skip the parser altogether.
     pub fn is_passthrough(&self) -> bool {
-        matches!(self.kind, Kind::None) && self.fields.time_key.is_none()
+        matches!(self.kind, Kind::None)
     }
 
     /// What did not parse so far.

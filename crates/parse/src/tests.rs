@@ -292,6 +292,14 @@ fn bad_specs_are_errors() {
         ..spec(Format::Regexp)
     }));
     assert!(bad(ParserSpec {
+        time_parse: true,
+        ..spec(Format::None)
+    }));
+    assert!(bad(ParserSpec {
+        types: "a:integer".parse().expect("types"),
+        ..spec(Format::None)
+    }));
+    assert!(bad(ParserSpec {
         time_format: Some("%Y-%Q".into()),
         ..spec(Format::Ltsv)
     }));
@@ -374,10 +382,11 @@ proptest! {
     #[test]
     fn any_bytes_make_one_map(line in prop::collection::vec(any::<u8>(), 0..300)) {
         for format in [Format::None, Format::Ltsv, Format::Json, Format::Regexp] {
+            let parsed = format != Format::None;
             let s = ParserSpec {
                 regexp: Some("apache".into()),
-                time_parse: true,
-                types: "code:integer,size:float".parse().expect("types"),
+                time_parse: parsed,
+                types: if parsed { "code:integer,size:float".parse().expect("types") } else { Types::default() },
                 ..spec(format)
             };
             let (parsed, v, _) = run(&s, &line);
