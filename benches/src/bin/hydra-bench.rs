@@ -44,8 +44,9 @@ struct Args {
     /// Another agent to measure, as NAME=COMMAND, run with `sh -c`. It gets
     /// HYDRA_BENCH_FILE (file to tail), HYDRA_BENCH_READ_FROM_HEAD (0 or 1),
     /// HYDRA_BENCH_SERVER_PORT (where to forward, with acks),
-    /// HYDRA_BENCH_LISTEN_PORT (where to accept Forward, tcp→tcp) and
-    /// HYDRA_BENCH_DIR (a scratch directory).
+    /// HYDRA_BENCH_LISTEN_PORT (where to accept Forward, tcp→tcp),
+    /// HYDRA_BENCH_FORMAT (how to parse the file: none, ltsv, json or
+    /// apache) and HYDRA_BENCH_DIR (a scratch directory).
     #[arg(long = "agent", value_name = "NAME=COMMAND")]
     agents: Vec<String>,
     /// Where results go.
@@ -75,12 +76,14 @@ impl Agent {
         head: bool,
         server: u16,
         listen: Option<u16>,
+        format: &LineFormat,
     ) -> Child {
         match self {
             Agent::Hydra(bin) => {
                 let mut inputs = format!(
-                    "  - type: tail\n    path: {}\n    tag: bench\n    read_from_head: {head}\n",
-                    file.display()
+                    "  - type: tail\n    path: {}\n    tag: bench\n    read_from_head: {head}\n{}",
+                    file.display(),
+                    format.yaml
                 );
                 if let Some(p) = listen {
                     inputs = format!("  - type: forward\n    listen: 127.0.0.1:{p}\n");
@@ -108,12 +111,55 @@ impl Agent {
                     listen.map(|p| p.to_string()).unwrap_or_default(),
                 )
                 .env("HYDRA_BENCH_DIR", dir)
+                .env("HYDRA_BENCH_FORMAT", format.name)
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("start the agent command"),
         }
     }
 }
+
+/// How the tailed lines look and how the agent is told to parse them.
+struct LineFormat {
+    /// `none`, `ltsv`, `json`, `apache` (also HYDRA_BENCH_FORMAT for other
+    /// agents).
+    name: &'static str,
+    /// Lines added to hydra's tail input.
+    yaml: &'static str,
+    /// The line written over and over; numbered 100-byte lines when `None`.
+    sample: Option<&'static [u8]>,
+}
+
+const PLAIN: LineFormat = LineFormat {
+    name: "none",
+    yaml: "",
+    sample: None,
+};
+
+/// The Go agent's four sample lines, each with its format: what the
+/// per-format parsing figures are measured on, end to end.
+const FORMATS: [LineFormat; 4] = [
+    LineFormat {
+        name: "none",
+        yaml: "",
+        sample: Some(hydra_parse::samples::PLAIN),
+    },
+    LineFormat {
+        name: "ltsv",
+        yaml: "    format: ltsv\n    types: \"code:integer,size:integer\"\n",
+        sample: Some(hydra_parse::samples::LTSV),
+    },
+    LineFormat {
+        name: "json",
+        yaml: "    format: json\n",
+        sample: Some(hydra_parse::samples::JSON),
+    },
+    LineFormat {
+        name: "apache",
+        yaml: "    format: regexp\n    regexp: apache\n    types: \"code:integer,size:integer\"\n    time_parse: true\n",
+        sample: Some(hydra_parse::samples::APACHE),
+    },
+];
 
 fn stop_agent(mut child: Child) {
     let _ = Command::new("kill")
@@ -176,7 +222,7 @@ fn one_forward(env: &Env, agent: &Agent, rate: u64, secs: u64) -> Row {
     let file = dir.path().join("bench.log");
     std::fs::write(&file, "").expect("create file");
     let (counts, server) = env.receiver();
-    let child = agent.start(dir.path(), &file, false, server, None);
+    let child = agent.start(dir.path(), &file, false, server, None, &PLAIN);
     std::thread::sleep(Duration::from_millis(800));
     let mut sampler = Sampler::new(child.id());
     let writer = RateWriter::new(&file, rate).expect("writer");
@@ -210,7 +256,7 @@ fn one_forward(env: &Env, agent: &Agent, rate: u64, secs: u64) -> Row {
     }
 }
 
-fn peak(env: &Env, agent: &Agent, lines: u64) -> Row {
+fn peak(env: &Env, agent: &Agent, lines: u64, format: &LineFormat) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("bench.log");
     {
@@ -219,7 +265,10 @@ fn peak(env: &Env, agent: &Agent, lines: u64) -> Row {
             std::fs::File::create(&file).expect("create"),
         );
         for i in 0..lines {
-            let _ = f.write_all(load::line(i, 100).as_bytes());
+            let _ = match format.sample {
+                Some(line) => f.write_all(line).and_then(|()| f.write_all(b"\n")),
+                None => f.write_all(load::line(i, 100).as_bytes()),
+            };
         }
     }
     let _ = std::fs::read(&file).map(|b| b.len());
@@ -237,7 +286,7 @@ fn peak(env: &Env, agent: &Agent, lines: u64) -> Row {
         .unwrap_or(0);
     let (counts, server) = env.receiver();
     let start = Instant::now();
-    let child = agent.start(dir.path(), &file, true, server, None);
+    let child = agent.start(dir.path(), &file, true, server, None, format);
     let mut sampler = Sampler::new(child.id());
     wait_count(&counts, lines, Duration::from_secs(300), &mut sampler);
     let total = start.elapsed().as_secs_f64();
@@ -252,12 +301,16 @@ fn peak(env: &Env, agent: &Agent, lines: u64) -> Row {
         .ok()
         .and_then(|s| *s)
         .map_or(total, |(a, b)| (b - a).as_secs_f64().max(1e-6));
+    let line_bytes = format.sample.map_or(100, |l| l.len() + 1) as f64;
     Row {
-        scenario: "peak".into(),
+        scenario: match format.sample {
+            None => "peak".into(),
+            Some(_) => format!("format_{}", format.name),
+        },
         agent: agent.name().into(),
         rate: 0,
         delivered_per_s: delivered as f64 / span,
-        mb_per_s: delivered as f64 * 100.0 / 1e6 / span,
+        mb_per_s: delivered as f64 * line_bytes / 1e6 / span,
         cpu,
         peak_rss: peak,
         steady_rss: steady,
@@ -284,6 +337,7 @@ fn tcp_to_tcp(env: &Env, agent: &Agent, secs: u64) -> Row {
         false,
         server,
         Some(listen),
+        &PLAIN,
     );
     std::thread::sleep(Duration::from_millis(800));
     let mut sampler = Sampler::new(child.id());
@@ -344,7 +398,7 @@ fn many_files(env: &Env, agent: &Agent, files: usize, rate: u64, secs: u64) -> R
         .map(|i| logs.join(format!("f{i:04}.log")))
         .collect();
     let (counts, server) = env.receiver();
-    let child = agent.start(dir.path(), &logs.join("*.log"), false, server, None);
+    let child = agent.start(dir.path(), &logs.join("*.log"), false, server, None, &PLAIN);
     std::thread::sleep(Duration::from_millis(1500));
     let mut sampler = Sampler::new(child.id());
     let writer = RateWriter::many(&paths, rate).expect("writers");
@@ -451,8 +505,24 @@ fn main() -> std::process::ExitCode {
         for (what, f) in [
             (
                 "peak",
-                Box::new(|e: &Env, a: &Agent| peak(e, a, peak_lines))
+                Box::new(|e: &Env, a: &Agent| peak(e, a, peak_lines, &PLAIN))
                     as Box<dyn Fn(&Env, &Agent) -> Row>,
+            ),
+            (
+                "format_none",
+                Box::new(|e: &Env, a: &Agent| peak(e, a, peak_lines / 5, &FORMATS[0])),
+            ),
+            (
+                "format_ltsv",
+                Box::new(|e: &Env, a: &Agent| peak(e, a, peak_lines / 5, &FORMATS[1])),
+            ),
+            (
+                "format_json",
+                Box::new(|e: &Env, a: &Agent| peak(e, a, peak_lines / 5, &FORMATS[2])),
+            ),
+            (
+                "format_apache",
+                Box::new(|e: &Env, a: &Agent| peak(e, a, peak_lines / 5, &FORMATS[3])),
             ),
             (
                 "tcp_to_tcp",
