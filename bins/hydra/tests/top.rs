@@ -57,11 +57,20 @@ async fn top_once_shows_the_monitor_numbers_field_by_field() {
     )
     .unwrap();
     std::fs::write(d.join("b.log"), "one\ntwo\n").unwrap();
-    let h = Hydra::start(d, &config(d, fwd, mon, receiver.port(), dead, ""));
+    // A second forward input: each listener gets its own row.
+    let fwd2 = free_port();
+    let yaml = config(d, fwd, mon, receiver.port(), dead, "").replace(
+        "output:",
+        &format!("  - {{type: forward, listen: 127.0.0.1:{fwd2}}}\noutput:"),
+    );
+    let h = Hydra::start(d, &yaml);
     let port = fwd;
-    tokio::task::spawn_blocking(move || send_events(port, "app.load", 0..500))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        send_events(port, "app.load", 0..400);
+        send_events(fwd2, "app.load", 400..500);
+    })
+    .await
+    .unwrap();
     let lines = receiver.messages.clone();
     assert!(
         wait(20, || receiver.count() >= 500
@@ -95,10 +104,16 @@ async fn top_once_shows_the_monitor_numbers_field_by_field() {
     }
     assert_eq!(row(&text, &d.join("a.log").display().to_string())[4], "300");
 
-    let inputs = row(&text, &format!("127.0.0.1:{fwd}"));
-    assert_eq!(inputs[3], v["receiver"]["messages"].to_string());
-    assert_eq!(inputs[3], "500");
-    assert_eq!(inputs[4], v["receiver"]["dropped_frames"].to_string());
+    assert_eq!(v["receiver"]["messages"], 500);
+    for (i, (port, events)) in [(fwd, "400"), (fwd2, "100")].into_iter().enumerate() {
+        let l = &v["listeners"][i];
+        let inputs = row(&text, &format!("127.0.0.1:{port}"));
+        assert_eq!(inputs[1], l["connections"].to_string());
+        assert_eq!(inputs[3], l["messages"].to_string());
+        assert_eq!(inputs[3], events);
+        assert_eq!(inputs[4], l["dropped_frames"].to_string());
+        assert_eq!(inputs[5], l["auth_failures"].to_string());
+    }
 
     let live = row(&text, &format!("127.0.0.1:{}", receiver.port()));
     let s0 = &v["servers"][0];

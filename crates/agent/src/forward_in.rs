@@ -34,13 +34,12 @@ pub struct ReceiverCounters {
 }
 
 impl ReceiverCounters {
-    pub(crate) fn snapshot(&self, address: Vec<String>, buffered: u64) -> hydra_stats::Receiver {
+    pub(crate) fn snapshot(&self, address: Vec<String>) -> hydra_stats::Receiver {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         hydra_stats::Receiver {
             address,
             messages: l(&self.messages),
             bytes: l(&self.bytes),
-            buffered,
             disposed: l(&self.disposed),
             dropped_frames: l(&self.dropped_frames),
             rejected_connections: l(&self.rejected),

@@ -91,7 +91,6 @@ pub struct Agent {
     rates: Option<JoinHandle<()>>,
     /// Addresses actually bound, in config order (forward inputs, monitor).
     pub bound: Vec<SocketAddr>,
-    forward_addresses: Vec<SocketAddr>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -204,10 +203,10 @@ impl Agent {
         let (stop_inputs, stop_rx) = watch::channel(false);
         let mut input_tasks = Vec::new();
         let mut bound = Vec::new();
-        let mut forward_addresses = Vec::new();
-        let counters = Arc::new(ReceiverCounters::default());
+        let mut listeners: Vec<(SocketAddr, Arc<ReceiverCounters>)> = Vec::new();
         for input in &config.inputs {
             if let Input::Forward(f) = input {
+                let counters = Arc::new(ReceiverCounters::default());
                 let prefix = match (&config.tag_prefix, &f.tag_prefix) {
                     (Some(a), Some(b)) => Some(format!("{a}.{b}")),
                     (a, b) => a.clone().or_else(|| b.clone()),
@@ -216,8 +215,8 @@ impl Agent {
                     forward_in::start(f, prefix, buffer.clone(), counters.clone(), stop_rx.clone())
                         .await?;
                 info!(%addr, "Accepting Forward clients.");
+                listeners.push((addr, counters));
                 bound.push(addr);
-                forward_addresses.push(addr);
                 input_tasks.extend(tasks);
             }
         }
@@ -275,7 +274,6 @@ impl Agent {
             tap: None,
             rates: None,
             bound,
-            forward_addresses,
         };
         let zabbix = match agent.config.monitor.as_ref().and_then(|m| m.zabbix_listen) {
             Some(addr) => {
@@ -291,7 +289,7 @@ impl Agent {
             None => None,
         };
         if let Some((listener, addr)) = monitor {
-            let sampler = hydra_stats::RateSampler::new(agent.snapshot_fn(counters));
+            let sampler = hydra_stats::RateSampler::new(agent.snapshot_fn(listeners));
             let snapshot = sampler.snapshot_fn();
             let mut stop = agent.monitor_stop.subscribe();
             agent.rates = Some(tokio::spawn(sampler.run(async move {
@@ -336,7 +334,10 @@ impl Agent {
         Ok(agent)
     }
 
-    fn snapshot_fn(&self, counters: Arc<ReceiverCounters>) -> hydra_stats::SnapshotFn {
+    fn snapshot_fn(
+        &self,
+        listeners: Vec<(SocketAddr, Arc<ReceiverCounters>)>,
+    ) -> hydra_stats::SnapshotFn {
         let buffer = self.buffer.clone();
         let tail_stats: Option<TailStatsFn> = self.tailer.as_ref().map(|t| t.stats_fn());
         let sender_stats: Option<Arc<dyn Fn() -> hydra_sender::SenderStats + Send + Sync>> =
@@ -350,15 +351,15 @@ impl Agent {
             &self.config.output,
             hydra_config::Output::Forward(f) if f.balance == hydra_config::Balance::RoundRobin
         );
-        let addresses: Vec<String> = self
-            .forward_addresses
-            .iter()
-            .map(ToString::to_string)
-            .collect();
         Arc::new(move || {
             let b = buffer.stats();
+            let per_listener: Vec<hydra_stats::Receiver> = listeners
+                .iter()
+                .map(|(addr, c)| c.snapshot(vec![addr.to_string()]))
+                .collect();
             let mut snap = hydra_stats::Snapshot {
-                receiver: counters.snapshot(addresses.clone(), b.events as u64),
+                receiver: hydra_stats::Receiver::total(&per_listener, b.events as u64),
+                listeners: per_listener,
                 buffer: hydra_stats::Buffer {
                     bytes: b.bytes as u64,
                     events: b.events as u64,

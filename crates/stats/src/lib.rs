@@ -66,6 +66,30 @@ pub struct Receiver {
     pub events_per_sec: f64,
 }
 
+impl Receiver {
+    /// The sum of several listeners' counters, with `buffered` events held.
+    pub fn total(listeners: &[Receiver], buffered: u64) -> Receiver {
+        let mut t = Receiver {
+            buffered,
+            ..Receiver::default()
+        };
+        for l in listeners {
+            t.address.extend(l.address.iter().cloned());
+            t.messages += l.messages;
+            t.bytes += l.bytes;
+            t.disposed += l.disposed;
+            t.dropped_frames += l.dropped_frames;
+            t.rejected_connections += l.rejected_connections;
+            t.connections += l.connections;
+            t.acks += l.acks;
+            t.auth_failures += l.auth_failures;
+            t.tls_failures += l.tls_failures;
+            t.events_per_sec += l.events_per_sec;
+        }
+        t
+    }
+}
+
 /// One output server.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -165,6 +189,8 @@ pub struct Parsing {
 pub struct Snapshot {
     /// Forward inputs.
     pub receiver: Receiver,
+    /// Each forward input on its own (`receiver` is their sum).
+    pub listeners: Vec<Receiver>,
     /// Output servers.
     pub servers: Vec<Server>,
     /// Tailed files by path.

@@ -16,6 +16,7 @@ struct Counters {
     files: HashMap<String, u64>,
     servers: HashMap<String, u64>,
     receiver: u64,
+    listeners: HashMap<String, u64>,
     delivered: u64,
 }
 
@@ -29,6 +30,11 @@ impl Counters {
                 .map(|sv| (sv.address.clone(), sv.messages))
                 .collect(),
             receiver: s.receiver.messages,
+            listeners: s
+                .listeners
+                .iter()
+                .map(|l| (l.address.join(","), l.messages))
+                .collect(),
             delivered: s.buffer.delivered,
         }
     }
@@ -40,6 +46,7 @@ struct State {
     files: HashMap<String, f64>,
     servers: HashMap<String, f64>,
     receiver: f64,
+    listeners: HashMap<String, f64>,
     delivered: f64,
     history: VecDeque<f64>,
 }
@@ -94,6 +101,11 @@ impl RateSampler {
                 .map(|(a, n)| (a.clone(), rate(*n, before.servers.get(a), secs)))
                 .collect();
             st.receiver = rate(counters.receiver, Some(&before.receiver), secs);
+            st.listeners = counters
+                .listeners
+                .iter()
+                .map(|(a, n)| (a.clone(), rate(*n, before.listeners.get(a), secs)))
+                .collect();
             st.delivered = rate(counters.delivered, Some(&before.delivered), secs);
             let delivered = st.delivered;
             if st.history.len() == HISTORY {
@@ -130,6 +142,13 @@ impl RateSampler {
                 sv.events_per_sec = st.servers.get(&sv.address).copied().unwrap_or(0.0);
             }
             snap.receiver.events_per_sec = st.receiver;
+            for l in &mut snap.listeners {
+                l.events_per_sec = st
+                    .listeners
+                    .get(&l.address.join(","))
+                    .copied()
+                    .unwrap_or(0.0);
+            }
             snap.delivered_per_sec = st.delivered;
             snap.delivered_history = st.history.iter().copied().collect();
             snap

@@ -146,20 +146,21 @@ pub fn file_rows(s: &Snapshot, o: &Options) -> Vec<[String; 7]> {
         .collect()
 }
 
-/// The forward inputs: their counters are kept together, so one row.
+/// The forward inputs, one row each.
 pub fn input_rows(s: &Snapshot) -> Vec<[String; 6]> {
-    let r = &s.receiver;
-    if r.address.is_empty() {
-        return Vec::new();
-    }
-    vec![[
-        r.address.join(","),
-        r.connections.to_string(),
-        rate(r.events_per_sec),
-        r.messages.to_string(),
-        r.dropped_frames.to_string(),
-        r.auth_failures.to_string(),
-    ]]
+    s.listeners
+        .iter()
+        .map(|r| {
+            [
+                r.address.join(","),
+                r.connections.to_string(),
+                rate(r.events_per_sec),
+                r.messages.to_string(),
+                r.dropped_frames.to_string(),
+                r.auth_failures.to_string(),
+            ]
+        })
+        .collect()
 }
 
 fn role(i: usize, sv: &Server) -> String {
