@@ -848,6 +848,16 @@ mod tests {
     async fn tap_streams_matching_events_as_json_lines() {
         assert_eq!(get("/tap").await.0, 404, "no tap hub, no /tap");
         let hub = TapHub::new();
+        let locked = monitor_router(Arc::new(sample), Some(hub.clone()), Some("t0ken".into()));
+        let resp = locked
+            .oneshot(Request::get("/tap").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            401,
+            "the log stream needs the token"
+        );
         let app = monitor_router(Arc::new(sample), Some(hub.clone()), None);
         let resp = app
             .oneshot(Request::get("/tap?tag=app.*").body(Body::empty()).unwrap())
