@@ -49,6 +49,10 @@ struct Args {
     /// apache) and HYDRA_BENCH_DIR (a scratch directory).
     #[arg(long = "agent", value_name = "NAME=COMMAND")]
     agents: Vec<String>,
+    /// Run only the scenarios whose name starts with this (one_forward,
+    /// peak, format_, tcp_to_tcp, files).
+    #[arg(long, value_name = "PREFIX")]
+    only: Option<String>,
     /// Where results go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -488,9 +492,13 @@ fn main() -> std::process::ExitCode {
     };
     let mut rows = Vec::new();
     for agent in &agents {
+        let wanted = |name: &str| args.only.as_deref().is_none_or(|p| name.starts_with(p));
         for &rate in rates {
             if stop.load(Ordering::Relaxed) {
                 break;
+            }
+            if !wanted("one_forward") {
+                continue;
             }
             let row = one_forward(&env, agent, rate, secs);
             println!(
@@ -543,6 +551,9 @@ fn main() -> std::process::ExitCode {
         ] {
             if stop.load(Ordering::Relaxed) {
                 break;
+            }
+            if !wanted(what) {
+                continue;
             }
             let row = f(&env, agent);
             println!(

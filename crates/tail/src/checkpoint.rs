@@ -221,6 +221,7 @@ impl Ledger {
                 e.superseded = true;
             }
         }
+        self.gc();
         self.entries.insert(
             id,
             Entry {
@@ -287,8 +288,13 @@ impl Ledger {
                 e.position.offset = to;
                 self.dirty = true;
             }
+            // A commit can only finish this one file: checking it alone
+            // keeps a commit O(1) however many files are followed.
+            if e.closed_at.is_some_and(|end| e.position.offset >= end) {
+                self.entries.remove(&id);
+                self.dirty = true;
+            }
         }
-        self.gc();
     }
 
     pub(crate) fn mark_dirty(&mut self) {

@@ -117,6 +117,22 @@ struct Tracked {
     live: Arc<Live>,
 }
 
+/// Opens a log file for reading without updating its access time where
+/// the kernel allows it (the file's owner, or root): a file being written
+/// has an access time older than its change time at every read, so each
+/// read would otherwise dirty the inode.
+fn open_log(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        other => other,
+    }
+}
+
 /// How long file events are gathered before reading.
 const COALESCE: Duration = Duration::from_millis(20);
 
@@ -146,6 +162,8 @@ pub(crate) struct Engine {
     /// Files found gone from their path while checked out for reading;
     /// marked when they are put back.
     deferred_gone: HashSet<FileKey>,
+    /// The file being read right now (checked out of `files`).
+    reading: Option<FileKey>,
     /// Waits on the bounded channel with a timeout, so paths are looked
     /// after while the consumer is slow.
     rt: tokio::runtime::Runtime,
@@ -196,6 +214,7 @@ impl Engine {
             wake_tx,
             first_discovery: true,
             deferred_gone: HashSet::new(),
+            reading: None,
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_time()
                 .build()
@@ -232,6 +251,7 @@ impl Engine {
             };
             let hints = match self.wake.recv_timeout(wait) {
                 Ok(first) => {
+                    self.catch_renamed(&first);
                     let mut hints: HashSet<PathBuf> = first.into_iter().collect();
                     // A writer makes one event per write: gather what comes
                     // within a short window and read once, instead of waking
@@ -245,7 +265,10 @@ impl Engine {
                             break;
                         }
                         match self.wake.recv_timeout(left) {
-                            Ok(more) => hints.extend(more),
+                            Ok(more) => {
+                                self.catch_renamed(&more);
+                                hints.extend(more);
+                            }
                             Err(_) => break,
                         }
                     }
@@ -381,7 +404,7 @@ impl Engine {
                 if !meta.is_file() || identity(&meta) != pos.key || pos.offset >= meta.len() {
                     continue;
                 }
-                let Ok(mut file) = File::open(&path) else {
+                let Ok(mut file) = open_log(&path) else {
                     continue;
                 };
                 if !pos.fingerprint.matches(&mut file).unwrap_or(false) {
@@ -436,7 +459,10 @@ impl Engine {
             let Some(mut t) = self.files.remove(&key) else {
                 continue;
             };
-            let more = match self.read(&mut t) {
+            self.reading = Some(key);
+            let read = self.read(&mut t);
+            self.reading = None;
+            let more = match read {
                 Ok(more) => more,
                 Err(()) => {
                     self.files.insert(key, t);
@@ -502,7 +528,7 @@ impl Engine {
                 t.live.rotated.store(false, Ordering::Relaxed);
                 lock(&self.shared.ledger).rename(t.id, path);
             } else {
-                let file = match File::open(path) {
+                let file = match open_log(path) {
                     Ok(f) => f,
                     Err(e) => {
                         if let Some(state) = self.paths.get_mut(path) {
@@ -511,6 +537,21 @@ impl Engine {
                         self.set_error(path, source, Some(e.to_string()));
                         return;
                     }
+                };
+                // The path may have been rotated between the stat and the
+                // open: what was opened is what gets followed, under its
+                // own identity, and the path is looked at again next time.
+                let (key, meta) = match file.metadata() {
+                    Ok(m) if identity(&m) != key => {
+                        if let Some(state) = self.paths.get_mut(path) {
+                            state.current = None;
+                        }
+                        if self.files.contains_key(&identity(&m)) {
+                            return;
+                        }
+                        (identity(&m), m)
+                    }
+                    _ => (key, meta),
                 };
                 self.set_error(path, source, None);
                 if let Some(t) = self.track(path.to_owned(), key, file, &meta, source, None) {
@@ -523,6 +564,38 @@ impl Engine {
         }
         if let Some(mut t) = self.files.remove(&key) {
             self.check_truncation(&mut t, &meta);
+            self.files.insert(key, t);
+        }
+    }
+
+    /// A rename event (`[from, to]`) away from a followed path to a name
+    /// no glob matches: if the renamed file is one hydra has not opened, it
+    /// was created and rotated away between two looks at the path (while
+    /// reading waited, or within one gathering window). Its lines are still
+    /// there: follow it from its head, as a rotated file being drained.
+    fn catch_renamed(&mut self, event: &[PathBuf]) {
+        let [from, to] = event else { return };
+        let Some(source) = self.paths.get(from).map(|s| s.source) else {
+            return;
+        };
+        if self.matchers.iter().any(|m| m.matches(to)) {
+            // Followed under its new name by the usual path checks.
+            return;
+        }
+        let Ok(meta) = std::fs::metadata(to) else {
+            return;
+        };
+        let key = identity(&meta);
+        let known = self.files.contains_key(&key)
+            || self.reading == Some(key)
+            || self.paths.values().any(|p| p.current == Some(key));
+        if !meta.is_file() || known {
+            return;
+        }
+        let Ok(file) = open_log(to) else { return };
+        info!(path = %to.display(), renamed_from = %from.display(), "Draining a file rotated before it was seen.");
+        if let Some(mut t) = self.track(to.clone(), key, file, &meta, source, Some(0)) {
+            mark_gone(&mut t);
             self.files.insert(key, t);
         }
     }
@@ -690,7 +763,7 @@ impl Engine {
             {
                 continue;
             }
-            let Ok(mut file) = File::open(&path) else {
+            let Ok(mut file) = open_log(&path) else {
                 continue;
             };
             if !t.fingerprint.matches(&mut file).unwrap_or(false) {
@@ -842,6 +915,7 @@ impl Engine {
             let Ok(hints) = self.wake.try_recv() else {
                 break;
             };
+            self.catch_renamed(&hints);
             for hint in hints {
                 if !self.paths.contains_key(&hint)
                     && let Some(source) = self.matchers.iter().position(|m| m.matches(&hint))
@@ -882,6 +956,9 @@ impl Engine {
                     errors.insert(path.to_owned(), (source, error));
                 }
             }
+            // Called after every successful read: no hashing when there
+            // is nothing to clear.
+            None if errors.is_empty() => {}
             None => {
                 errors.remove(path);
             }
