@@ -66,9 +66,13 @@ fn event_time(secs: i64, nanos: u32) -> Option<EventTime> {
     Some(EventTime::new(u32::try_from(secs).ok()?, nanos))
 }
 
+/// ASCII digits as a number; `None` for anything else or an overflow.
 fn digits(b: &[u8]) -> Option<u32> {
     b.iter().try_fold(0u32, |n, d| {
-        d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u32::from(d - b'0'))
     })
 }
 
@@ -202,6 +206,13 @@ mod tests {
         );
         assert_eq!(parse("unix", "-1"), None);
         assert_eq!(parse("unix", "99999999999"), None);
+        // Ten digits that do not fit in 32 bits (found by fuzzing: this
+        // overflowed instead of being refused).
+        assert_eq!(parse("unix", "7420400508."), None);
+        assert_eq!(
+            parse("unix", "4294967295"),
+            Some(EventTime::new(u32::MAX, 0))
+        );
     }
 
     #[test]
