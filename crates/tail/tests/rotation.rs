@@ -494,6 +494,50 @@ fn a_file_created_and_rotated_away_while_reading_waits_is_still_read() {
 }
 
 #[test]
+fn a_file_rotated_away_before_it_was_ever_seen_is_still_read() {
+    // Regression: a generation created and renamed away between two looks
+    // at its path (here within a millisecond, while reading waits for the
+    // consumer) was never opened, and its lines were lost. The rename event
+    // from the followed path now brings it in.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("f.log");
+    append(&log, &numbered(0, 5000));
+    let config = TailConfig {
+        read_buffer: 4096,
+        channel_batches: 1,
+        ..fast(vec![src(&log)])
+    };
+    let (tailer, mut rx) = hydra_tail::Tailer::start(config).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    fs::rename(&log, dir.path().join("f.log.1")).unwrap();
+    append(&log, "x 0\nx 1\nx 2\n");
+    fs::rename(&log, dir.path().join("f.log.2")).unwrap();
+    append(&log, "y 0\n");
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while got.len() < 5004 && std::time::Instant::now() < deadline {
+        if let Ok(b) = rx.try_recv() {
+            tailer.committer().commit(b.file, b.end_offset);
+            got.extend(
+                b.lines
+                    .iter()
+                    .map(|l| String::from_utf8_lossy(l).into_owned()),
+            );
+        } else {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    for l in ["x 0", "x 1", "x 2", "y 0", "line 0", "line 4999"] {
+        assert!(
+            got.iter().any(|g| g == l),
+            "{l} missing ({} lines)",
+            got.len()
+        );
+    }
+    assert_eq!(got.len(), 5004, "each line once");
+}
+
+#[test]
 fn reading_makes_progress_under_a_flood_of_file_events() {
     // Reading must progress while writers produce file events without
     // pause: gathering events is bounded by time, never "until the queue
