@@ -464,7 +464,11 @@ impl Agent {
         match self.output {
             OutputTask::Forward(sender) => {
                 if left == 0 {
-                    sender.finished().await;
+                    // Nothing is left to send, so this returns at once; the
+                    // bound keeps a stop bounded whatever the sender does.
+                    let grace =
+                        deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+                    let _ = tokio::time::timeout(grace, sender.finished()).await;
                 } else {
                     sender.abort();
                 }

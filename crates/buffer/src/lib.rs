@@ -248,6 +248,13 @@ impl Buffer {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Closed, with nothing open or sealed left to hand out (chunks taken
+    /// and not yet delivered or retried are the taker's to count).
+    pub fn is_finished(&self) -> bool {
+        let state = self.lock();
+        state.closed && state.open.is_empty() && state.sealed.is_empty()
+    }
+
     /// Sets the one observer of sealed chunks; `false` if one was set
     /// already.
     pub fn set_observer(&self, observer: Observer) -> bool {

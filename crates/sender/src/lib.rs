@@ -412,6 +412,12 @@ impl Dispatcher {
             let now = Instant::now();
             let links = &self.links;
             let target = self.selector.pick(now, |i| links[i].in_flight < max);
+            // With every server down nothing is taken from the buffer, so
+            // its end must be noticed here: a shutdown with nothing left to
+            // send is not held up by servers that are down.
+            if target.is_none() && !buffer_done && total == 0 && self.buffer.is_finished() {
+                return;
+            }
             // A recovering server becomes eligible without any event: look
             // again shortly.
             let recheck = tokio::time::sleep(Duration::from_millis(100));

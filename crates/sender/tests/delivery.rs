@@ -28,6 +28,23 @@ fn config(ports: &[u16]) -> SenderConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_to_send_and_every_server_down_finishes_at_close() {
+    // Regression: with every server down the buffer was never polled, so
+    // its end went unnoticed and hydra hung on SIGTERM until killed.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let buffer = Buffer::new(small_chunks());
+    let sender = Sender::spawn(config(&[dead]), buffer.clone()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    buffer.close();
+    tokio::time::timeout(Duration::from_secs(5), sender.finished())
+        .await
+        .expect("finished once the buffer closed empty");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_is_acked_and_committed() {
     let rx = Receiver::start(Behaviour::Ack).await;
     let buffer = Buffer::new(small_chunks());
