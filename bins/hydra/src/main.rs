@@ -95,17 +95,21 @@ enum Command {
     },
 }
 
+/// A runtime with I/O and timers, or exit 1 with the reason.
+fn build_runtime(
+    builder: &mut tokio::runtime::Builder,
+) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|e| {
+        eprintln!("hydra: cannot start the runtime: {e}");
+        ExitCode::from(1)
+    })
+}
+
 /// Runs `hydra top` or `hydra tap`; exit 1 when the monitor cannot be used.
 fn run_command(command: Command) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match build_runtime(&mut tokio::runtime::Builder::new_current_thread()) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("hydra: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let result = match command {
         Command::Top {
@@ -258,16 +262,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
+    let runtime = match build_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2))
     {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("hydra: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(config, path)) {
         Ok(()) => ExitCode::SUCCESS,

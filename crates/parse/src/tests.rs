@@ -276,7 +276,7 @@ fn nested_json_and_escapes() {
     let (_, v, stats) = run(&spec(Format::Json), line);
     assert_eq!(stats, ParseStats::default());
     let want: serde_json::Value = serde_json::from_slice(line).expect("json");
-    assert_eq!(json_of(&v), want);
+    assert_eq!(hydra_stats::to_json(&v), want);
 }
 
 #[test]
@@ -303,27 +303,6 @@ fn bad_specs_are_errors() {
         time_format: Some("%Y-%Q".into()),
         ..spec(Format::Ltsv)
     }));
-}
-
-fn json_of(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Nil => serde_json::Value::Null,
-        Value::Boolean(b) => serde_json::Value::Bool(*b),
-        Value::Integer(i) => i
-            .as_i64()
-            .map(serde_json::Value::from)
-            .or_else(|| i.as_u64().map(serde_json::Value::from))
-            .unwrap_or(serde_json::Value::Null),
-        Value::F64(f) => serde_json::Value::from(*f),
-        Value::String(s) => serde_json::Value::from(s.as_str().unwrap_or_default()),
-        Value::Array(a) => serde_json::Value::Array(a.iter().map(json_of).collect()),
-        Value::Map(m) => serde_json::Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), json_of(v)))
-                .collect(),
-        ),
-        _ => serde_json::Value::Null,
-    }
 }
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
@@ -354,7 +333,7 @@ proptest! {
         let (parsed, v, stats) = run(&spec(Format::Json), &line);
         prop_assert_eq!(parsed, Parsed::Record { time: None });
         prop_assert_eq!(stats, ParseStats::default());
-        prop_assert_eq!(json_of(&v), obj);
+        prop_assert_eq!(hydra_stats::to_json(&v), obj);
     }
 
     #[test]

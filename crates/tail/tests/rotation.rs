@@ -448,30 +448,31 @@ fn permission_denied_is_reported_and_others_keep_going() {
     assert_eq!(c.wait_for(6).len(), 6);
 }
 
-#[test]
-fn a_file_created_and_rotated_away_while_reading_waits_is_still_read() {
-    // Regression: while the consumer did not take batches, paths were not
-    // looked at, so a file created and renamed away meanwhile (to a name
-    // outside the followed set) was never opened and its lines were lost.
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("f.log");
-    append(&log, &numbered(0, 5000));
+/// A tailer of `log` whose consumer takes one small batch at a time, so
+/// reading soon waits.
+fn slow_consumer_tailer(
+    log: &std::path::Path,
+) -> (
+    hydra_tail::Tailer,
+    tokio::sync::mpsc::Receiver<hydra_tail::Batch>,
+) {
     let config = TailConfig {
         read_buffer: 4096,
         channel_batches: 1,
-        ..fast(vec![src(&log)])
+        ..fast(vec![src(log)])
     };
-    let (tailer, mut rx) = hydra_tail::Tailer::start(config).unwrap();
-    // Reading is now waiting for the consumer.
-    std::thread::sleep(Duration::from_millis(400));
-    fs::rename(&log, dir.path().join("f.log.1")).unwrap();
-    append(&log, "x 0\nx 1\nx 2\n");
-    std::thread::sleep(Duration::from_millis(600));
-    fs::rename(&log, dir.path().join("f.log.2")).unwrap();
-    append(&log, "y 0\n");
+    hydra_tail::Tailer::start(config).unwrap()
+}
+
+/// Takes batches (committing each) until `n` lines arrived or 20 s passed.
+fn take_committed(
+    tailer: &hydra_tail::Tailer,
+    rx: &mut tokio::sync::mpsc::Receiver<hydra_tail::Batch>,
+    n: usize,
+) -> Vec<String> {
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while got.len() < 5004 && std::time::Instant::now() < deadline {
+    while got.len() < n && std::time::Instant::now() < deadline {
         if let Ok(b) = rx.try_recv() {
             tailer.committer().commit(b.file, b.end_offset);
             got.extend(
@@ -483,13 +484,37 @@ fn a_file_created_and_rotated_away_while_reading_waits_is_still_read() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    for l in ["x 0", "x 1", "x 2", "y 0", "line 0", "line 4999"] {
+    got
+}
+
+fn assert_has(got: &[String], lines: &[&str]) {
+    for l in lines {
         assert!(
             got.iter().any(|g| g == l),
             "{l} missing ({} lines)",
             got.len()
         );
     }
+}
+
+#[test]
+fn a_file_created_and_rotated_away_while_reading_waits_is_still_read() {
+    // Regression: while the consumer did not take batches, paths were not
+    // looked at, so a file created and renamed away meanwhile (to a name
+    // outside the followed set) was never opened and its lines were lost.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("f.log");
+    append(&log, &numbered(0, 5000));
+    let (tailer, mut rx) = slow_consumer_tailer(&log);
+    // Reading is now waiting for the consumer.
+    std::thread::sleep(Duration::from_millis(400));
+    fs::rename(&log, dir.path().join("f.log.1")).unwrap();
+    append(&log, "x 0\nx 1\nx 2\n");
+    std::thread::sleep(Duration::from_millis(600));
+    fs::rename(&log, dir.path().join("f.log.2")).unwrap();
+    append(&log, "y 0\n");
+    let got = take_committed(&tailer, &mut rx, 5004);
+    assert_has(&got, &["x 0", "x 1", "x 2", "y 0", "line 0", "line 4999"]);
     assert_eq!(got.len(), 5004);
 }
 
@@ -502,38 +527,14 @@ fn a_file_rotated_away_before_it_was_ever_seen_is_still_read() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("f.log");
     append(&log, &numbered(0, 5000));
-    let config = TailConfig {
-        read_buffer: 4096,
-        channel_batches: 1,
-        ..fast(vec![src(&log)])
-    };
-    let (tailer, mut rx) = hydra_tail::Tailer::start(config).unwrap();
+    let (tailer, mut rx) = slow_consumer_tailer(&log);
     std::thread::sleep(Duration::from_millis(400));
     fs::rename(&log, dir.path().join("f.log.1")).unwrap();
     append(&log, "x 0\nx 1\nx 2\n");
     fs::rename(&log, dir.path().join("f.log.2")).unwrap();
     append(&log, "y 0\n");
-    let mut got = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while got.len() < 5004 && std::time::Instant::now() < deadline {
-        if let Ok(b) = rx.try_recv() {
-            tailer.committer().commit(b.file, b.end_offset);
-            got.extend(
-                b.lines
-                    .iter()
-                    .map(|l| String::from_utf8_lossy(l).into_owned()),
-            );
-        } else {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-    for l in ["x 0", "x 1", "x 2", "y 0", "line 0", "line 4999"] {
-        assert!(
-            got.iter().any(|g| g == l),
-            "{l} missing ({} lines)",
-            got.len()
-        );
-    }
+    let got = take_committed(&tailer, &mut rx, 5004);
+    assert_has(&got, &["x 0", "x 1", "x 2", "y 0", "line 0", "line 4999"]);
     assert_eq!(got.len(), 5004, "each line once");
 }
 
