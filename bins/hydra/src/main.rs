@@ -196,6 +196,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut running = config.clone();
     let mut agent = Agent::start(config).await.context("starting")?;
     info!(version = env!("CARGO_PKG_VERSION"), bound = ?agent.bound, "hydra is running.");
     loop {
@@ -209,15 +210,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
                 };
                 match Config::load(p) {
                     Err(e) => error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the running one."),
-                    Ok(new) => {
-                        info!("SIGHUP: reloading; delivering what was accepted first.");
-                        let report = agent.stop().await;
-                        if report.undelivered_events > 0 {
-                            warn!(events = report.undelivered_events, "Undelivered at reload; they will be read or sent again.");
-                        }
-                        agent = Agent::start(new).await.context("restarting with the new configuration")?;
-                        info!(bound = ?agent.bound, "Reloaded.");
-                    }
+                    Ok(new) => agent = reload(agent, &mut running, new).await?,
                 }
             }
         }
@@ -233,6 +226,34 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         info!("Stopped; everything accepted was delivered.");
     }
     Ok(())
+}
+
+/// Stops `agent` and starts `new` in its place, handing over the tail
+/// positions and open files. If `new` cannot start, the running
+/// configuration starts again with them.
+async fn reload(agent: Agent, running: &mut Config, new: Config) -> anyhow::Result<Agent> {
+    info!("SIGHUP: reloading; delivering what was accepted first.");
+    let report = agent.stop().await;
+    if report.undelivered_events > 0 {
+        warn!(
+            events = report.undelivered_events,
+            "Undelivered at reload: their tail positions did not advance, and their clients got no ack."
+        );
+    }
+    let mut tail = report.tail;
+    match Agent::start_after(new.clone(), &mut tail).await {
+        Ok(agent) => {
+            *running = new;
+            info!(bound = ?agent.bound, "Reloaded.");
+            Ok(agent)
+        }
+        Err(e) => {
+            error!(error = %e, "SIGHUP: the new configuration cannot start; going on with the running one.");
+            Agent::start_after(running.clone(), &mut tail)
+                .await
+                .context("starting the running configuration again after a failed reload")
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -61,11 +61,14 @@ pub enum Error {
 }
 
 /// What a stop left behind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct StopReport {
     /// Events accepted but not delivered within the deadline: their tail
     /// positions did not advance and their clients got no ack.
     pub undelivered_events: usize,
+    /// The tail positions and open files, for the pipeline that replaces
+    /// this one ([`Agent::start_after`]).
+    pub tail: Option<hydra_tail::Handoff>,
 }
 
 type TailStatsFn = Arc<dyn Fn() -> (Vec<hydra_tail::FileStats>, Option<String>) + Send + Sync>;
@@ -120,6 +123,17 @@ pub fn hostname() -> String {
 impl Agent {
     /// Starts every input, the output and the monitor.
     pub async fn start(config: Config) -> Result<Agent, Error> {
+        Self::start_after(config, &mut None).await
+    }
+
+    /// Like [`Agent::start`], taking over the tail positions and open files
+    /// of a stopped pipeline ([`StopReport::tail`]): a reload. The handoff
+    /// is taken only once the tailer runs; if starting fails it is left in
+    /// `tail`, for the caller to start the old configuration again with.
+    pub async fn start_after(
+        config: Config,
+        tail: &mut Option<hydra_tail::Handoff>,
+    ) -> Result<Agent, Error> {
         let (flush_interval, chunk_bytes, require_ack, compress, time_format) = match &config.output
         {
             Output::Forward(f) => (
@@ -228,15 +242,6 @@ impl Agent {
                 Input::Forward(_) => None,
             })
             .collect();
-        let mut parse_counters = None;
-        let tailer = if tails.is_empty() {
-            None
-        } else {
-            let (tailer, task, counters) = tail_in::start(&config, &tails, buffer.clone())?;
-            input_tasks.push(task);
-            parse_counters = Some(counters);
-            Some(tailer)
-        };
 
         let (monitor_stop, monitor_rx) = watch::channel(false);
         let monitor = match &config.monitor {
@@ -259,6 +264,30 @@ impl Agent {
             }
             None => None,
         };
+        let zabbix = match config.monitor.as_ref().and_then(|m| m.zabbix_listen) {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind { addr, source })?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|source| Error::Bind { addr, source })?;
+                bound.push(addr);
+                Some(listener)
+            }
+            None => None,
+        };
+        // The tailer last: it takes over the handoff, which a failure
+        // before this point leaves to the caller.
+        let mut parse_counters = None;
+        let tailer = if tails.is_empty() {
+            None
+        } else {
+            let (tailer, task, counters) = tail_in::start(&config, &tails, buffer.clone(), tail)?;
+            input_tasks.push(task);
+            parse_counters = Some(counters);
+            Some(tailer)
+        };
 
         let mut agent = Agent {
             config,
@@ -274,19 +303,6 @@ impl Agent {
             tap: None,
             rates: None,
             bound,
-        };
-        let zabbix = match agent.config.monitor.as_ref().and_then(|m| m.zabbix_listen) {
-            Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| Error::Bind { addr, source })?;
-                let bound = listener
-                    .local_addr()
-                    .map_err(|source| Error::Bind { addr, source })?;
-                agent.bound.push(bound);
-                Some(listener)
-            }
-            None => None,
         };
         if let Some((listener, addr)) = monitor {
             let sampler = hydra_stats::RateSampler::new(agent.snapshot_fn(listeners));
@@ -487,11 +503,9 @@ impl Agent {
                 "Shutdown deadline passed: undelivered events keep their positions and acks."
             );
         }
-        if let Some(t) = self.tailer.take()
-            && let Err(e) = t.save()
-        {
-            warn!(error = %e, "Cannot save positions.");
-        }
+        // Saves the positions, and keeps them (and the open files) for a
+        // pipeline that takes over.
+        let tail = self.tailer.take().map(hydra_tail::Tailer::handoff);
         if let Some(t) = &self.tap {
             t.close();
         }
@@ -507,6 +521,7 @@ impl Agent {
         }
         StopReport {
             undelivered_events: left,
+            tail,
         }
     }
 }

@@ -66,9 +66,12 @@ pub(crate) fn start(
     config: &Config,
     inputs: &[&TailInput],
     buffer: Buffer,
+    handoff: &mut Option<hydra_tail::Handoff>,
 ) -> Result<(Tailer, JoinHandle<()>, Arc<ParseCounters>), crate::Error> {
-    // One tailer for all inputs; the strictest timing settings win.
-    let first = inputs[0];
+    // One tailer for all inputs. Line rules are each input's own; of the
+    // polling settings, which are the tailer's, the most frequent serves
+    // every input (looking more often never loses a line), and inotify is
+    // used only if every input allows it.
     let tail_config = TailConfig {
         sources: inputs
             .iter()
@@ -76,34 +79,26 @@ pub(crate) fn start(
                 include: t.path.to_vec(),
                 exclude: t.exclude.clone(),
                 read_from_head: t.read_from_head,
+                max_line_bytes: t.max_line_bytes.as_usize(),
+                long_lines: match t.long_lines {
+                    hydra_config::LongLines::Truncate => LongLines::Truncate,
+                    hydra_config::LongLines::Skip => LongLines::Skip,
+                },
+                strip_cr: t.strip_cr,
+                partial_flush: t.partial_flush,
+                rotate_wait: t.rotate_wait,
             })
             .collect(),
-        max_line_bytes: inputs
-            .iter()
-            .map(|t| t.max_line_bytes.as_usize())
-            .max()
-            .unwrap_or(256 << 10),
-        long_lines: match first.long_lines {
-            hydra_config::LongLines::Truncate => LongLines::Truncate,
-            hydra_config::LongLines::Skip => LongLines::Skip,
-        },
-        strip_cr: first.strip_cr,
-        partial_flush: inputs.iter().filter_map(|t| t.partial_flush).min(),
-        rotate_wait: inputs
-            .iter()
-            .map(|t| t.rotate_wait)
-            .max()
-            .unwrap_or(first.rotate_wait),
         refresh_interval: inputs
             .iter()
             .map(|t| t.refresh_interval)
             .min()
-            .unwrap_or(first.refresh_interval),
+            .unwrap_or(TailConfig::default().refresh_interval),
         poll_interval: inputs
             .iter()
             .map(|t| t.poll_interval)
             .min()
-            .unwrap_or(first.poll_interval),
+            .unwrap_or(TailConfig::default().poll_interval),
         use_inotify: inputs.iter().all(|t| t.inotify),
         positions: config.positions.clone(),
         ..TailConfig::default()
@@ -126,7 +121,7 @@ pub(crate) fn start(
     }
     let counters = Arc::new(counters);
     let published = counters.clone();
-    let (tailer, mut batches) = Tailer::start(tail_config)?;
+    let (tailer, mut batches) = Tailer::start_after(tail_config, handoff)?;
     let committer = tailer.committer();
     let host = hostname();
     let metas: Vec<Meta> = inputs

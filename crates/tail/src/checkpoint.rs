@@ -86,18 +86,32 @@ pub struct Position {
     pub offset: u64,
 }
 
+/// What a positions file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    /// The patterns followed when it was written. A file matching one of
+    /// them and not in `files` appeared while hydra was stopped, and is read
+    /// from its head. `None` (written by an older hydra): every pattern
+    /// counts as followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<String>>,
+    /// The files and their committed offsets.
+    pub files: Vec<Position>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct PositionsFile {
     version: u32,
-    files: Vec<Position>,
+    #[serde(flatten)]
+    saved: Saved,
 }
 
-/// Reads a positions file. A missing file is empty positions; a newer
+/// Reads a positions file. `None` if there is none (a first run); a newer
 /// temporary file (a write that was interrupted before its rename) is
 /// preferred when it parses.
-pub fn load_positions(path: &Path) -> Result<Vec<Position>, Error> {
+pub fn load_positions(path: &Path) -> Result<Option<Saved>, Error> {
     let tmp = tmp_path(path);
-    let read = |p: &Path| -> Result<Option<(std::time::SystemTime, Vec<Position>)>, Error> {
+    let read = |p: &Path| -> Result<Option<(std::time::SystemTime, Saved)>, Error> {
         let bytes = match fs::read(p) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -119,32 +133,26 @@ pub fn load_positions(path: &Path) -> Result<Vec<Position>, Error> {
         }
         Ok(Some((
             modified.unwrap_or(std::time::UNIX_EPOCH),
-            file.files,
+            file.saved,
         )))
     };
     let main = read(path)?;
     // A torn temporary file is simply ignored.
     let tmp = read(&tmp).ok().flatten();
     Ok(match (main, tmp) {
-        (Some((mt, m)), Some((tt, t))) => {
-            if tt > mt {
-                t
-            } else {
-                m
-            }
-        }
-        (Some((_, m)), None) => m,
-        (None, Some((_, t))) => t,
-        (None, None) => Vec::new(),
+        (Some((mt, m)), Some((tt, t))) => Some(if tt > mt { t } else { m }),
+        (Some((_, m)), None) => Some(m),
+        (None, Some((_, t))) => Some(t),
+        (None, None) => None,
     })
 }
 
 /// Writes positions: temporary file, fsync, rename, fsync of the directory.
-pub fn store_positions(path: &Path, positions: &[Position]) -> Result<(), Error> {
+pub fn store_positions(path: &Path, saved: &Saved) -> Result<(), Error> {
     let tmp = tmp_path(path);
     let body = serde_json::to_vec_pretty(&PositionsFile {
         version: POSITIONS_VERSION,
-        files: positions.to_vec(),
+        saved: saved.clone(),
     })
     .map_err(|e| Error::Positions {
         path: path.to_owned(),
@@ -163,7 +171,7 @@ pub fn store_positions(path: &Path, positions: &[Position]) -> Result<(), Error>
     write().map_err(|e| Error::io("writing positions", path, e))
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".tmp");
     path.with_file_name(name)
@@ -197,6 +205,8 @@ pub(crate) struct Ledger {
     /// saved as they were: stopping before every file was opened again must
     /// not forget them.
     carried: HashMap<FileKey, Position>,
+    /// The patterns followed, saved beside the positions.
+    sources: Vec<String>,
     dirty: bool,
 }
 
@@ -205,6 +215,10 @@ impl Ledger {
     pub(crate) fn carry(&mut self, positions: impl IntoIterator<Item = Position>) {
         self.carried
             .extend(positions.into_iter().map(|p| (p.key, p)));
+    }
+
+    pub(crate) fn set_sources(&mut self, sources: Vec<String>) {
+        self.sources = sources;
     }
 
     /// A loaded position whose file is gone for good.
@@ -236,6 +250,17 @@ impl Ledger {
 
     pub(crate) fn rename(&mut self, id: FileId, path: &Path) {
         if let Some(e) = self.entries.get_mut(&id) {
+            e.position.path = path.to_owned();
+            self.dirty = true;
+        }
+    }
+
+    /// The rest of generation `id` is now read from another file: the copy
+    /// that copytruncate left. Its commits still in flight go on moving
+    /// this position, now the copy's.
+    pub(crate) fn rekey(&mut self, id: FileId, key: FileKey, path: &Path) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.position.key = key;
             e.position.path = path.to_owned();
             self.dirty = true;
         }
@@ -315,10 +340,15 @@ impl Ledger {
     }
 
     /// The positions to save, if anything changed since the last call.
-    pub(crate) fn take_dirty(&mut self) -> Option<Vec<Position>> {
+    pub(crate) fn take_dirty(&mut self) -> Option<Saved> {
         if !std::mem::take(&mut self.dirty) {
             return None;
         }
+        Some(self.snapshot())
+    }
+
+    /// Every committed position now.
+    pub(crate) fn snapshot(&self) -> Saved {
         let mut v: Vec<_> = self
             .entries
             .values()
@@ -327,7 +357,10 @@ impl Ledger {
             .chain(self.carried.values().cloned())
             .collect();
         v.sort_by(|a, b| a.path.cmp(&b.path).then(a.key.ino.cmp(&b.key.ino)));
-        Some(v)
+        Saved {
+            sources: Some(self.sources.clone()),
+            files: v,
+        }
     }
 }
 
@@ -369,13 +402,21 @@ mod tests {
         }
     }
 
+    fn saved(files: Vec<Position>) -> Saved {
+        Saved {
+            sources: Some(vec!["/var/log/*.log".into()]),
+            files,
+        }
+    }
+
     #[test]
     fn store_then_load() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("positions.json");
-        assert_eq!(load_positions(&path).unwrap(), vec![]);
-        store_positions(&path, &[pos(1, 10), pos(2, 20)]).unwrap();
-        assert_eq!(load_positions(&path).unwrap(), vec![pos(1, 10), pos(2, 20)]);
+        assert_eq!(load_positions(&path).unwrap(), None);
+        let both = saved(vec![pos(1, 10), pos(2, 20)]);
+        store_positions(&path, &both).unwrap();
+        assert_eq!(load_positions(&path).unwrap(), Some(both));
         assert!(!tmp_path(&path).exists());
     }
 
@@ -383,17 +424,33 @@ mod tests {
     fn a_torn_temporary_file_is_ignored_and_a_complete_newer_one_wins() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("positions.json");
-        store_positions(&path, &[pos(1, 10)]).unwrap();
+        store_positions(&path, &saved(vec![pos(1, 10)])).unwrap();
         fs::write(tmp_path(&path), b"{\"version\":1,\"fil").unwrap();
-        assert_eq!(load_positions(&path).unwrap(), vec![pos(1, 10)]);
+        assert_eq!(
+            load_positions(&path).unwrap(),
+            Some(saved(vec![pos(1, 10)]))
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
         let newer = serde_json::to_vec(&PositionsFile {
             version: 1,
-            files: vec![pos(1, 99)],
+            saved: saved(vec![pos(1, 99)]),
         })
         .unwrap();
         fs::write(tmp_path(&path), newer).unwrap();
-        assert_eq!(load_positions(&path).unwrap(), vec![pos(1, 99)]);
+        assert_eq!(
+            load_positions(&path).unwrap(),
+            Some(saved(vec![pos(1, 99)]))
+        );
+    }
+
+    #[test]
+    fn a_file_written_before_sources_were_saved_counts_every_pattern_as_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("positions.json");
+        fs::write(&path, br#"{"version":1,"files":[]}"#).unwrap();
+        let loaded = load_positions(&path).unwrap().unwrap();
+        assert_eq!(loaded.sources, None);
+        assert!(loaded.files.is_empty());
     }
 
     #[test]
@@ -417,13 +474,13 @@ mod tests {
         // Truncated: generation 2 of the same file starts at 0.
         l.open(FileId(2), pos(1, 0));
         l.commit(FileId(1), 80);
-        assert_eq!(l.take_dirty().unwrap(), vec![pos(1, 0)]);
+        assert_eq!(l.take_dirty().unwrap().files, vec![pos(1, 0)]);
         // Closed files go once fully delivered.
         l.close(FileId(2), 30);
         l.commit(FileId(2), 29);
-        assert_eq!(l.take_dirty().unwrap().len(), 1);
+        assert_eq!(l.take_dirty().unwrap().files.len(), 1);
         l.commit(FileId(2), 30);
-        assert_eq!(l.take_dirty().unwrap(), vec![]);
+        assert_eq!(l.take_dirty().unwrap().files, vec![]);
     }
 
     #[test]
@@ -431,11 +488,11 @@ mod tests {
         let mut l = Ledger::default();
         l.carry([pos(7, 70)]);
         l.mark_dirty();
-        assert_eq!(l.take_dirty().unwrap(), vec![pos(7, 70)]);
+        assert_eq!(l.take_dirty().unwrap().files, vec![pos(7, 70)]);
         l.open(FileId(1), pos(7, 70));
         l.commit(FileId(1), 80);
         l.mark_dirty();
-        assert_eq!(l.take_dirty().unwrap(), vec![pos(7, 80)]);
+        assert_eq!(l.take_dirty().unwrap().files, vec![pos(7, 80)]);
         l.forget_carried(FileKey { dev: 1, ino: 9 });
     }
 

@@ -44,6 +44,7 @@ mod checkpoint;
 mod discover;
 mod error;
 mod lines;
+mod restart;
 mod tailer;
 
 use std::path::PathBuf;
@@ -55,7 +56,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 pub use checkpoint::{
-    Committer, FileId, FileKey, Fingerprint, POSITIONS_VERSION, Position, load_positions,
+    Committer, FileId, FileKey, Fingerprint, POSITIONS_VERSION, Position, Saved, load_positions,
     store_positions,
 };
 pub use error::Error;
@@ -82,16 +83,34 @@ pub fn split_lines(
     (out, consumed)
 }
 
-/// A group of paths and globs followed the same way (one tail input).
+/// A group of paths and globs followed the same way (one tail input), with
+/// the rules for splitting its files into lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     /// Paths and glob patterns to follow.
     pub include: Vec<String>,
     /// Glob patterns to leave out. One without a `/` matches file names.
     pub exclude: Vec<String>,
-    /// Read files present at start from their beginning instead of their
-    /// end. Files that appear later are always read from the beginning.
+    /// On the first run (no positions saved yet, or a source that was not
+    /// followed when they were), read files already present from their
+    /// beginning instead of their end. Files that appear later, and files
+    /// that appeared or changed while hydra was stopped, are always read
+    /// from the beginning.
     pub read_from_head: bool,
+    /// Longest line kept whole, in bytes.
+    pub max_line_bytes: usize,
+    /// What happens to longer lines. Either way they are counted and the
+    /// file goes on being read.
+    pub long_lines: LongLines,
+    /// Remove a `\r` before the `\n`.
+    pub strip_cr: bool,
+    /// Emit a last line that has no newline after this long without new
+    /// data. `None`: hold it until its newline (or until the file is closed
+    /// after a rotation).
+    pub partial_flush: Option<Duration>,
+    /// How long a rotated or deleted file is still read after it left its
+    /// path, for writers that have not reopened yet.
+    pub rotate_wait: Duration,
 }
 
 impl Source {
@@ -101,6 +120,11 @@ impl Source {
             include: vec![pattern.to_owned()],
             exclude: Vec::new(),
             read_from_head: false,
+            max_line_bytes: 256 << 10,
+            long_lines: LongLines::Truncate,
+            strip_cr: false,
+            partial_flush: None,
+            rotate_wait: Duration::from_secs(5),
         }
     }
 
@@ -117,20 +141,6 @@ pub struct TailConfig {
     /// What to follow. A [`Batch`] says which source its file belongs to by
     /// index; a file matching several sources belongs to the first.
     pub sources: Vec<Source>,
-    /// Longest line kept whole, in bytes.
-    pub max_line_bytes: usize,
-    /// What happens to longer lines. Either way they are counted and the
-    /// file goes on being read.
-    pub long_lines: LongLines,
-    /// Remove a `\r` before the `\n`.
-    pub strip_cr: bool,
-    /// Emit a last line that has no newline after this long without new
-    /// data. `None`: hold it until its newline (or until the file is closed
-    /// after a rotation).
-    pub partial_flush: Option<Duration>,
-    /// How long a rotated or deleted file is still read after it left its
-    /// path, for writers that have not reopened yet.
-    pub rotate_wait: Duration,
     /// How often globs are expanded again.
     pub refresh_interval: Duration,
     /// How often every file is checked with `stat`, whatever inotify says
@@ -152,11 +162,6 @@ impl Default for TailConfig {
     fn default() -> Self {
         TailConfig {
             sources: Vec::new(),
-            max_line_bytes: 256 << 10,
-            long_lines: LongLines::Truncate,
-            strip_cr: false,
-            partial_flush: None,
-            rotate_wait: Duration::from_secs(5),
             refresh_interval: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
             use_inotify: true,
@@ -194,6 +199,9 @@ pub struct Batch {
 pub struct FileStats {
     /// The path.
     pub path: PathBuf,
+    /// The file's inode (0 for a path that cannot be followed): tells two
+    /// files that were at the same path apart.
+    pub inode: u64,
     /// Index of its [`Source`].
     pub source: usize,
     /// Offset after the last line read.
@@ -216,11 +224,33 @@ pub struct FileStats {
     pub error: Option<String>,
 }
 
+/// What a stopped tailer hands to the one that replaces it (a reload): its
+/// committed positions and its open files. The next tailer resumes every
+/// file where delivery stopped, including a rotated or deleted file that
+/// no path leads to any more, so a reload neither skips nor repeats a line,
+/// with or without a positions file.
+#[derive(Debug, Default)]
+pub struct Handoff {
+    saved: Saved,
+    files: Vec<(FileKey, std::fs::File)>,
+}
+
+impl Handoff {
+    /// The committed positions handed over.
+    pub fn positions(&self) -> &[Position] {
+        &self.saved.files
+    }
+}
+
 /// A running tailer. Dropping it stops reading and saves positions.
 pub struct Tailer {
     shared: Arc<tailer::Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Vec<(FileKey, std::fs::File)>>>,
+    /// The open files, once the reading thread is done with them.
+    files: Vec<(FileKey, std::fs::File)>,
     positions: Option<PathBuf>,
+    /// Stopped as by a crash: nothing more is saved.
+    crashed: bool,
 }
 
 impl std::fmt::Debug for Tailer {
@@ -236,10 +266,25 @@ impl Tailer {
     /// unreadable positions file; paths that cannot be read yet are
     /// reported in [`Tailer::stats`] and retried.
     pub fn start(config: TailConfig) -> Result<(Tailer, mpsc::Receiver<Batch>), Error> {
+        Self::start_after(config, &mut None)
+    }
+
+    /// Like [`Tailer::start`], taking over from a stopped tailer: its
+    /// [`Handoff`] replaces what the positions file says. The handoff is
+    /// taken only when the configuration is usable; after an error it is
+    /// still in `handoff`.
+    pub fn start_after(
+        config: TailConfig,
+        handoff: &mut Option<Handoff>,
+    ) -> Result<(Tailer, mpsc::Receiver<Batch>), Error> {
+        for s in &config.sources {
+            discover::Matcher::new(&s.include, &s.exclude)?;
+        }
         let (tx, rx) = mpsc::channel(config.channel_batches.max(1));
         let (wake_tx, wake_rx) = std::sync::mpsc::channel();
         let shared = Arc::new(tailer::Shared {
             stop: AtomicBool::new(false),
+            crashed: AtomicBool::new(false),
             ledger: Arc::default(),
             files: Mutex::default(),
             path_errors: Mutex::default(),
@@ -247,7 +292,15 @@ impl Tailer {
             wake: Mutex::new(wake_tx),
         });
         let positions = config.positions.clone();
-        let engine = tailer::Engine::new(config, tx, shared.clone(), wake_rx)?;
+        let prior = match handoff.take() {
+            Some(h) => Some((h.saved, h.files)),
+            None => match &config.positions {
+                Some(p) => load_positions(p)?.map(|s| (s, Vec::new())),
+                None => None,
+            },
+        };
+        let mut engine = tailer::Engine::new(config, tx, shared.clone(), wake_rx, prior)?;
+        engine.prepare();
         let thread = std::thread::Builder::new()
             .name("hydra-tail".into())
             .spawn(move || engine.run())
@@ -256,7 +309,9 @@ impl Tailer {
             Tailer {
                 shared,
                 thread: Some(thread),
+                files: Vec::new(),
                 positions,
+                crashed: false,
             },
             rx,
         ))
@@ -272,8 +327,8 @@ impl Tailer {
         self.shared.stats()
     }
 
-    /// A function returning [`Tailer::stats`] and
-    /// [`Tailer::positions_error`], usable after the tailer is gone.
+    /// A function returning [`Tailer::stats`] and the last error writing
+    /// the positions file, usable after the tailer is gone.
     #[allow(clippy::type_complexity)]
     pub fn stats_fn(&self) -> Arc<dyn Fn() -> (Vec<FileStats>, Option<String>) + Send + Sync> {
         let shared = self.shared.clone();
@@ -287,15 +342,6 @@ impl Tailer {
         })
     }
 
-    /// The last error writing the positions file, while it lasts.
-    pub fn positions_error(&self) -> Option<String> {
-        self.shared
-            .positions_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
     /// Stops reading. Commits still work afterwards; [`Tailer::save`] writes
     /// them.
     pub fn stop(&mut self) {
@@ -306,8 +352,39 @@ impl Tailer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .send(Vec::new());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(t) = self.thread.take()
+            && let Ok(files) = t.join()
+        {
+            self.files = files;
+        }
+    }
+
+    /// Stops as a crash would: no positions are written from here on, so
+    /// the positions file keeps what the last periodic save wrote. For
+    /// tests of crash recovery.
+    pub fn crash(mut self) {
+        self.crashed = true;
+        self.shared.crashed.store(true, Ordering::Release);
+        self.stop();
+    }
+
+    /// Stops reading and hands the committed positions and the open files
+    /// to the next tailer ([`Tailer::start_after`]). Positions are saved
+    /// first, as at any stop.
+    pub fn handoff(mut self) -> Handoff {
+        self.stop();
+        if let Err(e) = self.save() {
+            tracing::warn!(error = %e, "Cannot save positions at a reload; they are handed over in memory.");
+        }
+        let saved = self
+            .shared
+            .ledger
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .snapshot();
+        Handoff {
+            saved,
+            files: std::mem::take(&mut self.files),
         }
     }
 
@@ -316,6 +393,9 @@ impl Tailer {
         let Some(path) = &self.positions else {
             return Ok(());
         };
+        if self.crashed {
+            return Ok(());
+        }
         let mut ledger = self
             .shared
             .ledger

@@ -14,15 +14,17 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::checkpoint::{
-    FINGERPRINT_BYTES, FileId, FileKey, Fingerprint, Ledger, Position, load_positions,
-    store_positions,
+    FINGERPRINT_BYTES, FileId, FileKey, Fingerprint, Ledger, Position, Saved, store_positions,
 };
 use crate::discover::Matcher;
 use crate::lines::{LineSplitter, Split};
+use crate::restart::{History, Resume, find_beside};
 use crate::{Batch, Committer, Error, FileStats, TailConfig};
 
 pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
+    /// Stopped as by a crash: the positions file is not written again.
+    pub(crate) crashed: AtomicBool,
     pub(crate) ledger: Arc<Mutex<Ledger>>,
     /// Live counters of every open file, read by `Tailer::stats` at any
     /// time, even while reading waits on a full channel.
@@ -39,6 +41,7 @@ pub(crate) struct Shared {
 pub(crate) struct Live {
     pub(crate) path: Mutex<PathBuf>,
     pub(crate) source: usize,
+    pub(crate) inode: u64,
     pub(crate) id: AtomicU64,
     pub(crate) position: AtomicU64,
     pub(crate) size: AtomicU64,
@@ -57,6 +60,7 @@ impl Shared {
             .values()
             .map(|l| FileStats {
                 path: lock(&l.path).clone(),
+                inode: l.inode,
                 source: l.source,
                 position: l.position.load(Ordering::Relaxed),
                 committed: ledger
@@ -121,7 +125,7 @@ struct Tracked {
 /// the kernel allows it (the file's owner, or root): a file being written
 /// has an access time older than its change time at every read, so each
 /// read would otherwise dirty the inode.
-fn open_log(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_log(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new()
         .read(true)
@@ -135,6 +139,13 @@ fn open_log(path: &Path) -> std::io::Result<File> {
 
 /// How long file events are gathered before reading.
 const COALESCE: Duration = Duration::from_millis(20);
+
+/// While reading waits on a full channel, how often paths are looked after
+/// and a stop request noticed.
+const BACKPRESSURE_LOOK: Duration = Duration::from_millis(50);
+
+/// The longest a stop waits for the kernel's queued file events.
+const FLUSH_WAIT: Duration = Duration::from_millis(500);
 
 /// Bytes kept in [`Tracked::window`].
 const WINDOW: usize = 256;
@@ -159,11 +170,17 @@ pub(crate) struct Engine {
     watched_dirs: HashSet<PathBuf>,
     wake_tx: std_mpsc::Sender<Vec<PathBuf>>,
     first_discovery: bool,
-    /// Files found gone from their path while checked out for reading;
-    /// marked when they are put back.
-    deferred_gone: HashSet<FileKey>,
+    /// What the run before this one left (positions file or a reload's
+    /// handoff); `None` on a first run.
+    history: Option<History>,
+    /// Open files handed over by the tailer this one replaces.
+    handed: HashMap<FileKey, File>,
     /// The file being read right now (checked out of `files`).
     reading: Option<FileKey>,
+    /// Paths changed around the file being read while it was checked out
+    /// (left its path, or renamed to another followed one): its paths are
+    /// looked at again when it is put back.
+    reading_moved: bool,
     /// Waits on the bounded channel with a timeout, so paths are looked
     /// after while the consumer is slow.
     rt: tokio::runtime::Runtime,
@@ -174,7 +191,7 @@ fn mtime(meta: &Metadata) -> i128 {
 }
 
 /// The file's identity, following symlinks.
-fn identity(meta: &Metadata) -> FileKey {
+pub(crate) fn identity(meta: &Metadata) -> FileKey {
     FileKey {
         dev: meta.dev(),
         ino: meta.ino(),
@@ -187,17 +204,31 @@ impl Engine {
         tx: mpsc::Sender<Batch>,
         shared: Arc<Shared>,
         wake: std_mpsc::Receiver<Vec<PathBuf>>,
+        prior: Option<(Saved, Vec<(FileKey, File)>)>,
     ) -> Result<Self, Error> {
         let matchers = cfg
             .sources
             .iter()
             .map(|s| Matcher::new(&s.include, &s.exclude))
             .collect::<Result<Vec<_>, _>>()?;
-        let saved: HashMap<FileKey, Position> = match &cfg.positions {
-            Some(p) => load_positions(p)?.into_iter().map(|p| (p.key, p)).collect(),
-            None => HashMap::new(),
+        let (history, saved, handed) = match prior {
+            Some((saved, files)) => (
+                Some(History::new(saved.sources)),
+                saved.files.into_iter().map(|p| (p.key, p)).collect(),
+                files.into_iter().collect(),
+            ),
+            None => (None, HashMap::new(), HashMap::new()),
         };
-        lock(&shared.ledger).carry(saved.values().cloned());
+        {
+            let mut ledger = lock(&shared.ledger);
+            ledger.carry(saved.values().cloned());
+            ledger.set_sources(
+                cfg.sources
+                    .iter()
+                    .flat_map(|s| s.include.iter().cloned())
+                    .collect(),
+            );
+        }
         let wake_tx = lock(&shared.wake).clone();
         Ok(Engine {
             cfg,
@@ -213,8 +244,10 @@ impl Engine {
             watched_dirs: HashSet::new(),
             wake_tx,
             first_discovery: true,
-            deferred_gone: HashSet::new(),
+            history,
+            handed,
             reading: None,
+            reading_moved: false,
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_time()
                 .build()
@@ -222,7 +255,12 @@ impl Engine {
         })
     }
 
-    pub(crate) fn run(mut self) {
+    /// Reads until stopped; returns the files still open, for a reload's
+    /// handoff.
+    /// Watches the followed directories and opens every file present, on
+    /// the caller's thread: once the tailer has started, a file that is
+    /// renamed or deleted is one it knows.
+    pub(crate) fn prepare(&mut self) {
         if self.cfg.use_inotify {
             let wake = self.wake_tx.clone();
             match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
@@ -234,7 +272,16 @@ impl Engine {
                 Err(e) => warn!(error = %e, "Cannot watch for file events; polling only."),
             }
         }
-        let mut next_discovery = Instant::now();
+        self.discover();
+        // Saved at once, even with no file to follow yet: from here on, a
+        // restart (even after a crash) knows this was not a first run, and
+        // reads files that appear meanwhile from their head.
+        lock(&self.shared.ledger).mark_dirty();
+        self.checkpoint();
+    }
+
+    pub(crate) fn run(mut self) -> Vec<(FileKey, File)> {
+        let mut next_discovery = Instant::now() + self.cfg.refresh_interval;
         let mut next_poll = Instant::now();
         let mut next_checkpoint = Instant::now() + self.cfg.checkpoint_interval;
         let mut busy = false;
@@ -315,7 +362,75 @@ impl Engine {
                 next_checkpoint = now + self.cfg.checkpoint_interval;
             }
         }
+        if !self.shared.crashed.load(Ordering::Acquire) {
+            // File events still queued may name a file created and rotated
+            // away since the last look: it is opened (not read) so that the
+            // saved positions, or the next tailer, know of it.
+            self.flush_events();
+            self.observe_paths();
+        }
         self.checkpoint();
+        self.files.into_iter().map(|(k, t)| (k, t.file)).collect()
+    }
+
+    /// Takes in every file event the kernel has queued so far. inotify
+    /// keeps one ordered queue for all of a watcher's directories: once the
+    /// event of a file created now arrives, every earlier event has too.
+    /// The file is made in a directory of hydra's own, never among the
+    /// logs.
+    fn flush_events(&mut self) {
+        use notify::Watcher;
+        static FLUSHES: AtomicU64 = AtomicU64::new(0);
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "hydra-tail-flush-{}-{}",
+            std::process::id(),
+            FLUSHES.fetch_add(1, Ordering::Relaxed)
+        ));
+        if std::fs::create_dir(&dir).is_err() {
+            return;
+        }
+        let marker = dir.join("flush");
+        if w.watch(&dir, notify::RecursiveMode::NonRecursive).is_ok()
+            && std::fs::write(&marker, b"").is_ok()
+        {
+            let until = Instant::now() + FLUSH_WAIT;
+            let mut hints = Vec::new();
+            while let Ok(event) = self
+                .wake
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
+                if event.contains(&marker) {
+                    break;
+                }
+                self.catch_renamed(&event);
+                hints.extend(event);
+            }
+            if let Some(w) = self.watcher.as_mut() {
+                let _ = w.unwatch(&dir);
+            }
+            self.follow_new(hints);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Paths named by events that a pattern matches start being followed.
+    fn follow_new(&mut self, hints: impl IntoIterator<Item = PathBuf>) {
+        for hint in hints {
+            if !self.paths.contains_key(&hint)
+                && let Some(source) = self.matchers.iter().position(|m| m.matches(&hint))
+            {
+                self.paths.insert(
+                    hint,
+                    PathState {
+                        source,
+                        ..Default::default()
+                    },
+                );
+            }
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -323,12 +438,32 @@ impl Engine {
     }
 
     fn next_partial_flush(&self) -> Option<Instant> {
-        let timeout = self.cfg.partial_flush?;
         self.files
             .values()
             .filter(|t| t.splitter.pending() > 0)
-            .map(|t| t.last_data + timeout)
+            .filter_map(|t| Some(t.last_data + self.cfg.sources[t.source].partial_flush?))
             .min()
+    }
+
+    /// Open, or being read right now.
+    fn is_tracked(&self, key: FileKey) -> bool {
+        self.files.contains_key(&key) || self.reading == Some(key)
+    }
+
+    /// The positions file or its temporary file: never a log's copy.
+    fn is_own(&self, path: &Path) -> bool {
+        self.cfg
+            .positions
+            .as_deref()
+            .is_some_and(|p| path == p || path == crate::checkpoint::tmp_path(p))
+    }
+
+    /// The followed path a file is at, if any.
+    fn path_of(&self, key: FileKey) -> Option<PathBuf> {
+        self.paths
+            .iter()
+            .find(|(_, s)| s.current == Some(key))
+            .map(|(p, _)| p.clone())
     }
 
     fn discover(&mut self) {
@@ -379,53 +514,66 @@ impl Engine {
     }
 
     /// Saved positions of files that are no longer at any followed path
-    /// (rotated while hydra was down): find them beside their old path by
-    /// identity and fingerprint, and drain them from the saved offset.
+    /// (rotated while hydra was down, or rotated or deleted and handed over
+    /// by a reload): take the handed-over handle, or find the file beside
+    /// its old path by identity and fingerprint, and drain it from the
+    /// saved offset.
     fn recover_rotated(&mut self) {
         let orphans: Vec<Position> = self.saved.drain().map(|(_, p)| p).collect();
+        let mut handed = std::mem::take(&mut self.handed);
         for pos in orphans {
-            if self.files.contains_key(&pos.key) {
+            if self.is_tracked(pos.key) {
                 continue;
             }
             // Found below, it is opened (which claims the position); not
             // found, it is gone for good.
             lock(&self.shared.ledger).forget_carried(pos.key);
-            let Some(dir) = pos.path.parent() else {
+            let handed_over = handed.remove(&pos.key);
+            let was_handed = handed_over.is_some();
+            let found = match handed_over {
+                Some(file) => file
+                    .metadata()
+                    .ok()
+                    .map(|meta| (pos.path.clone(), file, meta)),
+                None => find_beside(&pos.path, |_, meta, _| identity(meta) == pos.key),
+            };
+            let source = self.source_of(&pos.path);
+            let Some((path, mut file, meta)) = found else {
+                // Deleted: a copy beside it (copytruncate, then removal) may
+                // still hold what was not delivered.
+                self.drain_saved_copy(&pos, source);
                 continue;
             };
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                continue;
+            let intact =
+                pos.offset <= meta.len() && pos.fingerprint.matches(&mut file).unwrap_or(false);
+            let start = if intact {
+                if pos.offset == meta.len() && !was_handed {
+                    // Read to its end before the stop: nothing to drain.
+                    continue;
+                }
+                pos.offset
+            } else {
+                // Emptied (copytruncate) or rewritten since: the rest of
+                // what was saved is in its copy, if there is one; what it
+                // holds now is new.
+                info!(path = %path.display(), saved_offset = pos.offset, "Rotated file changed while hydra was stopped; reading it from the start.");
+                self.drain_saved_copy(&pos, source);
+                0
             };
-            for entry in entries.filter_map(Result::ok) {
-                let path = entry.path();
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                if !meta.is_file() || identity(&meta) != pos.key || pos.offset >= meta.len() {
-                    continue;
-                }
-                let Ok(mut file) = open_log(&path) else {
-                    continue;
-                };
-                if !pos.fingerprint.matches(&mut file).unwrap_or(false) {
-                    continue;
-                }
-                info!(path = %path.display(), offset = pos.offset, "Draining a file rotated while hydra was stopped.");
-                let source = self
-                    .matchers
-                    .iter()
-                    .position(|m| m.matches(&pos.path))
-                    .unwrap_or(0);
-                if let Some(t) = self.track(path, pos.key, file, &meta, source, Some(pos.offset)) {
-                    let key = t.key;
-                    self.files.insert(key, t);
-                    if let Some(t) = self.files.get_mut(&key) {
-                        t.gone_since = Some(Instant::now());
-                    }
-                }
-                break;
+            info!(path = %path.display(), offset = start, "Draining a file rotated while hydra was stopped.");
+            if let Some(mut t) = self.track(path, pos.key, file, &meta, source, Resume::At(start)) {
+                mark_gone(&mut t);
+                self.files.insert(pos.key, t);
             }
         }
+    }
+
+    /// The source a path belongs to (the first that matches), or the first.
+    fn source_of(&self, path: &Path) -> usize {
+        self.matchers
+            .iter()
+            .position(|m| m.matches(path))
+            .unwrap_or(0)
     }
 
     /// Checks `paths`, then reads: every open file when `all` (the periodic
@@ -459,9 +607,23 @@ impl Engine {
             let Some(mut t) = self.files.remove(&key) else {
                 continue;
             };
+            if t.gone_since.is_some()
+                && let Ok(meta) = t.file.metadata()
+            {
+                // See `check_gone`.
+                self.check_truncation(&mut t, &meta);
+            }
             self.reading = Some(key);
             let read = self.read(&mut t);
             self.reading = None;
+            if std::mem::take(&mut self.reading_moved) {
+                // Its paths changed while it was checked out: where is it
+                // now?
+                match self.path_of(key) {
+                    Some(path) => self.renamed_into(&mut t, &path),
+                    None => mark_gone(&mut t),
+                }
+            }
             let more = match read {
                 Ok(more) => more,
                 Err(()) => {
@@ -471,12 +633,11 @@ impl Engine {
             };
             busy |= more;
             t.more = more;
-            if self.deferred_gone.remove(&key) {
-                mark_gone(&mut t);
-            }
             if let Some(since) = t.gone_since
                 && !more
-                && now.duration_since(since) >= self.cfg.rotate_wait
+                && now.duration_since(since) >= self.cfg.sources[t.source].rotate_wait
+                // A file still at a followed path is never let go.
+                && self.path_of(key).is_none()
             {
                 self.close(t);
                 continue;
@@ -519,14 +680,16 @@ impl Engine {
         if state.current != Some(key) {
             let old = state.current.replace(key);
             self.gone(old);
-            if let Some(t) = self.files.get_mut(&key) {
+            if let Some(mut t) = self.files.remove(&key) {
                 // Renamed into this path (a rotation inside a glob, or a
                 // move back): same file, same reader.
-                t.path = path.to_owned();
-                t.gone_since = None;
-                *lock(&t.live.path) = path.to_owned();
-                t.live.rotated.store(false, Ordering::Relaxed);
-                lock(&self.shared.ledger).rename(t.id, path);
+                self.renamed_into(&mut t, path);
+                self.files.insert(key, t);
+            } else if self.reading == Some(key) {
+                // The same, for the file being read while reading waits on
+                // the consumer: opening it again would start a second
+                // reader at offset 0.
+                self.reading_moved = true;
             } else {
                 let file = match open_log(path) {
                     Ok(f) => f,
@@ -546,7 +709,7 @@ impl Engine {
                         if let Some(state) = self.paths.get_mut(path) {
                             state.current = None;
                         }
-                        if self.files.contains_key(&identity(&m)) {
+                        if self.is_tracked(identity(&m)) {
                             return;
                         }
                         (identity(&m), m)
@@ -554,7 +717,9 @@ impl Engine {
                     _ => (key, meta),
                 };
                 self.set_error(path, source, None);
-                if let Some(t) = self.track(path.to_owned(), key, file, &meta, source, None) {
+                if let Some(t) =
+                    self.track(path.to_owned(), key, file, &meta, source, Resume::Decide)
+                {
                     self.files.insert(key, t);
                 } else if let Some(state) = self.paths.get_mut(path) {
                     state.current = None;
@@ -575,7 +740,14 @@ impl Engine {
     /// there: follow it from its head, as a rotated file being drained.
     fn catch_renamed(&mut self, event: &[PathBuf]) {
         let [from, to] = event else { return };
-        let Some(source) = self.paths.get(from).map(|s| s.source) else {
+        // A path a pattern matches counts even before it is followed: it
+        // may have been created within the same gathering window.
+        let Some(source) = self
+            .paths
+            .get(from)
+            .map(|s| s.source)
+            .or_else(|| self.matchers.iter().position(|m| m.matches(from)))
+        else {
             return;
         };
         if self.matchers.iter().any(|m| m.matches(to)) {
@@ -586,30 +758,44 @@ impl Engine {
             return;
         };
         let key = identity(&meta);
-        let known = self.files.contains_key(&key)
-            || self.reading == Some(key)
-            || self.paths.values().any(|p| p.current == Some(key));
+        let known = self.is_tracked(key) || self.path_of(key).is_some();
         if !meta.is_file() || known {
             return;
         }
         let Ok(file) = open_log(to) else { return };
         info!(path = %to.display(), renamed_from = %from.display(), "Draining a file rotated before it was seen.");
-        if let Some(mut t) = self.track(to.clone(), key, file, &meta, source, Some(0)) {
+        if let Some(mut t) = self.track(to.clone(), key, file, &meta, source, Resume::At(0)) {
             mark_gone(&mut t);
             self.files.insert(key, t);
         }
     }
 
+    /// `key` left a followed path.
     fn gone(&mut self, key: Option<FileKey>) {
         let Some(key) = key else { return };
-        match self.files.get_mut(&key) {
-            Some(t) => mark_gone(t),
-            // Being read right now (checked out of the map): marked when
-            // it is put back.
-            None => {
-                self.deferred_gone.insert(key);
-            }
+        if self.path_of(key).is_some() {
+            // Renamed to another followed path: still followed.
+            return;
         }
+        if let Some(t) = self.files.get_mut(&key) {
+            mark_gone(t);
+        } else if self.reading == Some(key) {
+            // Checked out for reading: settled when it is put back. A key
+            // neither open nor being read is not remembered at all: a new
+            // file that reuses its inode must not inherit its fate.
+            self.reading_moved = true;
+        }
+    }
+
+    /// `t` is now at `path`, a followed path.
+    fn renamed_into(&self, t: &mut Tracked, path: &Path) {
+        if t.path != path {
+            t.path = path.to_owned();
+            *lock(&t.live.path) = path.to_owned();
+            lock(&self.shared.ledger).rename(t.id, path);
+        }
+        t.gone_since = None;
+        t.live.rotated.store(false, Ordering::Relaxed);
     }
 
     /// Starts following a newly seen file.
@@ -620,51 +806,81 @@ impl Engine {
         mut file: File,
         meta: &Metadata,
         source: usize,
-        resume: Option<u64>,
+        resume: Resume,
     ) -> Option<Tracked> {
         let size = meta.len();
-        let saved = self
-            .saved
-            .remove(&key)
-            .filter(|p| p.offset <= size && p.fingerprint.matches(&mut file).unwrap_or(false));
-        let start = match (resume, saved) {
-            (Some(offset), _) => offset,
-            (None, Some(p)) => {
-                debug!(path = %path.display(), offset = p.offset, "Resuming from the saved position.");
-                p.offset
-            }
-            // Present when hydra started: from the end, unless configured
-            // otherwise, like `tail -F`.
-            (None, None) if self.first_discovery && !self.cfg.sources[source].read_from_head => {
-                line_start_before(&mut file, size)
-            }
-            // Appeared later: from the head, so nothing written to a new file
-            // after a rotation is missed.
-            (None, None) => 0,
+        // The start-up rules of docs/tailing.md, row by row.
+        let start = match resume {
+            Resume::At(offset) | Resume::Continue { offset, .. } => offset,
+            Resume::Decide => match self.saved.remove(&key) {
+                Some(p)
+                    if p.offset <= size && p.fingerprint.matches(&mut file).unwrap_or(false) =>
+                {
+                    debug!(path = %path.display(), offset = p.offset, "Resuming from the saved position.");
+                    p.offset
+                }
+                // Same identity, other contents: truncated (copytruncate),
+                // rewritten, or a new file that reuses the inode, all while
+                // hydra was stopped. Everything in it is new; the old
+                // contents' undelivered rest may be in a copy beside it.
+                Some(p) => {
+                    info!(path = %path.display(), saved_offset = p.offset, size, "File changed while hydra was stopped; reading it from the start.");
+                    self.drain_saved_copy(&p, source);
+                    0
+                }
+                // Appeared while hydra was running: from the head, so
+                // nothing written to a new file after a rotation is missed.
+                None if !self.first_discovery => 0,
+                // Appeared while hydra was stopped, at a path it followed:
+                // every line in it was written after the last run.
+                None if self
+                    .history
+                    .as_ref()
+                    .is_some_and(|h| h.followed(&self.cfg.sources[source])) =>
+                {
+                    info!(path = %path.display(), "File appeared while hydra was stopped; reading it from the start.");
+                    0
+                }
+                // A first run: like `tail -F`, from the end unless
+                // configured otherwise.
+                None if self.cfg.sources[source].read_from_head => 0,
+                None => line_start_before(&mut file, size),
+            },
         };
         let fingerprint = Fingerprint::of(&mut file, size).ok().flatten()?;
         file.seek(SeekFrom::Start(start)).ok()?;
-        let id = FileId(self.next_id);
-        self.next_id += 1;
-        lock(&self.shared.ledger).open(
-            id,
-            Position {
-                path: path.clone(),
-                key,
-                fingerprint,
-                offset: start,
-            },
-        );
+        let id = match resume {
+            Resume::Continue { id, .. } => {
+                lock(&self.shared.ledger).rekey(id, key, &path);
+                id
+            }
+            Resume::Decide | Resume::At(_) => {
+                let id = FileId(self.next_id);
+                self.next_id += 1;
+                lock(&self.shared.ledger).open(
+                    id,
+                    Position {
+                        path: path.clone(),
+                        key,
+                        fingerprint,
+                        offset: start,
+                    },
+                );
+                id
+            }
+        };
         info!(path = %path.display(), offset = start, "Following file.");
         let live = Arc::new(Live {
             path: Mutex::new(path.clone()),
             source,
+            inode: key.ino,
             ..Default::default()
         });
         live.id.store(id.0, Ordering::Relaxed);
         live.position.store(start, Ordering::Relaxed);
         live.size.store(size, Ordering::Relaxed);
         lock(&self.shared.files).insert(key, live.clone());
+        let rules = &self.cfg.sources[source];
         Some(Tracked {
             id,
             key,
@@ -672,11 +888,7 @@ impl Engine {
             live,
             path,
             source,
-            splitter: LineSplitter::new(
-                self.cfg.max_line_bytes,
-                self.cfg.long_lines,
-                self.cfg.strip_cr,
-            ),
+            splitter: LineSplitter::new(rules.max_line_bytes, rules.long_lines, rules.strip_cr),
             read_offset: start,
             line_offset: start,
             fingerprint,
@@ -743,47 +955,68 @@ impl Engine {
     /// copytruncate copies the file, then truncates it: lines written after
     /// the last read and before the copy are only in the copy. Find it
     /// beside the file (same first bytes, same bytes before our offset) and
-    /// drain it from where reading stopped.
+    /// drain it from where reading stopped, as the same generation: batches
+    /// still in flight commit to the copy's position, so a crash before they
+    /// are delivered reads them again from the copy.
     fn drain_copy(&mut self, t: &Tracked) {
-        let Some(dir) = t.path.parent() else { return };
-        let Ok(entries) = std::fs::read_dir(dir) else {
+        if t.fingerprint.len == 0 {
+            // Nothing of it was seen: no copy can be told from any file.
+            return;
+        }
+        let offset = t.line_offset;
+        let start = offset - t.window.len() as u64;
+        let found = find_beside(&t.path, |path, meta, file| {
+            let key = identity(meta);
+            if key == t.key || meta.len() <= offset || self.is_tracked(key) || self.is_own(path) {
+                return false;
+            }
+            if !t.fingerprint.matches(file).unwrap_or(false) {
+                return false;
+            }
+            let mut before = vec![0u8; t.window.len()];
+            file.seek(SeekFrom::Start(start)).is_ok()
+                && file.read_exact(&mut before).is_ok()
+                && before == t.window
+        });
+        let Some((path, file, meta)) = found else {
             return;
         };
-        let offset = t.line_offset;
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            let key = identity(&meta);
-            if !meta.is_file()
-                || key == t.key
-                || meta.len() <= offset
-                || self.files.contains_key(&key)
-            {
-                continue;
-            }
-            let Ok(mut file) = open_log(&path) else {
-                continue;
-            };
-            if !t.fingerprint.matches(&mut file).unwrap_or(false) {
-                continue;
-            }
-            let start = offset - t.window.len() as u64;
-            let mut before = vec![0u8; t.window.len()];
-            let same = file.seek(SeekFrom::Start(start)).is_ok()
-                && file.read_exact(&mut before).is_ok()
-                && before == t.window;
-            if !same {
-                continue;
-            }
-            info!(path = %path.display(), offset, "Draining the copy a copytruncate left.");
-            if let Some(mut copy) = self.track(path, key, file, &meta, t.source, Some(offset)) {
-                copy.gone_since = Some(Instant::now());
-                copy.live.rotated.store(true, Ordering::Relaxed);
-                self.files.insert(key, copy);
-            }
+        info!(path = %path.display(), offset, "Draining the copy a copytruncate left.");
+        let key = identity(&meta);
+        let resume = Resume::Continue { id: t.id, offset };
+        if let Some(mut copy) = self.track(path, key, file, &meta, t.source, resume) {
+            mark_gone(&mut copy);
+            self.files.insert(key, copy);
+        }
+    }
+
+    /// The same while hydra was stopped: the saved position `p` names a file
+    /// that is now truncated or rewritten. A file beside it with the saved
+    /// first bytes and more than the saved offset is its copy: drained from
+    /// the saved offset.
+    fn drain_saved_copy(&mut self, p: &Position, source: usize) {
+        if p.fingerprint.len == 0 {
             return;
+        }
+        let found = find_beside(&p.path, |path, meta, file| {
+            let key = identity(meta);
+            key != p.key
+                && meta.len() > p.offset
+                && !self.is_tracked(key)
+                && !self.is_own(path)
+                && p.fingerprint.matches(file).unwrap_or(false)
+        });
+        let Some((path, file, meta)) = found else {
+            return;
+        };
+        info!(path = %path.display(), offset = p.offset, "Draining the copy a copytruncate left while hydra was stopped.");
+        let key = identity(&meta);
+        // The copy is a file of its own now: a saved position of its own
+        // would be stale.
+        self.saved.remove(&key);
+        if let Some(mut copy) = self.track(path, key, file, &meta, source, Resume::At(p.offset)) {
+            mark_gone(&mut copy);
+            self.files.insert(key, copy);
         }
     }
 
@@ -829,13 +1062,13 @@ impl Engine {
                 return Ok(true);
             }
         }
-        let flush_due = self
-            .cfg
+        let rules = &self.cfg.sources[t.source];
+        let flush_due = rules
             .partial_flush
             .is_some_and(|d| t.last_data.elapsed() >= d);
         let closing = t
             .gone_since
-            .is_some_and(|s| s.elapsed() >= self.cfg.rotate_wait);
+            .is_some_and(|s| s.elapsed() >= rules.rotate_wait);
         if t.splitter.pending() > 0 && (flush_due || closing) {
             let split = t.splitter.flush();
             self.emit(t, split)?;
@@ -868,7 +1101,17 @@ impl Engine {
             .long_lines
             .fetch_add(split.long_lines, Ordering::Relaxed);
         if split.long_lines > 0 {
-            warn!(path = %t.path.display(), count = split.long_lines, limit = self.cfg.max_line_bytes, "Line longer than the limit.");
+            warn!(path = %t.path.display(), count = split.long_lines, limit = self.cfg.sources[t.source].max_line_bytes, "Line longer than the limit.");
+        }
+        if t.fingerprint.len < FINGERPRINT_BYTES
+            && t.line_offset > t.fingerprint.len
+            && let Ok(Some(fp)) = Fingerprint::of(&mut t.file, t.line_offset)
+        {
+            // A saved position must name its file by at least the bytes
+            // before it: a fingerprint of fewer bytes would let a new file
+            // that reuses the inode resume past its own first lines.
+            t.fingerprint = fp;
+            lock(&self.shared.ledger).refingerprint(t.id, fp);
         }
         lock(&self.shared.ledger).emitted(t.id, t.line_offset);
         let batch = Batch {
@@ -894,7 +1137,7 @@ impl Engine {
             }
             match self
                 .rt
-                .block_on(self.tx.send_timeout(batch, Duration::from_millis(200)))
+                .block_on(self.tx.send_timeout(batch, BACKPRESSURE_LOOK))
             {
                 Ok(()) => return Ok(()),
                 Err(SendTimeoutError::Closed(_)) => return Err(()),
@@ -916,23 +1159,32 @@ impl Engine {
                 break;
             };
             self.catch_renamed(&hints);
-            for hint in hints {
-                if !self.paths.contains_key(&hint)
-                    && let Some(source) = self.matchers.iter().position(|m| m.matches(&hint))
-                {
-                    self.paths.insert(
-                        hint,
-                        PathState {
-                            source,
-                            ..Default::default()
-                        },
-                    );
-                }
-            }
+            self.follow_new(hints);
         }
         let paths: Vec<PathBuf> = self.paths.keys().cloned().collect();
         for path in paths {
             self.poll_path(&path);
+        }
+        self.check_gone();
+    }
+
+    /// Files no path leads to are seen changing only through their handle:
+    /// one emptied (copytruncate) since the last read is truncated now, and
+    /// its copy found, before anything is saved.
+    fn check_gone(&mut self) {
+        let gone: Vec<FileKey> = self
+            .files
+            .iter()
+            .filter(|(_, t)| t.gone_since.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            if let Some(mut t) = self.files.remove(&key) {
+                if let Ok(meta) = t.file.metadata() {
+                    self.check_truncation(&mut t, &meta);
+                }
+                self.files.insert(key, t);
+            }
         }
     }
 
@@ -969,6 +1221,9 @@ impl Engine {
         let Some(path) = self.cfg.positions.clone() else {
             return;
         };
+        if self.shared.crashed.load(Ordering::Acquire) {
+            return;
+        }
         let dirty = lock(&self.shared.ledger).take_dirty();
         if let Some(positions) = dirty {
             let result = store_positions(&path, &positions);

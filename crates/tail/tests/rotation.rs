@@ -238,12 +238,12 @@ fn line_edge_cases() {
     bytes.extend(std::iter::repeat_n(b'x', 5000));
     bytes.extend_from_slice(b"\nafter long\nno newline yet");
     fs::write(&log, &bytes).unwrap();
-    let config = TailConfig {
+    let config = fast(vec![Source {
         max_line_bytes: 1000,
         strip_cr: true,
         partial_flush: Some(Duration::from_millis(200)),
-        ..fast(vec![src(&log)])
-    };
+        ..src(&log)
+    }]);
     let c = Collector::start(config);
     let lines: Vec<Vec<u8>> = {
         c.wait_for(6);
@@ -265,11 +265,11 @@ fn line_edge_cases() {
     let stats = c.wait_stats(|s| s.first().is_some_and(|s| s.long_lines == 1));
     assert_eq!(stats[0].long_lines, 1);
 
-    let skip = TailConfig {
+    let skip = fast(vec![Source {
         max_line_bytes: 1000,
         long_lines: LongLines::Skip,
-        ..fast(vec![src(&log)])
-    };
+        ..src(&log)
+    }]);
     let c = Collector::start(skip);
     let got = c.wait_for(4);
     assert_eq!(got.len(), 4);

@@ -22,10 +22,15 @@ pub struct Collector {
 /// Settings that make tests quick: short intervals everywhere.
 pub fn fast(sources: Vec<Source>) -> TailConfig {
     TailConfig {
-        sources,
+        sources: sources
+            .into_iter()
+            .map(|s| Source {
+                rotate_wait: Duration::from_millis(300),
+                ..s
+            })
+            .collect(),
         poll_interval: Duration::from_millis(20),
         refresh_interval: Duration::from_millis(50),
-        rotate_wait: Duration::from_millis(300),
         checkpoint_interval: Duration::from_millis(50),
         ..TailConfig::default()
     }
