@@ -84,6 +84,32 @@ pub struct Position {
     pub fingerprint: Fingerprint,
     /// Offset of the first byte not yet delivered; always a line start.
     pub offset: u64,
+    /// The file's birth time, in nanoseconds since the epoch, where the
+    /// file system keeps one. Part of its identity: a freed inode is soon
+    /// given to a new file, which is born later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub born: Option<u64>,
+}
+
+impl Position {
+    /// Whether the file `meta` describes can be the one this position
+    /// names: born when it was, where both birth times are known.
+    pub(crate) fn same_birth(&self, meta: &std::fs::Metadata) -> bool {
+        match (self.born, born(meta)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    }
+}
+
+/// A file's birth time in nanoseconds since the epoch, if known.
+pub(crate) fn born(meta: &std::fs::Metadata) -> Option<u64> {
+    let since = meta
+        .created()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    u64::try_from(since.as_nanos()).ok()
 }
 
 /// What a positions file holds.
@@ -258,10 +284,11 @@ impl Ledger {
     /// The rest of generation `id` is now read from another file: the copy
     /// that copytruncate left. Its commits still in flight go on moving
     /// this position, now the copy's.
-    pub(crate) fn rekey(&mut self, id: FileId, key: FileKey, path: &Path) {
+    pub(crate) fn rekey(&mut self, id: FileId, key: FileKey, path: &Path, born: Option<u64>) {
         if let Some(e) = self.entries.get_mut(&id) {
             e.position.key = key;
             e.position.path = path.to_owned();
+            e.position.born = born;
             self.dirty = true;
         }
     }
@@ -399,6 +426,7 @@ mod tests {
             key: FileKey { dev: 1, ino },
             fingerprint: Fingerprint { len: 10, crc: 7 },
             offset,
+            born: None,
         }
     }
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::checkpoint::{
-    FINGERPRINT_BYTES, FileId, FileKey, Fingerprint, Ledger, Position, Saved, store_positions,
+    FINGERPRINT_BYTES, FileId, FileKey, Fingerprint, Ledger, Position, Saved, born, store_positions,
 };
 use crate::discover::Matcher;
 use crate::lines::{LineSplitter, Split};
@@ -106,6 +106,8 @@ struct Tracked {
     /// Offset just past the last line handed out: where a restart resumes.
     line_offset: u64,
     fingerprint: Fingerprint,
+    /// Its birth time, kept with its positions (see [`Position::born`]).
+    born: Option<u64>,
     /// When it stopped being at any followed path (renamed away or deleted).
     gone_since: Option<Instant>,
     /// Last time bytes arrived, for the partial-line flush timeout.
@@ -535,7 +537,9 @@ impl Engine {
                     .metadata()
                     .ok()
                     .map(|meta| (pos.path.clone(), file, meta)),
-                None => find_beside(&pos.path, |_, meta, _| identity(meta) == pos.key),
+                None => find_beside(&pos.path, |_, meta, _| {
+                    identity(meta) == pos.key && pos.same_birth(meta)
+                }),
             };
             let source = self.source_of(&pos.path);
             let Some((path, mut file, meta)) = found else {
@@ -812,7 +816,9 @@ impl Engine {
         // The start-up rules of docs/tailing.md, row by row.
         let start = match resume {
             Resume::At(offset) | Resume::Continue { offset, .. } => offset,
-            Resume::Decide => match self.saved.remove(&key) {
+            // A saved position for this inode but another birth time named
+            // another file: this one appeared while hydra was stopped.
+            Resume::Decide => match self.saved.remove(&key).filter(|p| p.same_birth(meta)) {
                 Some(p)
                     if p.offset <= size && p.fingerprint.matches(&mut file).unwrap_or(false) =>
                 {
@@ -849,9 +855,10 @@ impl Engine {
         };
         let fingerprint = Fingerprint::of(&mut file, size).ok().flatten()?;
         file.seek(SeekFrom::Start(start)).ok()?;
+        let born = born(meta);
         let id = match resume {
             Resume::Continue { id, .. } => {
-                lock(&self.shared.ledger).rekey(id, key, &path);
+                lock(&self.shared.ledger).rekey(id, key, &path, born);
                 id
             }
             Resume::Decide | Resume::At(_) => {
@@ -864,6 +871,7 @@ impl Engine {
                         key,
                         fingerprint,
                         offset: start,
+                        born,
                     },
                 );
                 id
@@ -892,6 +900,7 @@ impl Engine {
             read_offset: start,
             line_offset: start,
             fingerprint,
+            born,
             gone_since: None,
             last_data: Instant::now(),
             last_size: size,
@@ -941,6 +950,7 @@ impl Engine {
                     key: t.key,
                     fingerprint: t.fingerprint,
                     offset: 0,
+                    born: t.born,
                 },
             );
         } else if t.fingerprint.len < FINGERPRINT_BYTES

@@ -1011,3 +1011,15 @@ fn regression_created_and_rotated_within_one_gathering_window() {
         ],
     );
 }
+
+/// A file deleted while hydra ran; once hydra stops, its inode is free,
+/// and a copy made while it is down gets it. The deleted file's saved
+/// position must not take the copy for itself: the birth time tells them
+/// apart.
+#[test]
+fn regression_a_reused_inode_is_not_the_saved_file() {
+    use Action::*;
+    for _ in 0..4 {
+        replay(DEFAULTS, &[Delete, Write(1), Pause(5), Stop, CopyTruncate]);
+    }
+}

@@ -581,3 +581,83 @@ fn reading_makes_progress_under_a_flood_of_file_events() {
         "only {during} lines read while the writers were writing"
     );
 }
+
+#[test]
+fn regression_a_rename_under_backpressure_neither_repeats_nor_resets_the_position() {
+    // Issue 16: while reading waited on a full channel, a rename to another
+    // matched name (`app.log` → `app.log.1` with `app.log*`) opened the file
+    // being read a second time at offset 0: every line came again, and the
+    // positions went back to 0.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let lines = 20_000;
+    append(&log, &numbered(0, lines));
+    let glob = dir.path().join("app.log*");
+    let positions = dir.path().join("pos.json");
+    let config = TailConfig {
+        read_buffer: 4096,
+        channel_batches: 1,
+        positions: Some(positions.clone()),
+        ..fast(vec![
+            Source::new(glob.to_str().unwrap()).read_from_head(true),
+        ])
+    };
+    let (tailer, mut rx) = hydra_tail::Tailer::start(config).unwrap();
+    // Reading now waits on the consumer; paths are looked after meanwhile.
+    std::thread::sleep(Duration::from_millis(300));
+    fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = take_committed(&tailer, &mut rx, lines);
+    std::thread::sleep(Duration::from_millis(300));
+    while let Ok(b) = rx.try_recv() {
+        got.extend(
+            b.lines
+                .iter()
+                .map(|l| String::from_utf8_lossy(l).into_owned()),
+        );
+    }
+    assert_lines(&got, &expect_numbered(0, lines));
+    drop(tailer);
+    let saved = hydra_tail::load_positions(&positions).unwrap().unwrap();
+    let size = fs::metadata(dir.path().join("app.log.1")).unwrap().len();
+    assert_eq!(
+        saved.files.iter().map(|p| p.offset).collect::<Vec<_>>(),
+        vec![size],
+        "{saved:?}"
+    );
+}
+
+#[test]
+fn regression_inode_reuse_and_a_rotation_inside_the_glob() {
+    // Issue 16: a file renamed to another followed path was marked gone when
+    // the old path was looked at after the new one, and let go after
+    // `rotate_wait` while still followed; leaving that path later parked its
+    // key as gone for good, and the next file with the same identity (an
+    // inode reused) was let go as soon as it was read. A hard link brings
+    // the same identity back at a new path on purpose, as reuse does by
+    // chance.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0, 10));
+    let glob = dir.path().join("app.log*");
+    let c = Collector::start(fast(vec![
+        Source::new(glob.to_str().unwrap()).read_from_head(true),
+    ]));
+    assert_lines(&c.wait_for(10), &expect_numbered(0, 10));
+    let first = dir.path().join("app.log.1");
+    fs::rename(&log, &first).unwrap();
+    append(&log, "");
+    // Past rotate_wait (300 ms): a followed file must still be followed.
+    std::thread::sleep(Duration::from_millis(700));
+    append(&first, &numbered(10, 13));
+    assert_lines(&by_number(c.wait_for(13)), &expect_numbered(0, 13));
+    let again = dir.path().join("app.log.7");
+    fs::hard_link(&first, &again).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    fs::remove_file(&first).unwrap();
+    append(&again, &numbered(13, 16));
+    assert_lines(&by_number(c.wait_for(16)), &expect_numbered(0, 16));
+    std::thread::sleep(Duration::from_millis(700));
+    append(&again, &numbered(16, 19));
+    assert_lines(&by_number(c.wait_for(19)), &expect_numbered(0, 19));
+}
