@@ -212,7 +212,14 @@ async fn rotation_storm() {
         std::fs::write(logs.join(format!("f{f}.log")), "").unwrap();
     }
     let rx = Receiver::start(Behaviour::Ack).await;
-    let config = tail_and_forward_config(&logs, "*.log", None, &[rx.port()], "");
+    let monitor = free_port();
+    let config = tail_and_forward_config(
+        &logs,
+        "*.log",
+        None,
+        &[rx.port()],
+        &format!("monitor:\n  listen: 127.0.0.1:{monitor}\n"),
+    );
     let mut h = Hydra::start(dir.path(), &config);
     let conf = dir.path().join("logrotate.conf");
     std::fs::write(
@@ -292,6 +299,9 @@ async fn rotation_storm() {
             "hydra still running: {}",
             h.child.try_wait().ok().flatten().is_none()
         );
+        // Where the lines stopped: each file's position and size, the
+        // buffer, the servers.
+        println!("monitor: {}", http_get(monitor, "/"));
     }
     assert!(h.stop().success());
     let expected: Vec<String> = (0..files)

@@ -146,6 +146,10 @@ const COALESCE: Duration = Duration::from_millis(20);
 /// and a stop request noticed.
 const BACKPRESSURE_LOOK: Duration = Duration::from_millis(50);
 
+/// How long a name that a file left a followed path for is still followed
+/// through further renames.
+const MOVED_KEPT: Duration = Duration::from_secs(1);
+
 /// The longest a stop waits for the kernel's queued file events.
 const FLUSH_WAIT: Duration = Duration::from_millis(500);
 
@@ -179,6 +183,9 @@ pub(crate) struct Engine {
     handed: HashMap<FileKey, File>,
     /// The file being read right now (checked out of `files`).
     reading: Option<FileKey>,
+    /// Names outside every pattern now holding a file that left a followed
+    /// path, with its source: see `catch_renamed`.
+    moved: HashMap<PathBuf, (usize, Instant)>,
     /// Paths changed around the file being read while it was checked out
     /// (left its path, or renamed to another followed one): its paths are
     /// looked at again when it is put back.
@@ -249,6 +256,7 @@ impl Engine {
             history,
             handed,
             reading: None,
+            moved: HashMap::new(),
             reading_moved: false,
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_time()
@@ -326,6 +334,7 @@ impl Engine {
                 Err(std_mpsc::RecvTimeoutError::Timeout) => None,
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => None,
             };
+            self.adopt_moved();
             if self.stopping() {
                 break;
             }
@@ -413,6 +422,7 @@ impl Engine {
             if let Some(w) = self.watcher.as_mut() {
                 let _ = w.unwatch(&dir);
             }
+            self.adopt_moved();
             self.follow_new(hints);
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -445,6 +455,17 @@ impl Engine {
             .filter(|t| t.splitter.pending() > 0)
             .filter_map(|t| Some(t.last_data + self.cfg.sources[t.source].partial_flush?))
             .min()
+    }
+
+    /// The saved position of the file `meta` describes, taken. One for its
+    /// inode but another birth time names another file, and is left for
+    /// `recover_rotated` (its file may be gone, its copy not).
+    fn take_saved(&mut self, key: FileKey, meta: &Metadata) -> Option<Position> {
+        if self.saved.get(&key)?.same_birth(meta) {
+            self.saved.remove(&key)
+        } else {
+            None
+        }
     }
 
     /// Open, or being read right now.
@@ -524,7 +545,11 @@ impl Engine {
         let orphans: Vec<Position> = self.saved.drain().map(|(_, p)| p).collect();
         let mut handed = std::mem::take(&mut self.handed);
         for pos in orphans {
-            if self.is_tracked(pos.key) {
+            let same_file = self
+                .files
+                .get(&pos.key)
+                .is_none_or(|t| t.born.is_none() || pos.born.is_none() || t.born == pos.born);
+            if self.is_tracked(pos.key) && same_file {
                 continue;
             }
             // Found below, it is opened (which claims the position); not
@@ -737,40 +762,63 @@ impl Engine {
         }
     }
 
-    /// A rename event (`[from, to]`) away from a followed path to a name
-    /// no glob matches: if the renamed file is one hydra has not opened, it
-    /// was created and rotated away between two looks at the path (while
-    /// reading waited, or within one gathering window). Its lines are still
-    /// there: follow it from its head, as a rotated file being drained.
+    /// A rename event (`[from, to]`): a file that leaves a followed path
+    /// for a name no pattern matches may be one hydra has not opened,
+    /// created and rotated away between two looks at the path (while reading
+    /// waited, or within one gathering window). Its lines are still there.
+    /// Renames are replayed in order (`f.log` → `f.log.1` → `f.log.2` under
+    /// logrotate's `rotate N`), and the file is looked up where the last one
+    /// took it once the events at hand are taken in ([`Self::adopt_moved`]):
+    /// looked up at once, the name may already hold the next generation.
     fn catch_renamed(&mut self, event: &[PathBuf]) {
         let [from, to] = event else { return };
         // A path a pattern matches counts even before it is followed: it
         // may have been created within the same gathering window.
-        let Some(source) = self
-            .paths
-            .get(from)
-            .map(|s| s.source)
-            .or_else(|| self.matchers.iter().position(|m| m.matches(from)))
-        else {
-            return;
+        let source = match self.moved.remove(from) {
+            Some((source, _)) => source,
+            None => match self
+                .paths
+                .get(from)
+                .map(|s| s.source)
+                .or_else(|| self.matchers.iter().position(|m| m.matches(from)))
+            {
+                Some(source) => source,
+                None => return,
+            },
         };
         if self.matchers.iter().any(|m| m.matches(to)) {
             // Followed under its new name by the usual path checks.
             return;
         }
-        let Ok(meta) = std::fs::metadata(to) else {
-            return;
-        };
-        let key = identity(&meta);
-        let known = self.is_tracked(key) || self.path_of(key).is_some();
-        if !meta.is_file() || known {
-            return;
-        }
-        let Ok(file) = open_log(to) else { return };
-        info!(path = %to.display(), renamed_from = %from.display(), "Draining a file rotated before it was seen.");
-        if let Some(mut t) = self.track(to.clone(), key, file, &meta, source, Resume::At(0)) {
-            mark_gone(&mut t);
-            self.files.insert(key, t);
+        self.moved.insert(to.clone(), (source, Instant::now()));
+    }
+
+    /// Follows, from its head and as a rotated file, each file that left a
+    /// followed path (see [`Self::catch_renamed`]) if hydra does not know it.
+    fn adopt_moved(&mut self) {
+        // Names are kept a moment after they are looked at: the events taken
+        // in may stop between two rotations, and the next rename of the same
+        // name (`f.log.1` → `f.log.2`) must still be followed.
+        self.moved.retain(|_, (_, at)| at.elapsed() < MOVED_KEPT);
+        let moved: Vec<(PathBuf, usize)> = self
+            .moved
+            .iter()
+            .map(|(p, (s, _))| (p.clone(), *s))
+            .collect();
+        for (path, source) in moved {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let key = identity(&meta);
+            if !meta.is_file() || self.is_tracked(key) || self.path_of(key).is_some() {
+                continue;
+            }
+            let Ok(file) = open_log(&path) else { continue };
+            info!(path = %path.display(), "Draining a file rotated before it was seen.");
+            if let Some(mut t) = self.track(path, key, file, &meta, source, Resume::At(0)) {
+                mark_gone(&mut t);
+                self.files.insert(key, t);
+            }
         }
     }
 
@@ -818,7 +866,7 @@ impl Engine {
             Resume::At(offset) | Resume::Continue { offset, .. } => offset,
             // A saved position for this inode but another birth time named
             // another file: this one appeared while hydra was stopped.
-            Resume::Decide => match self.saved.remove(&key).filter(|p| p.same_birth(meta)) {
+            Resume::Decide => match self.take_saved(key, meta) {
                 Some(p)
                     if p.offset <= size && p.fingerprint.matches(&mut file).unwrap_or(false) =>
                 {
@@ -969,8 +1017,10 @@ impl Engine {
     /// still in flight commit to the copy's position, so a crash before they
     /// are delivered reads them again from the copy.
     fn drain_copy(&mut self, t: &Tracked) {
-        if t.fingerprint.len == 0 {
-            // Nothing of it was seen: no copy can be told from any file.
+        if t.line_offset == 0 && t.fingerprint.len < FINGERPRINT_BYTES {
+            // Not one whole line of it was handed out: its first bytes may
+            // be part of a line only (`2026-12-01 1`), which the next
+            // contents start with too. No copy can be told from any file.
             return;
         }
         let offset = t.line_offset;
@@ -1005,7 +1055,8 @@ impl Engine {
     /// first bytes and more than the saved offset is its copy: drained from
     /// the saved offset.
     fn drain_saved_copy(&mut self, p: &Position, source: usize) {
-        if p.fingerprint.len == 0 {
+        if p.offset == 0 && p.fingerprint.len < FINGERPRINT_BYTES {
+            // See `drain_copy`.
             return;
         }
         let found = find_beside(&p.path, |path, meta, file| {
@@ -1171,6 +1222,7 @@ impl Engine {
             self.catch_renamed(&hints);
             self.follow_new(hints);
         }
+        self.adopt_moved();
         let paths: Vec<PathBuf> = self.paths.keys().cloned().collect();
         for path in paths {
             self.poll_path(&path);

@@ -1023,3 +1023,61 @@ fn regression_a_reused_inode_is_not_the_saved_file() {
         replay(DEFAULTS, &[Delete, Write(1), Pause(5), Stop, CopyTruncate]);
     }
 }
+
+/// A fingerprint of part of a first line (`lin`) is how the next contents
+/// start too: it names no copy.
+#[test]
+fn regression_a_partial_first_line_names_no_copy() {
+    use Action::*;
+    replay(
+        DEFAULTS,
+        &[
+            Pause(3),
+            Write(1),
+            Pause(2),
+            Pause(7),
+            CopyTruncate,
+            Partial,
+            Truncate,
+        ],
+    );
+}
+
+/// The saved position of a file deleted while hydra was down, whose inode
+/// a new file got, still leads to the deleted file's copy.
+#[test]
+fn regression_a_reused_inode_leaves_the_old_position_its_copy() {
+    use Action::*;
+    let actions = [
+        Reload,
+        Write(2),
+        Pause(6),
+        Write(6),
+        Pause(2),
+        Partial,
+        Stop,
+        CopyTruncate,
+        DeleteCreate,
+        Write(13),
+        Crash,
+        Stall,
+        Delete,
+        Pause(5),
+        DeleteCreate,
+        Reload,
+        Write(19),
+        Reload,
+        Reload,
+        Rotate,
+        Truncate,
+        Partial,
+    ];
+    replay(DEFAULTS, &actions);
+    replay(
+        Setup {
+            pattern: Pattern::Prefix,
+            ..DEFAULTS
+        },
+        &actions,
+    );
+}
