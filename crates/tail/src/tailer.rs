@@ -186,6 +186,9 @@ pub(crate) struct Engine {
     /// Names outside every pattern now holding a file that left a followed
     /// path, with its source: see `catch_renamed`.
     moved: HashMap<PathBuf, (usize, Instant)>,
+    /// Files let go within [`MOVED_KEPT`]: a rename chain may still name
+    /// them.
+    closed: HashMap<FileKey, Instant>,
     /// Paths changed around the file being read while it was checked out
     /// (left its path, or renamed to another followed one): its paths are
     /// looked at again when it is put back.
@@ -257,6 +260,7 @@ impl Engine {
             handed,
             reading: None,
             moved: HashMap::new(),
+            closed: HashMap::new(),
             reading_moved: false,
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_time()
@@ -774,15 +778,17 @@ impl Engine {
         let [from, to] = event else { return };
         // A path a pattern matches counts even before it is followed: it
         // may have been created within the same gathering window.
-        let source = match self.moved.remove(from) {
-            Some((source, _)) => source,
+        // A name's time is when its file left the followed path: renames that
+        // follow do not extend it.
+        let (source, left) = match self.moved.remove(from) {
+            Some(moved) => moved,
             None => match self
                 .paths
                 .get(from)
                 .map(|s| s.source)
                 .or_else(|| self.matchers.iter().position(|m| m.matches(from)))
             {
-                Some(source) => source,
+                Some(source) => (source, Instant::now()),
                 None => return,
             },
         };
@@ -790,7 +796,7 @@ impl Engine {
             // Followed under its new name by the usual path checks.
             return;
         }
-        self.moved.insert(to.clone(), (source, Instant::now()));
+        self.moved.insert(to.clone(), (source, left));
     }
 
     /// Follows, from its head and as a rotated file, each file that left a
@@ -800,6 +806,7 @@ impl Engine {
         // in may stop between two rotations, and the next rename of the same
         // name (`f.log.1` → `f.log.2`) must still be followed.
         self.moved.retain(|_, (_, at)| at.elapsed() < MOVED_KEPT);
+        self.closed.retain(|_, at| at.elapsed() < MOVED_KEPT);
         let moved: Vec<(PathBuf, usize)> = self
             .moved
             .iter()
@@ -810,7 +817,12 @@ impl Engine {
                 continue;
             };
             let key = identity(&meta);
-            if !meta.is_file() || self.is_tracked(key) || self.path_of(key).is_some() {
+            // A file just drained and let go is not a new one.
+            if !meta.is_file()
+                || self.is_tracked(key)
+                || self.path_of(key).is_some()
+                || self.closed.contains_key(&key)
+            {
                 continue;
             }
             let Ok(file) = open_log(&path) else { continue };
@@ -1252,6 +1264,9 @@ impl Engine {
 
     fn close(&mut self, t: Tracked) {
         debug!(path = %t.path.display(), "Done with a rotated file.");
+        // Kept a moment (see `adopt_moved`): a rename event still on its way
+        // may name it.
+        self.closed.insert(t.key, Instant::now());
         lock(&self.shared.ledger).close(t.id, t.line_offset);
         let mut files = lock(&self.shared.files);
         if files.get(&t.key).is_some_and(|l| Arc::ptr_eq(l, &t.live)) {
