@@ -279,7 +279,20 @@ fn tail_to_fluent_server_with_the_right_tag_and_field() {
 #[test]
 fn bad_configs_exit_1_and_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();
+    // An empty token must not switch the monitor's authentication off.
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty_token_file = format!(
+        "monitor:\n  token_file: {}\noutput: {{type: stdout}}\n",
+        empty.display()
+    );
     let cases = [
+        ("empty token file", empty_token_file.as_str(), "token_file"),
+        (
+            "blank token",
+            "monitor: {token: '  '}\noutput: {type: stdout}\n",
+            "monitor.token",
+        ),
         (
             "unknown key",
             "output: {type: stdout}\ncolour: red\n",

@@ -659,11 +659,15 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// The bearer token, if one is configured.
+    /// The bearer token, if one is configured. An empty or blank one is an
+    /// error, never "no token": authentication fails closed.
     pub fn resolve_token(&self) -> Result<Option<String>, Error> {
         match (&self.token, &self.token_file) {
             (Some(_), Some(_)) => Err(Error::Invalid(
                 "monitor: use `token` or `token_file`, not both".to_owned(),
+            )),
+            (Some(t), None) if t.trim().is_empty() => Err(Error::Invalid(
+                "monitor.token: the token is empty".to_owned(),
             )),
             (Some(t), None) => Ok(Some(t.clone())),
             (None, Some(p)) => {
@@ -671,7 +675,14 @@ impl Monitor {
                     path: p.clone(),
                     source,
                 })?;
-                Ok(Some(t.trim_end_matches(['\n', '\r']).to_owned()).filter(|t| !t.is_empty()))
+                let t = t.trim_end_matches(['\n', '\r']);
+                if t.trim().is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "monitor.token_file: {} holds no token",
+                        p.display()
+                    )));
+                }
+                Ok(Some(t.to_owned()))
             }
             (None, None) => Ok(None),
         }
@@ -738,6 +749,9 @@ impl Config {
 
     fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Invalid(m));
+        if let Some(m) = &self.monitor {
+            m.resolve_token()?;
+        }
         for (i, input) in self.inputs.iter().enumerate() {
             match input {
                 Input::Tail(t) => {
