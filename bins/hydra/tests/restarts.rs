@@ -279,3 +279,53 @@ fn reloads_while_a_writer_writes_without_positions_lose_and_double_nothing() {
     let one_file = std::iter::once(0..total).collect::<Vec<_>>();
     assert_in_order(&runs, &one_file);
 }
+
+#[test]
+fn a_reload_that_cannot_start_keeps_the_running_configuration() {
+    // The new configuration's forward port is taken by another program:
+    // hydra goes on with the configuration it ran, positions handed over,
+    // and still accepts its clients and tails its files.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let (fwd, taken) = (
+        free_port(),
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+    );
+    let with_forward = |port: u16| {
+        format!(
+            "inputs:\n  - type: tail\n    path: {}\n    tag: app\n  - type: forward\n    listen: 127.0.0.1:{port}\noutput:\n  type: stdout\n",
+            log.display()
+        )
+    };
+    let mut h = Hydra::start(dir.path(), &with_forward(fwd));
+    append(&log, 0, 5);
+    wait_lines(&h, 5, 10);
+    std::fs::write(&h.config, with_forward(taken.local_addr().unwrap().port())).unwrap();
+    h.signal("HUP");
+    assert!(
+        h.wait_log("going on with the running one", 15),
+        "{:?}",
+        h.stderr.lock().unwrap()
+    );
+    assert!(h.child.try_wait().unwrap().is_none(), "hydra exited");
+    append(&log, 5, 10);
+    wait_lines(&h, 10, 10);
+    let sent = std::process::Command::new(hydra_cat_bin())
+        .args([
+            "-p",
+            &fwd.to_string(),
+            "--event",
+            "app.cat",
+            r#"{"message":"line 10"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{sent:?}");
+    wait_lines(&h, 11, 10);
+    let runs = [numbers(&h)];
+    assert!(h.stop().success());
+    let (lost, dups) = tally("a reload that cannot start", 11, &runs);
+    assert!(lost.is_empty(), "lost {lost:?}");
+    assert!(dups.is_empty(), "duplicated {dups:?}");
+}
