@@ -248,7 +248,11 @@ async fn reload(agent: Agent, running: &mut Config, new: Config) -> anyhow::Resu
             Ok(agent)
         }
         Err(e) => {
-            error!(error = %e, "SIGHUP: the new configuration cannot start; going on with the running one.");
+            let e = anyhow::Error::from(e);
+            error!(
+                error = format!("{e:#}"),
+                "SIGHUP: the new configuration cannot start; going on with the running one."
+            );
             Agent::start_after(running.clone(), &mut tail)
                 .await
                 .context("starting the running configuration again after a failed reload")

@@ -289,6 +289,21 @@ fn bad_configs_exit_1_and_name_the_problem() {
     let cases = [
         ("empty token file", empty_token_file.as_str(), "token_file"),
         (
+            "zero ack_timeout",
+            "output:\n  type: forward\n  ack_timeout: 0s\n  servers: [{host: a}]\n",
+            "ack_timeout",
+        ),
+        (
+            "zero idle_timeout",
+            "inputs:\n  - type: forward\n    idle_timeout: 0s\noutput: {type: stdout}\n",
+            "idle_timeout",
+        ),
+        (
+            "client cert without key",
+            "output:\n  type: forward\n  servers: [{host: a, tls: {cert: /c.pem}}]\n",
+            "`cert` and `key` go together",
+        ),
+        (
             "blank token",
             "monitor: {token: '  '}\noutput: {type: stdout}\n",
             "monitor.token",

@@ -309,6 +309,21 @@ fn a_reload_that_cannot_start_keeps_the_running_configuration() {
         h.stderr.lock().unwrap()
     );
     assert!(h.child.try_wait().unwrap().is_none(), "hydra exited");
+    // Why, once: the OS error is not repeated.
+    let why: Vec<String> = h
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("going on with the running one"))
+        .cloned()
+        .collect();
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert_eq!(
+        why[0].matches("Address already in use").count(),
+        1,
+        "{why:?}"
+    );
     append(&log, 5, 10);
     wait_lines(&h, 10, 10);
     let sent = std::process::Command::new(hydra_cat_bin())

@@ -33,8 +33,9 @@ pub use forward_in::ReceiverCounters;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// An address could not be bound. The OS error is the source, not
+    /// part of the message, so a chain of causes names it once.
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -51,7 +52,7 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
     /// An input's TLS settings do not work.
-    #[error("forward input {addr}: {source}")]
+    #[error("forward input {addr}: TLS")]
     Tls {
         /// The input's address.
         addr: SocketAddr,

@@ -790,6 +790,11 @@ impl Config {
                             "inputs[{i}] (forward): `listen` needs a port other than 0"
                         ));
                     }
+                    if f.idle_timeout.is_zero() {
+                        return bad(format!(
+                            "inputs[{i}] (forward): `idle_timeout` must be positive"
+                        ));
+                    }
                     if f.max_connections == 0 || f.max_frame_bytes.0 < 1024 {
                         return bad(format!(
                             "inputs[{i}] (forward): `max_connections` must be positive and `max_frame_bytes` at least 1KiB"
@@ -840,6 +845,27 @@ impl Config {
                     return bad(format!(
                         "output.servers[{i}]: `username` and `password` go together"
                     ));
+                }
+                if let Some(t) = &s.tls
+                    && t.cert.is_some() != t.key.is_some()
+                {
+                    // A certificate without its key would be dropped
+                    // silently, and the server would see no client
+                    // certificate at all.
+                    return bad(format!(
+                        "output.servers[{i}].tls: `cert` and `key` go together"
+                    ));
+                }
+            }
+            for (name, d) in [
+                ("connect_timeout", f.connect_timeout),
+                ("send_timeout", f.send_timeout),
+                ("ack_timeout", f.ack_timeout),
+            ] {
+                if d.is_zero() {
+                    // With `ack_timeout: 0` nothing would ever count as
+                    // delivered.
+                    return bad(format!("output (forward): `{name}` must be positive"));
                 }
             }
             if f.chunk_bytes.0 == 0 || f.max_in_flight == 0 {

@@ -977,10 +977,14 @@ impl Engine {
         // Truncated and rewritten to the same size between two polls
         // changes only the modification time.
         let changed = size != t.last_size || mtime(meta) != t.last_mtime;
+        let previous_size = t.last_size;
         t.last_size = size;
         t.last_mtime = mtime(meta);
         t.live.size.store(size, Ordering::Relaxed);
+        // A file shrinks only by truncation, even when its new contents
+        // already reach past the read offset.
         let truncated = size < t.read_offset
+            || size < previous_size
             || (changed && !t.fingerprint.matches(&mut t.file).unwrap_or(true));
         if truncated {
             info!(path = %t.path.display(), size, offset = t.read_offset, "File truncated; reading from the start.");
@@ -1103,7 +1107,15 @@ impl Engine {
             // The open handle's size (fstat): cheap, right for renamed and
             // deleted files too, and it spares a quiet file both the read
             // and a buffer.
-            let size = t.file.metadata().map_or(u64::MAX, |m| m.len());
+            let meta = t.file.metadata();
+            let size = meta.as_ref().map_or(u64::MAX, Metadata::len);
+            if size < t.last_size
+                && let Ok(meta) = &meta
+            {
+                // Emptied since the last look: reading on would take the new
+                // contents for the rest of the old ones.
+                self.check_truncation(t, meta);
+            }
             if size <= t.read_offset {
                 t.splitter.release_if_empty();
                 break;
