@@ -1109,11 +1109,14 @@ impl Engine {
             // and a buffer.
             let meta = t.file.metadata();
             let size = meta.as_ref().map_or(u64::MAX, Metadata::len);
-            if size < t.last_size
+            if (size < t.last_size || read_now > 0 && size != t.last_size)
                 && let Ok(meta) = &meta
             {
-                // Emptied since the last look: reading on would take the new
-                // contents for the rest of the old ones.
+                // Emptied since the last look (smaller), or changed while
+                // this loop read it: emptied and written past the offset
+                // between two reads, reading on would take the new contents
+                // for the rest of the old ones. One small read of its first
+                // bytes per chunk tells.
                 self.check_truncation(t, meta);
             }
             if size <= t.read_offset {
