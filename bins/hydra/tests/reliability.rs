@@ -1,5 +1,7 @@
 //! The reliability suite: real hydra processes, writers and receivers,
 //! every event numbered so that loss and duplication are counted exactly.
+//! Tail inputs run on their defaults (`read_from_head: false`, a positions
+//! file, the default polling and `rotate_wait`).
 //!
 //! Each scenario prints `written, delivered, lost, duplicated, peak RSS`.
 //! The short profile runs in the test command; `HYDRA_SOAK=1` runs the long
@@ -78,7 +80,7 @@ fn tail_and_forward_config(
     extra: &str,
 ) -> String {
     let mut inputs = format!(
-        "  - type: tail\n    path: \"{}/{pattern}\"\n    tag: app\n    read_from_head: true\n    poll_interval: 200ms\n    rotate_wait: 2s\n",
+        "  - type: tail\n    path: \"{}/{pattern}\"\n    tag: app\n",
         dir.display()
     );
     if let Some(p) = fwd {
@@ -557,7 +559,7 @@ async fn unwritable_positions_are_reported_and_forwarding_goes_on() {
     let rx = Receiver::start(Behaviour::Ack).await;
     let mon = free_port();
     let config = format!(
-        "positions: {}/pos.json\ninputs:\n  - type: tail\n    path: {}\n    tag: app\n    read_from_head: true\n    poll_interval: 100ms\noutput:\n  type: forward\n  flush_interval: 100ms\n  servers: [{{ host: 127.0.0.1, port: {} }}]\nmonitor:\n  listen: 127.0.0.1:{mon}\n",
+        "positions: {}/pos.json\ninputs:\n  - type: tail\n    path: {}\n    tag: app\noutput:\n  type: forward\n  flush_interval: 100ms\n  servers: [{{ host: 127.0.0.1, port: {} }}]\nmonitor:\n  listen: 127.0.0.1:{mon}\n",
         state.display(),
         log.display(),
         rx.port()

@@ -1,6 +1,7 @@
 //! Stops, crashes and reloads with the configuration operators run: the
 //! default `read_from_head: false`, a `positions` file (none in the reload
-//! scenario), stdout output. Every line is numbered; each scenario counts
+//! scenario), stdout output, and a forward output on its defaults stopped
+//! while its receiver is down, stalls or never acks. Every line is numbered; each scenario counts
 //! what was lost and what came twice, across every hydra process it ran.
 //! A clean stop or a reload doubles nothing; after `kill -9` only lines past
 //! the last saved position may come again.
@@ -14,6 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
+use hydra_test_support::{Behaviour, Receiver};
 
 fn config(dir: &Path, pattern: &str, positions: bool) -> String {
     let positions = if positions {
@@ -51,6 +53,24 @@ fn numbers(h: &Hydra) -> Vec<u64> {
 fn wait_lines(h: &Hydra, n: usize, secs: u64) {
     wait(secs, || numbers(h).len() >= n);
     std::thread::sleep(Duration::from_millis(300));
+}
+
+/// SIGHUP, then waits (at most `secs`) until hydra reloaded `nth` times.
+fn reload(h: &Hydra, nth: usize, secs: u64) {
+    h.signal("HUP");
+    assert!(
+        wait(secs, || {
+            h.stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains("Reloaded."))
+                .count()
+                >= nth
+        }),
+        "reload {nth} did not finish: {:?}",
+        h.stderr.lock().unwrap()
+    );
 }
 
 /// Counts `0..expected` in what every run printed: (lost, duplicated
@@ -95,6 +115,69 @@ fn assert_in_order(runs: &[Vec<u64>], files: &[std::ops::Range<u64>]) {
     }
 }
 
+/// Runs hydra on `cfg` while `running` writes until `first` lines were
+/// printed, stops it cleanly, lets `stopped` change the files, then runs
+/// it again until `second` more were printed. Both runs' numbers.
+fn across_a_stop(
+    dir: &Path,
+    cfg: &str,
+    running: impl FnOnce(),
+    first: usize,
+    stopped: impl FnOnce(),
+    second: usize,
+) -> [Vec<u64>; 2] {
+    let h = Hydra::start(dir, cfg);
+    running();
+    wait_lines(&h, first, 10);
+    let before = numbers(&h);
+    assert!(h.stop().success());
+    stopped();
+    let h = Hydra::start(dir, cfg);
+    wait_lines(&h, second, 10);
+    let after = numbers(&h);
+    assert!(h.stop().success());
+    [before, after]
+}
+
+/// Every line of `0..expected` came exactly once.
+fn assert_once(name: &str, expected: u64, runs: &[Vec<u64>]) {
+    let (lost, dups) = tally(name, expected, runs);
+    assert!(
+        lost.is_empty(),
+        "{name}: lost {} lines, first {:?}",
+        lost.len(),
+        lost.first()
+    );
+    assert!(
+        dups.is_empty(),
+        "{name}: duplicated {} lines, first {:?}",
+        dups.len(),
+        dups.first()
+    );
+}
+
+/// The first file's lines, renamed away while hydra is down, then a new
+/// file at the followed path.
+fn rename_rotation(dir: &Path, from: u64, mid: u64, to: u64) {
+    let log = dir.join("app.log");
+    append(&log, from, mid);
+    std::fs::rename(&log, dir.join("app.log.1")).unwrap();
+    append(&log, mid, to);
+}
+
+/// logrotate's copytruncate, then the application goes on writing.
+fn copytruncate(dir: &Path, from: u64, mid: u64, to: u64) {
+    let log = dir.join("app.log");
+    append(&log, from, mid);
+    std::fs::copy(&log, dir.join("app.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    append(&log, mid, to);
+}
+
 #[test]
 fn a_rename_rotation_while_stopped_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,23 +185,15 @@ fn a_rename_rotation_while_stopped_loses_nothing() {
     // Lines before hydra's first start are not its to send (read from the
     // end on a first run).
     std::fs::write(&log, "before hydra\n").unwrap();
-    let cfg = config(dir.path(), "app.log", true);
-    let h = Hydra::start(dir.path(), &cfg);
-    append(&log, 0, 10);
-    wait_lines(&h, 10, 10);
-    let first = numbers(&h);
-    assert!(h.stop().success());
-
-    append(&log, 10, 15);
-    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
-    append(&log, 15, 25);
-    let h = Hydra::start(dir.path(), &cfg);
-    wait_lines(&h, 15, 10);
-    let runs = [first, numbers(&h)];
-    assert!(h.stop().success());
-    let (lost, dups) = tally("rename rotation while stopped", 25, &runs);
-    assert!(lost.is_empty(), "lost {lost:?}");
-    assert!(dups.is_empty(), "duplicated {dups:?}");
+    let runs = across_a_stop(
+        dir.path(),
+        &config(dir.path(), "app.log", true),
+        || append(&log, 0, 10),
+        10,
+        || rename_rotation(dir.path(), 10, 15, 25),
+        15,
+    );
+    assert_once("rename rotation while stopped", 25, &runs);
     assert_in_order(&runs, &[0..15, 15..25]);
 }
 
@@ -127,30 +202,15 @@ fn a_copytruncate_while_stopped_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     std::fs::write(&log, "").unwrap();
-    let cfg = config(dir.path(), "app.log", true);
-    let h = Hydra::start(dir.path(), &cfg);
-    append(&log, 0, 5);
-    wait_lines(&h, 5, 10);
-    let first = numbers(&h);
-    assert!(h.stop().success());
-
-    // logrotate's copytruncate, while hydra is down, then the application
-    // goes on writing.
-    append(&log, 5, 10);
-    std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&log)
-        .unwrap();
-    append(&log, 10, 20);
-    let h = Hydra::start(dir.path(), &cfg);
-    wait_lines(&h, 15, 10);
-    let runs = [first, numbers(&h)];
-    assert!(h.stop().success());
-    let (lost, dups) = tally("copytruncate while stopped", 20, &runs);
-    assert!(lost.is_empty(), "lost {lost:?}");
-    assert!(dups.is_empty(), "duplicated {dups:?}");
+    let runs = across_a_stop(
+        dir.path(),
+        &config(dir.path(), "app.log", true),
+        || append(&log, 0, 5),
+        5,
+        || copytruncate(dir.path(), 5, 10, 20),
+        15,
+    );
+    assert_once("copytruncate while stopped", 20, &runs);
 }
 
 #[test]
@@ -158,21 +218,15 @@ fn a_file_matching_the_glob_while_stopped_is_read_from_its_head() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.log");
     std::fs::write(&a, "").unwrap();
-    let cfg = config(dir.path(), "*.log", true);
-    let h = Hydra::start(dir.path(), &cfg);
-    append(&a, 0, 15);
-    wait_lines(&h, 15, 10);
-    let first = numbers(&h);
-    assert!(h.stop().success());
-
-    append(&dir.path().join("b.log"), 15, 25);
-    let h = Hydra::start(dir.path(), &cfg);
-    wait_lines(&h, 10, 10);
-    let runs = [first, numbers(&h)];
-    assert!(h.stop().success());
-    let (lost, dups) = tally("a new glob match while stopped", 25, &runs);
-    assert!(lost.is_empty(), "lost {lost:?}");
-    assert!(dups.is_empty(), "duplicated {dups:?}");
+    let runs = across_a_stop(
+        dir.path(),
+        &config(dir.path(), "*.log", true),
+        || append(&a, 0, 15),
+        15,
+        || append(&dir.path().join("b.log"), 15, 25),
+        10,
+    );
+    assert_once("a new glob match while stopped", 25, &runs);
 }
 
 #[test]
@@ -249,33 +303,13 @@ fn reloads_while_a_writer_writes_without_positions_lose_and_double_nothing() {
     };
     for i in 1..=5 {
         std::thread::sleep(Duration::from_millis(800));
-        h.signal("HUP");
-        assert!(
-            wait(10, || {
-                h.stderr
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .filter(|l| l.contains("Reloaded."))
-                    .count()
-                    >= i
-            }),
-            "reload {i} did not finish: {:?}",
-            h.stderr.lock().unwrap()
-        );
+        reload(&h, i, 10);
     }
     writer.join().unwrap();
     wait_lines(&h, usize::try_from(total).unwrap(), 20);
     let runs = [numbers(&h)];
     assert!(h.stop().success());
-    let (lost, dups) = tally("5 reloads while writing, no positions", total, &runs);
-    assert!(
-        lost.is_empty(),
-        "lost {} lines, first {:?}",
-        lost.len(),
-        lost.first()
-    );
-    assert!(dups.is_empty(), "duplicated {} lines", dups.len());
+    assert_once("5 reloads while writing, no positions", total, &runs);
     let one_file = std::iter::once(0..total).collect::<Vec<_>>();
     assert_in_order(&runs, &one_file);
 }
@@ -340,7 +374,189 @@ fn a_reload_that_cannot_start_keeps_the_running_configuration() {
     wait_lines(&h, 11, 10);
     let runs = [numbers(&h)];
     assert!(h.stop().success());
-    let (lost, dups) = tally("a reload that cannot start", 11, &runs);
-    assert!(lost.is_empty(), "lost {lost:?}");
-    assert!(dups.is_empty(), "duplicated {dups:?}");
+    assert_once("a reload that cannot start", 11, &runs);
+}
+
+// The same stops with a forward output on every default (`require_ack`,
+// a 10 s `shutdown_timeout`), stopped while hydra is behind: its receiver
+// is down, stalls or never acks, so read lines are still undelivered at
+// the stop. Their positions must not have advanced.
+
+/// A tail input on its defaults, a positions file, a forward output to
+/// `port` on its defaults.
+fn forward_config(dir: &Path, pattern: &str, port: u16) -> String {
+    format!(
+        "positions: {}/pos.json\ninputs:\n  - type: tail\n    path: \"{}/{pattern}\"\n    tag: app\noutput:\n  type: forward\n  servers: [{{ host: 127.0.0.1, port: {port} }}]\n",
+        dir.display(),
+        dir.display()
+    )
+}
+
+/// Stops hydra cleanly; it must have logged `text` (else `why`).
+fn stop_having_said(h: Hydra, text: &str, why: &str) {
+    let stderr = h.stderr.clone();
+    assert!(h.stop().success());
+    let said = stderr.lock().unwrap();
+    assert!(said.iter().any(|l| l.contains(text)), "{why}: {said:?}");
+}
+
+/// The numbers of the `line N` messages each receiver acked, one list per
+/// receiver.
+fn received(rxs: &[&Receiver]) -> Vec<Vec<u64>> {
+    rxs.iter()
+        .map(|rx| {
+            rx.messages
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|m| m.strip_prefix("line ")?.parse().ok())
+                .collect()
+        })
+        .collect()
+}
+
+/// Makes the receiver on `rx`'s port fail as `fault` says: `None` stops it.
+async fn fail(rx: &Receiver, fault: Option<Behaviour>) -> Option<Receiver> {
+    rx.stop();
+    match fault {
+        Some(b) => Some(Receiver::start_on(rx.port(), b).await),
+        None => None,
+    }
+}
+
+/// hydra, following `pattern` in `dir`, delivers lines 0..10 written to
+/// `file`; then the receiver fails as `fault` says and lines 10..500 are
+/// written, which hydra reads but cannot deliver; hydra is stopped cleanly
+/// while behind. `stopped` writes lines 500..700 and changes the files; a
+/// healthy receiver comes back on the same port and hydra runs again.
+/// Every line must arrive once, each of `files` (ranges of numbers) in
+/// order.
+async fn across_a_stop_while_behind(
+    name: &str,
+    pattern: &str,
+    file: &str,
+    fault: Option<Behaviour>,
+    stopped: impl FnOnce(&Path),
+    files: &[std::ops::Range<u64>],
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (dir, log) = (dir.path(), dir.path().join(file));
+    std::fs::write(&log, "").unwrap();
+    let rx = Receiver::start(Behaviour::Ack).await;
+    let cfg = forward_config(dir, pattern, rx.port());
+    let h = Hydra::start(dir, &cfg);
+    append(&log, 0, 10);
+    assert!(
+        wait(15, || rx.messages.lock().unwrap().len() >= 10),
+        "the first lines were not delivered: {:?}",
+        h.stderr.lock().unwrap()
+    );
+    let faulty = fail(&rx, fault).await;
+    append(&log, 10, 500);
+    // Long enough for hydra to read them and try to send.
+    std::thread::sleep(Duration::from_millis(1500));
+    stop_having_said(
+        h,
+        "Stopped with undelivered events",
+        "hydra was not behind at the stop",
+    );
+    drop(faulty);
+    stopped(dir);
+    let healthy = Receiver::start_on(rx.port(), Behaviour::Ack).await;
+    let h = Hydra::start(dir, &cfg);
+    wait(30, || received(&[&rx, &healthy]).concat().len() >= 700);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.stop().success());
+    let runs = received(&[&rx, &healthy]);
+    assert_once(name, 700, &runs);
+    assert_in_order(&runs, files);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_rotation_while_stopped_behind_a_down_receiver_loses_nothing() {
+    across_a_stop_while_behind(
+        "rename rotation while stopped, receiver down",
+        "app.log",
+        "app.log",
+        None,
+        |dir| rename_rotation(dir, 500, 600, 700),
+        &[0..600, 600..700],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copytruncate_while_stopped_behind_a_stalled_receiver_loses_nothing() {
+    across_a_stop_while_behind(
+        "copytruncate while stopped, receiver stalled",
+        "app.log",
+        "app.log",
+        Some(Behaviour::Stall),
+        |dir| copytruncate(dir, 500, 600, 700),
+        &[0..600, 600..700],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_glob_match_while_stopped_behind_a_never_acking_receiver_loses_nothing() {
+    across_a_stop_while_behind(
+        "a new glob match while stopped, receiver never acks",
+        "*.log",
+        "a.log",
+        Some(Behaviour::NeverAck),
+        |dir| append(&dir.join("b.log"), 500, 700),
+        &[0..500, 500..700],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_while_the_receiver_is_down_lose_and_double_nothing() {
+    // The defaults operators run: a positions file, `require_ack`, SIGHUP
+    // while the application writes; one reload happens while nothing can
+    // be delivered, so the old pipeline stops behind.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let rx = Receiver::start(Behaviour::Ack).await;
+    let h = Hydra::start(
+        dir.path(),
+        &forward_config(dir.path(), "app.log", rx.port()),
+    );
+    let total: u64 = 24_000;
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            // 2,000 lines/s for 12 s.
+            for block in 0..total / 20 {
+                append(&log, block * 20, block * 20 + 20);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    reload(&h, 1, 15);
+    rx.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    // Stops behind: waits its shutdown_timeout, then starts the new
+    // pipeline from the delivered positions.
+    reload(&h, 2, 20);
+    let healthy = Receiver::start_on(rx.port(), Behaviour::Ack).await;
+    std::thread::sleep(Duration::from_millis(800));
+    reload(&h, 3, 15);
+    writer.join().unwrap();
+    wait(30, || {
+        received(&[&rx, &healthy]).concat().len() >= usize::try_from(total).unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop_having_said(
+        h,
+        "Undelivered at reload",
+        "the second reload was not behind",
+    );
+    let runs = received(&[&rx, &healthy]);
+    assert_once("3 reloads, one with the receiver down", total, &runs);
+    let one_file = std::iter::once(0..total).collect::<Vec<_>>();
+    assert_in_order(&runs, &one_file);
 }
