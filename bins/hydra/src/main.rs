@@ -220,7 +220,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     if report.undelivered_events > 0 {
         warn!(
             events = report.undelivered_events,
-            "Stopped with undelivered events; their positions were not advanced."
+            "Stopped with undelivered events: tail lines are read again from the saved positions and `ack: delivered` clients send theirs again; events acked with `ack: buffered` are lost."
         );
     } else {
         info!("Stopped; everything accepted was delivered.");
@@ -237,7 +237,7 @@ async fn reload(agent: Agent, running: &mut Config, new: Config) -> anyhow::Resu
     if report.undelivered_events > 0 {
         warn!(
             events = report.undelivered_events,
-            "Undelivered at reload: their tail positions did not advance, and their clients got no ack."
+            "Undelivered at reload: tail lines are read again and `ack: delivered` clients send theirs again; events acked with `ack: buffered` are lost."
         );
     }
     let mut tail = report.tail;

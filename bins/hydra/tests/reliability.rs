@@ -84,9 +84,7 @@ fn tail_and_forward_config(
         dir.display()
     );
     if let Some(p) = fwd {
-        inputs.push_str(&format!(
-            "  - type: forward\n    listen: 127.0.0.1:{p}\n    ack: delivered\n"
-        ));
+        inputs.push_str(&format!("  - type: forward\n    listen: 127.0.0.1:{p}\n"));
     }
     let servers: String = servers
         .iter()
@@ -101,20 +99,10 @@ fn tail_and_forward_config(
 /// Sends events numbered `from..to` with hydra-cat in blocks, repeating a
 /// block until it is acked (hydra may be down or restarting meanwhile).
 fn forward_client(port: u16, from: u64, to: u64) {
-    let port = port.to_string();
     let mut n = from;
     while n < to {
         let end = (n + 100).min(to);
-        let input: String = (n..end).map(|i| format!("{{\"n\":{i}}}\n")).collect();
-        let mut child = Command::new(hydra_cat_bin())
-            .args(["-p", &port, "-t", "3", "--batch", "25", "fwd"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-        if child.wait().unwrap().success() {
+        if send_numbered(port, n, end, 25, 3, "fwd") {
             n = end;
         } else {
             std::thread::sleep(Duration::from_millis(100));
@@ -182,7 +170,7 @@ async fn crash_loop() {
     let expected_events: Vec<String> = (0..events).map(|i| i.to_string()).collect();
     let got_events: Vec<String> = rx.seen.lock().unwrap().iter().map(u64::to_string).collect();
     let (lost_fwd, dups_fwd) = report(
-        "crash loop: forward events (ack: delivered)",
+        "crash loop: forward events (default ack: delivered)",
         &expected_events,
         &got_events,
         peak,

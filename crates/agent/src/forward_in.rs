@@ -1,15 +1,16 @@
 //! The forward input: Forward protocol clients over TCP, and the UDP
 //! heartbeat on the same port.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hydra_buffer::{Buffer, Commit};
 use hydra_config::{AckWhen, ForwardInput};
-use hydra_forward::{ForwardDecoder, Helo, Limits, Pong, Request, udp_heartbeat_reply};
+use hydra_forward::{Chunk, ForwardDecoder, Helo, Limits, Pong, Request, udp_heartbeat_reply};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -29,6 +30,7 @@ pub struct ReceiverCounters {
     rejected: AtomicU64,
     connections: AtomicU64,
     acks: AtomicU64,
+    resent: AtomicU64,
     auth_failures: AtomicU64,
     tls_failures: AtomicU64,
 }
@@ -45,6 +47,7 @@ impl ReceiverCounters {
             rejected_connections: l(&self.rejected),
             connections: l(&self.connections),
             acks: l(&self.acks),
+            resent_chunks: l(&self.resent),
             auth_failures: l(&self.auth_failures),
             tls_failures: l(&self.tls_failures),
             ..hydra_stats::Receiver::default()
@@ -114,6 +117,7 @@ pub(crate) async fn start(
         idle: config.idle_timeout,
         tls,
         security,
+        pending: Pending::default(),
     });
     let slots = Arc::new(Semaphore::new(config.max_connections));
 
@@ -184,6 +188,81 @@ struct Settings {
     idle: std::time::Duration,
     tls: Option<hydra_tls::TlsAcceptor>,
     security: Option<SecuritySettings>,
+    pending: Pending,
+}
+
+/// What tells a resent chunk from another: a client whose ack timed out
+/// sends the same chunk id, tag and events again, from the same host
+/// (usually on a new connection). The sizes keep two clients that number
+/// their chunks alike apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ChunkKey {
+    host: IpAddr,
+    tag: String,
+    chunk: Chunk,
+    events: usize,
+    bytes: usize,
+}
+
+/// With `ack: delivered`, the chunks appended and not yet delivered, each
+/// with the connections waiting for its ack. A resent chunk joins the
+/// waiters instead of being buffered twice.
+#[derive(Debug, Default)]
+struct Pending(Mutex<HashMap<ChunkKey, Vec<mpsc::UnboundedSender<Bytes>>>>);
+
+impl Pending {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ChunkKey, Vec<mpsc::UnboundedSender<Bytes>>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A delivered-ack owed to every connection waiting on one chunk. Dropped
+/// without [`Owed::deliver`] (the chunk never delivered: hydra stopping),
+/// it forgets the chunk, so that a later resend is buffered anew.
+struct Owed {
+    key: Option<ChunkKey>,
+    ack: Bytes,
+    settings: Arc<Settings>,
+    counters: Arc<ReceiverCounters>,
+}
+
+impl Owed {
+    fn deliver(mut self) {
+        let Some(key) = self.key.take() else { return };
+        let waiters = self
+            .settings
+            .pending
+            .lock()
+            .remove(&key)
+            .unwrap_or_default();
+        for w in waiters {
+            if w.send(self.ack.clone()).is_ok() {
+                self.counters.acks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.settings.pending.lock().remove(&key);
+        }
+    }
+}
+
+/// Aborts the task when dropped: a connection's ack writer ends with the
+/// connection, even when the connection's task is aborted.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct SecuritySettings {
@@ -242,8 +321,8 @@ async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     buffer: &Buffer,
-    counters: &ReceiverCounters,
-    settings: &Settings,
+    counters: &Arc<ReceiverCounters>,
+    settings: &Arc<Settings>,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -279,13 +358,13 @@ async fn serve(
     // Acks go through one writer: with `ack: delivered` they are sent from
     // delivery callbacks, possibly after this loop ended.
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Bytes>();
-    let writer = tokio::spawn(async move {
+    let mut writer = AbortOnDrop(tokio::spawn(async move {
         while let Some(ack) = ack_rx.recv().await {
             if write.write_all(&ack).await.is_err() {
                 return;
             }
         }
-    });
+    }));
     loop {
         let next = tokio::select! {
             _ = stop.changed() => break,
@@ -313,16 +392,37 @@ async fn serve(
                 let ack = batch.ack();
                 if n > 0 {
                     let tag = join_tag(settings.prefix.as_deref(), batch.tag());
-                    let commit: Option<Commit> = match (&ack, settings.ack) {
-                        (Some(a), AckWhen::Delivered) => {
-                            let (tx, a) = (ack_tx.clone(), a.clone());
-                            Some(Box::new(move || {
-                                let _ = tx.send(a);
-                            }))
+                    let entries = batch.entries();
+                    let commit: Option<Commit> = match (&batch.options().chunk, settings.ack) {
+                        (Some(chunk), AckWhen::Delivered) => {
+                            let key = ChunkKey {
+                                host: peer.ip(),
+                                tag: tag.clone(),
+                                chunk: chunk.clone(),
+                                events: n,
+                                bytes: entries.len(),
+                            };
+                            {
+                                let mut pending = settings.pending.lock();
+                                if let Some(waiters) = pending.get_mut(&key) {
+                                    // Resent while the first copy is still
+                                    // on its way: acked with it.
+                                    waiters.push(ack_tx.clone());
+                                    counters.resent.fetch_add(1, Ordering::Relaxed);
+                                    continue;
+                                }
+                                pending.insert(key.clone(), vec![ack_tx.clone()]);
+                            }
+                            let owed = Owed {
+                                key: Some(key),
+                                ack: chunk.ack(),
+                                settings: settings.clone(),
+                                counters: counters.clone(),
+                            };
+                            Some(Box::new(move || owed.deliver()))
                         }
                         _ => None,
                     };
-                    let entries = batch.entries();
                     // Waiting here for room is the TCP backpressure: nothing
                     // more is read from this client meanwhile.
                     let appended = buffer
@@ -364,5 +464,5 @@ async fn serve(
     }
     drop(ack_tx);
     // The writer ends once every pending delivered-ack was sent or dropped.
-    let _ = writer.await;
+    let _ = (&mut writer.0).await;
 }

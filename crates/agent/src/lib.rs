@@ -65,7 +65,8 @@ pub enum Error {
 #[derive(Debug, Default)]
 pub struct StopReport {
     /// Events accepted but not delivered within the deadline: their tail
-    /// positions did not advance and their clients got no ack.
+    /// positions did not advance, and clients with `ack: delivered` got no
+    /// ack (they send them again); `ack: buffered` events are lost.
     pub undelivered_events: usize,
     /// The tail positions and open files, for the pipeline that replaces
     /// this one ([`Agent::start_after`]).
@@ -472,12 +473,24 @@ impl Agent {
             .await
             .ok();
         }
-        for task in self.input_tasks.drain(..) {
-            let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), task)
-                .await;
+        let mut waiting = Vec::new();
+        for mut task in self.input_tasks.drain(..) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, &mut task).await.is_err() {
+                waiting.push(task);
+            }
         }
         self.buffer.close();
         let (left, _) = self.buffer.drain(deadline).await;
+        // Inputs still running past the deadline hold connections whose
+        // chunks were not delivered (`ack: delivered`): closed unacked,
+        // their clients send them again. Left running, they would keep the
+        // listening socket and the buffer alive, and a reload could not
+        // bind the address again.
+        for task in waiting {
+            task.abort();
+            let _ = task.await;
+        }
         match self.output {
             OutputTask::Forward(sender) => {
                 if left == 0 {
@@ -501,7 +514,7 @@ impl Agent {
         if left > 0 {
             warn!(
                 events = left,
-                "Shutdown deadline passed: undelivered events keep their positions and acks."
+                "Shutdown deadline passed: undelivered events were not committed (no tail position advanced, no delivered-ack sent)."
             );
         }
         // Saves the positions, and keeps them (and the open files) for a

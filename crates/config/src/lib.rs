@@ -309,7 +309,8 @@ pub struct ForwardInput {
     /// TCP address; the UDP heartbeat is answered on the same port.
     #[serde(default = "default_forward_listen")]
     pub listen: SocketAddr,
-    /// When a client's chunk is acked: once `buffered` or once `delivered`.
+    /// When a client's chunk is acked: once `delivered` (the default) or
+    /// once `buffered`.
     #[serde(default)]
     pub ack: AckWhen,
     /// Prefixed (with `.`) to the tags clients send; the top-level
@@ -468,11 +469,13 @@ fn default_idle() -> Duration {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AckWhen {
-    /// Once the events are in hydra's buffer.
+    /// Once the output delivered them (its server acked them, with
+    /// `require_ack`): an acked chunk survives hydra being killed.
     #[default]
-    Buffered,
-    /// Once the output delivered them.
     Delivered,
+    /// Once the events are in hydra's memory: faster for the client, but
+    /// lost if hydra dies before delivering them.
+    Buffered,
 }
 
 /// The output.

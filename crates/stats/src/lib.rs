@@ -58,6 +58,9 @@ pub struct Receiver {
     pub connections: u64,
     /// Acks sent back to clients.
     pub acks: u64,
+    /// Chunks a client sent again while the first copy was still
+    /// undelivered (`ack: delivered`): acked with it, not buffered twice.
+    pub resent_chunks: u64,
     /// Clients refused in the shared-key handshake.
     pub auth_failures: u64,
     /// TLS handshakes that failed.
@@ -82,6 +85,7 @@ impl Receiver {
             t.rejected_connections += l.rejected_connections;
             t.connections += l.connections;
             t.acks += l.acks;
+            t.resent_chunks += l.resent_chunks;
             t.auth_failures += l.auth_failures;
             t.tls_failures += l.tls_failures;
             t.events_per_sec += l.events_per_sec;
@@ -503,6 +507,12 @@ pub fn prometheus(s: &Snapshot, sys: &System) -> String {
         "counter",
         "Acks sent to forward clients.",
         one(r.acks),
+    );
+    metric(
+        "receiver_resent_chunks_total",
+        "counter",
+        "Chunks resent while their first copy was undelivered; buffered once.",
+        one(r.resent_chunks),
     );
     metric(
         "receiver_auth_failures_total",

@@ -189,3 +189,35 @@ pub fn stdout_config(forward: u16, monitor: u16, extra: &str) -> String {
         "inputs:\n  - type: forward\n    listen: 127.0.0.1:{forward}\n{extra}output:\n  type: stdout\nmonitor:\n  listen: 127.0.0.1:{monitor}\n"
     )
 }
+
+/// Sends events `{"n": from..to}` with hydra-cat to `port` on loopback,
+/// `batch` events per chunk, waiting at most `ack_secs` for each ack;
+/// whether every chunk was acked.
+pub fn send_numbered(
+    port: u16,
+    from: u64,
+    to: u64,
+    batch: usize,
+    ack_secs: u64,
+    tag: &str,
+) -> bool {
+    use std::io::Write;
+    let input: String = (from..to).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    let mut child = Command::new(hydra_cat_bin())
+        .args([
+            "-p",
+            &port.to_string(),
+            "-t",
+            &ack_secs.to_string(),
+            "--batch",
+            &batch.to_string(),
+            tag,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    child.wait().unwrap().success()
+}

@@ -1,0 +1,208 @@
+//! What an ack to a Forward client promises, tested with the real binary
+//! and the forward input on its defaults (`ack: delivered`): an acked
+//! event survives `kill -9`, a resent chunk is buffered once, and a reload
+//! while nothing can be delivered keeps serving. `ack: buffered` acks
+//! before delivery, as documented.
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // a test reports and panics
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use common::*;
+use hydra_forward::{BatchMode, Chunk, EventTime, FrameBuilder, TimeFormat};
+use hydra_test_support::{Behaviour, Receiver};
+
+/// A forward input on `fwd` (with `ack` when given) and a forward output
+/// to `server`, every other key on its default.
+fn config(fwd: u16, server: u16, ack: Option<&str>, monitor: Option<u16>) -> String {
+    let ack = ack.map(|a| format!("    ack: {a}\n")).unwrap_or_default();
+    let monitor = monitor
+        .map(|m| format!("monitor:\n  listen: 127.0.0.1:{m}\n"))
+        .unwrap_or_default();
+    format!(
+        "inputs:\n  - type: forward\n    listen: 127.0.0.1:{fwd}\n{ack}output:\n  type: forward\n  servers: [{{ host: 127.0.0.1, port: {server} }}]\n{monitor}"
+    )
+}
+
+/// A client that sends 10 chunks of 20 events, each until it is acked
+/// (for at most `secs`); the numbers hydra acked, as they are acked.
+fn client(port: u16, secs: u64) -> (Arc<Mutex<Vec<u64>>>, std::thread::JoinHandle<()>) {
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let sink = acked.clone();
+    let thread = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        for chunk in 0..10 {
+            let (from, to) = (chunk * 20, chunk * 20 + 20);
+            while !send_numbered(port, from, to, 1000, 2, "app") {
+                if std::time::Instant::now() > deadline {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            sink.lock().unwrap().extend(from..to);
+        }
+    });
+    (acked, thread)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_events_survive_kill_9_in_the_default_configuration() {
+    // The server is down: nothing can be delivered, so nothing is acked.
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, server) = (free_port(), free_port());
+    let cfg = config(fwd, server, None, None);
+    let mut h = Hydra::start(dir.path(), &cfg);
+    let (acked, client) = client(fwd, 60);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        acked.lock().unwrap().is_empty(),
+        "acked before delivery: {:?}",
+        acked.lock().unwrap()
+    );
+    h.child.kill().unwrap();
+    h.child.wait().unwrap();
+    let rx = Receiver::start_on(server, Behaviour::Ack).await;
+    let h = Hydra::start(dir.path(), &cfg);
+    client.join().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.stop().success());
+    let acked = acked.lock().unwrap().clone();
+    let seen = rx.seen.lock().unwrap().clone();
+    let lost: Vec<&u64> = acked.iter().filter(|n| !seen.contains(n)).collect();
+    println!(
+        "kill -9 with the server down, ack: delivered: acked {}, delivered {}, acked but lost {}",
+        acked.len(),
+        seen.len(),
+        lost.len()
+    );
+    assert_eq!(acked.len(), 200, "the client's chunks were not all acked");
+    assert!(lost.is_empty(), "acked but lost: {lost:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_buffered_acks_before_delivery() {
+    // The documented trade-off: acked from memory while the server is
+    // down, so a kill -9 loses what was acked.
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, server) = (free_port(), free_port());
+    let cfg = config(fwd, server, Some("buffered"), None);
+    let mut h = Hydra::start(dir.path(), &cfg);
+    let (acked, client) = client(fwd, 20);
+    client.join().unwrap();
+    assert_eq!(acked.lock().unwrap().len(), 200, "not acked from memory");
+    h.child.kill().unwrap();
+    h.child.wait().unwrap();
+    let rx = Receiver::start_on(server, Behaviour::Ack).await;
+    let h = Hydra::start(dir.path(), &cfg);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(h.stop().success());
+    println!(
+        "kill -9 with the server down, ack: buffered: acked 200, delivered {}",
+        rx.count()
+    );
+}
+
+/// One PackedForward frame of events `{"n": from..to}` with chunk id `id`.
+fn frame(id: &str, from: u64, to: u64) -> Vec<u8> {
+    let mut f = FrameBuilder::new("app", BatchMode::PackedForward, TimeFormat::EventTime);
+    for n in from..to {
+        let n = u16::try_from(n).unwrap().to_be_bytes();
+        // {"n": uint16}
+        f.push_raw(
+            EventTime::new(1_700_000_000, 0),
+            &[0x81, 0xa1, b'n', 0xcd, n[0], n[1]],
+        );
+    }
+    f.finish(Some(&Chunk::from_id(id)), None).to_vec()
+}
+
+/// The chunk ids acked on `conn` within `secs`, until `want` came.
+fn acks(conn: &mut TcpStream, want: usize, secs: u64) -> Vec<String> {
+    conn.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = BytesMut::new();
+    let mut ids = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while ids.len() < want && std::time::Instant::now() < deadline {
+        let mut chunk = [0u8; 256];
+        match conn.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => continue,
+        }
+        // Each ack is {"ack": str}: fixmap 1, "ack", then a fixstr.
+        while buf.len() >= 6 && buf.len() >= 6 + usize::from(buf[5] & 0x1f) {
+            let len = usize::from(buf[5] & 0x1f);
+            ids.push(String::from_utf8_lossy(&buf[6..6 + len]).into_owned());
+            buf.advance(6 + len);
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_resent_before_delivery_is_buffered_once_and_acked_on_both_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, server, mon) = (free_port(), free_port(), free_port());
+    let h = Hydra::start(dir.path(), &config(fwd, server, None, Some(mon)));
+    // The server is down: the first copy waits in the buffer.
+    let mut first = TcpStream::connect(("127.0.0.1", fwd)).unwrap();
+    first.write_all(&frame("chunk-a", 0, 20)).unwrap();
+    assert!(acks(&mut first, 1, 1).is_empty(), "acked before delivery");
+    // The client's ack timed out: it sends the same chunk again on a new
+    // connection, and then a chunk of its own.
+    let mut second = TcpStream::connect(("127.0.0.1", fwd)).unwrap();
+    second.write_all(&frame("chunk-a", 0, 20)).unwrap();
+    second.write_all(&frame("chunk-b", 20, 40)).unwrap();
+    assert!(
+        wait(10, || http_get(mon, "/").contains("\"resent_chunks\":1")),
+        "the resend was not seen: {}",
+        http_get(mon, "/")
+    );
+    let rx = Receiver::start_on(server, Behaviour::Ack).await;
+    let mut on_second = acks(&mut second, 2, 30);
+    on_second.sort();
+    assert_eq!(acks(&mut first, 1, 10), ["chunk-a"]);
+    assert_eq!(on_second, ["chunk-a", "chunk-b"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut seen = rx.seen.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..40).collect::<Vec<u64>>(), "each event once");
+    let stats: serde_json::Value = serde_json::from_str(&http_get(mon, "/")).unwrap();
+    assert_eq!(stats["receiver"]["acks"], 3, "{stats}");
+    assert!(h.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_while_nothing_can_be_delivered_keeps_serving() {
+    // A client waits for its delivered-ack while the server is down; the
+    // reload gives up on that chunk after shutdown_timeout, closes the
+    // connection unacked and binds the same port again.
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, server) = (free_port(), free_port());
+    let cfg = format!("{}shutdown_timeout: 2s\n", config(fwd, server, None, None));
+    let mut h = Hydra::start(dir.path(), &cfg);
+    let (acked, client) = client(fwd, 60);
+    std::thread::sleep(Duration::from_millis(1500));
+    h.signal("HUP");
+    assert!(
+        h.wait_log("Reloaded.", 15),
+        "the reload did not finish: {:?}",
+        h.stderr.lock().unwrap()
+    );
+    assert!(h.child.try_wait().unwrap().is_none(), "hydra exited");
+    let rx = Receiver::start_on(server, Behaviour::Ack).await;
+    client.join().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.stop().success());
+    let acked = acked.lock().unwrap().clone();
+    let seen = rx.seen.lock().unwrap().clone();
+    assert_eq!(acked.len(), 200, "the client's chunks were not all acked");
+    let lost: Vec<&u64> = acked.iter().filter(|n| !seen.contains(n)).collect();
+    assert!(lost.is_empty(), "acked but lost: {lost:?}");
+}
