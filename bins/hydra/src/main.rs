@@ -196,7 +196,6 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let mut running = config.clone();
     let mut agent = Agent::start(config).await.context("starting")?;
     info!(version = env!("CARGO_PKG_VERSION"), bound = ?agent.bound, "hydra is running.");
     loop {
@@ -209,8 +208,11 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
                     continue;
                 };
                 match Config::load(p) {
-                    Err(e) => error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the running one."),
-                    Ok(new) => agent = reload(agent, &mut running, new).await?,
+                    Err(e) => {
+                        error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the running one.");
+                        agent.count_refused_reload();
+                    }
+                    Ok(new) => agent = reload(agent, new).await?,
                 }
             }
         }
@@ -228,36 +230,31 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Stops `agent` and starts `new` in its place, handing over the tail
-/// positions and open files. If `new` cannot start, the running
-/// configuration starts again with them.
-async fn reload(agent: Agent, running: &mut Config, new: Config) -> anyhow::Result<Agent> {
+/// Replaces `agent` with one running `new` (see [`Agent::reload`]),
+/// logging what happened.
+async fn reload(agent: Agent, new: Config) -> anyhow::Result<Agent> {
     info!("SIGHUP: reloading; delivering what was accepted first.");
-    let report = agent.stop().await;
-    if report.undelivered_events > 0 {
+    let reloaded = agent
+        .reload(new)
+        .await
+        .context("starting the running configuration again after a failed reload")?;
+    if reloaded.undelivered_events > 0 {
         warn!(
-            events = report.undelivered_events,
+            events = reloaded.undelivered_events,
             "Undelivered at reload: tail lines are read again and `ack: delivered` clients send theirs again; events acked with `ack: buffered` are lost."
         );
     }
-    let mut tail = report.tail;
-    match Agent::start_after(new.clone(), &mut tail).await {
-        Ok(agent) => {
-            *running = new;
-            info!(bound = ?agent.bound, "Reloaded.");
-            Ok(agent)
-        }
-        Err(e) => {
+    match reloaded.refused {
+        None => info!(bound = ?reloaded.agent.bound, "Reloaded."),
+        Some(e) => {
             let e = anyhow::Error::from(e);
             error!(
                 error = format!("{e:#}"),
                 "SIGHUP: the new configuration cannot start; going on with the running one."
             );
-            Agent::start_after(running.clone(), &mut tail)
-                .await
-                .context("starting the running configuration again after a failed reload")
         }
     }
+    Ok(reloaded.agent)
 }
 
 fn main() -> ExitCode {

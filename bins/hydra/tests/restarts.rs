@@ -314,69 +314,6 @@ fn reloads_while_a_writer_writes_without_positions_lose_and_double_nothing() {
     assert_in_order(&runs, &one_file);
 }
 
-#[test]
-fn a_reload_that_cannot_start_keeps_the_running_configuration() {
-    // The new configuration's forward port is taken by another program:
-    // hydra goes on with the configuration it ran, positions handed over,
-    // and still accepts its clients and tails its files.
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("app.log");
-    std::fs::write(&log, "").unwrap();
-    let (fwd, taken) = (
-        free_port(),
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
-    );
-    let with_forward = |port: u16| {
-        format!(
-            "inputs:\n  - type: tail\n    path: {}\n    tag: app\n  - type: forward\n    listen: 127.0.0.1:{port}\noutput:\n  type: stdout\n",
-            log.display()
-        )
-    };
-    let mut h = Hydra::start(dir.path(), &with_forward(fwd));
-    append(&log, 0, 5);
-    wait_lines(&h, 5, 10);
-    std::fs::write(&h.config, with_forward(taken.local_addr().unwrap().port())).unwrap();
-    h.signal("HUP");
-    assert!(
-        h.wait_log("going on with the running one", 15),
-        "{:?}",
-        h.stderr.lock().unwrap()
-    );
-    assert!(h.child.try_wait().unwrap().is_none(), "hydra exited");
-    // Why, once: the OS error is not repeated.
-    let why: Vec<String> = h
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains("going on with the running one"))
-        .cloned()
-        .collect();
-    assert_eq!(why.len(), 1, "{why:?}");
-    assert_eq!(
-        why[0].matches("Address already in use").count(),
-        1,
-        "{why:?}"
-    );
-    append(&log, 5, 10);
-    wait_lines(&h, 10, 10);
-    let sent = std::process::Command::new(hydra_cat_bin())
-        .args([
-            "-p",
-            &fwd.to_string(),
-            "--event",
-            "app.cat",
-            r#"{"message":"line 10"}"#,
-        ])
-        .output()
-        .unwrap();
-    assert!(sent.status.success(), "{sent:?}");
-    wait_lines(&h, 11, 10);
-    let runs = [numbers(&h)];
-    assert!(h.stop().success());
-    assert_once("a reload that cannot start", 11, &runs);
-}
-
 // The same stops with a forward output on every default (`require_ack`,
 // a 10 s `shutdown_timeout`), stopped while hydra is behind: its receiver
 // is down, stalls or never acks, so read lines are still undelivered at
@@ -559,4 +496,113 @@ async fn reloads_while_the_receiver_is_down_lose_and_double_nothing() {
     assert_once("3 reloads, one with the receiver down", total, &runs);
     let one_file = std::iter::once(0..total).collect::<Vec<_>>();
     assert_in_order(&runs, &one_file);
+}
+
+#[test]
+fn refused_reloads_keep_serving_and_are_counted() {
+    // A taken port, a missing TLS file, an unset secret and a file that
+    // does not parse: each reload is refused before the running pipeline
+    // lets go of anything, hydra goes on serving its clients and files,
+    // and reload_failures counts every refusal (JSON and Prometheus).
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let with_forward = |port: u16, extra: &str| {
+        format!(
+            "inputs:\n  - type: tail\n    path: {}\n    tag: app\n  - type: forward\n    listen: 127.0.0.1:{port}\n{extra}output:\n  type: stdout\nmonitor:\n  listen: 127.0.0.1:{mon}\n",
+            log.display()
+        )
+    };
+    let h = Hydra::start(dir.path(), &with_forward(fwd, ""));
+    let missing = dir.path().join("missing.pem");
+    let refused = [
+        with_forward(taken.local_addr().unwrap().port(), ""),
+        with_forward(
+            free_port(),
+            &format!(
+                "    tls: {{ cert: {}, key: {} }}\n",
+                missing.display(),
+                missing.display()
+            ),
+        ),
+        with_forward(
+            free_port(),
+            "    security: { shared_key_env: HYDRA_TEST_NEVER_SET }\n",
+        ),
+        "inputs: [\n".to_owned(),
+    ];
+    let mut n = 0;
+    for (i, cfg) in refused.iter().enumerate() {
+        std::fs::write(&h.config, cfg).unwrap();
+        h.signal("HUP");
+        let said = |h: &Hydra| {
+            h.stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| {
+                    l.contains("keeping the running one")
+                        || l.contains("going on with the running one")
+                })
+                .count()
+        };
+        assert!(
+            wait(15, || said(&h) > i),
+            "reload {i} was not refused: {:?}",
+            h.stderr.lock().unwrap()
+        );
+        if i == 0 {
+            // Why, once: the OS error is not repeated.
+            let why: Vec<String> = h
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains("Address already in use"))
+                .cloned()
+                .collect();
+            assert_eq!(why.len(), 1, "{why:?}");
+            assert_eq!(
+                why[0].matches("Address already in use").count(),
+                1,
+                "{why:?}"
+            );
+        }
+        // Still serving: a line of the file and an event of a client.
+        append(&log, n, n + 1);
+        let sent = std::process::Command::new(hydra_cat_bin())
+            .args([
+                "-p",
+                &fwd.to_string(),
+                "--event",
+                "app.cat",
+                &format!(r#"{{"message":"line {}"}}"#, n + 1),
+            ])
+            .output()
+            .unwrap();
+        assert!(sent.status.success(), "reload {i}: {sent:?}");
+        n += 2;
+        wait_lines(&h, usize::try_from(n).unwrap(), 10);
+    }
+    let stats: serde_json::Value = serde_json::from_str(&http_get(mon, "/")).unwrap();
+    assert_eq!(stats["reload_failures"], 4, "{stats}");
+    assert!(
+        http_get(mon, "/metrics").contains("hydra_reload_failures_total 4"),
+        "{}",
+        http_get(mon, "/metrics")
+    );
+    let stderr = h.stderr.clone();
+    let runs = [numbers(&h)];
+    assert!(h.stop().success());
+    assert!(
+        !stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("Reloaded.")),
+        "a refused reload was applied"
+    );
+    assert_once("refused reloads", n, &runs);
 }

@@ -55,26 +55,40 @@ impl ReceiverCounters {
     }
 }
 
-pub(crate) async fn start(
-    config: &ForwardInput,
-    prefix: Option<String>,
-    buffer: Buffer,
-    counters: Arc<ReceiverCounters>,
-    stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, Vec<JoinHandle<()>>), Error> {
-    let listener = TcpListener::bind(config.listen)
+/// A forward input ready to start: its TLS files and secrets loaded, its
+/// sockets bound unless the running pipeline still holds the address.
+pub(crate) struct Prepared {
+    listen: SocketAddr,
+    sockets: Option<(TcpListener, UdpSocket)>,
+    settings: Settings,
+    max_connections: usize,
+}
+
+/// The TCP listener and the UDP heartbeat socket on `listen`.
+async fn bind(listen: SocketAddr) -> Result<(TcpListener, UdpSocket), Error> {
+    let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| Error::Bind {
-            addr: config.listen,
+            addr: listen,
             source,
         })?;
     let addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: config.listen,
+        addr: listen,
         source,
     })?;
     let udp = UdpSocket::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
+    Ok((listener, udp))
+}
+
+/// Loads what `config` needs and, when `bind_now`, binds its sockets:
+/// everything that can fail, done while a running pipeline still serves.
+pub(crate) async fn prepare(
+    config: &ForwardInput,
+    prefix: Option<String>,
+    bind_now: bool,
+) -> Result<Prepared, Error> {
     let limits = Limits {
         max_frame_bytes: config.max_frame_bytes.as_usize(),
         max_decompressed_bytes: config.max_decompressed_bytes.map_or(
@@ -90,7 +104,10 @@ pub(crate) async fn start(
                 key: t.key.clone(),
                 client_ca: t.client_ca.clone(),
             })
-            .map_err(|source| Error::Tls { addr, source })?,
+            .map_err(|source| Error::Tls {
+                addr: config.listen,
+                source,
+            })?,
         ),
         None => None,
     };
@@ -110,16 +127,43 @@ pub(crate) async fn start(
         }),
         None => None,
     };
-    let settings = Arc::new(Settings {
-        prefix,
-        ack: config.ack,
-        limits,
-        idle: config.idle_timeout,
-        tls,
-        security,
-        pending: Pending::default(),
-    });
-    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let sockets = if bind_now {
+        Some(bind(config.listen).await?)
+    } else {
+        None
+    };
+    Ok(Prepared {
+        listen: config.listen,
+        sockets,
+        settings: Settings {
+            prefix,
+            ack: config.ack,
+            limits,
+            idle: config.idle_timeout,
+            tls,
+            security,
+            pending: Pending::default(),
+        },
+        max_connections: config.max_connections,
+    })
+}
+
+pub(crate) async fn start(
+    prepared: Prepared,
+    buffer: Buffer,
+    counters: Arc<ReceiverCounters>,
+    stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, Vec<JoinHandle<()>>), Error> {
+    let (listener, udp) = match prepared.sockets {
+        Some(s) => s,
+        None => bind(prepared.listen).await?,
+    };
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: prepared.listen,
+        source,
+    })?;
+    let settings = Arc::new(prepared.settings);
+    let slots = Arc::new(Semaphore::new(prepared.max_connections));
 
     let mut udp_stop = stop.clone();
     let heartbeat = tokio::spawn(async move {

@@ -17,6 +17,7 @@ mod zabbix_in;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hydra_buffer::{Buffer, BufferConfig};
@@ -96,6 +97,184 @@ pub struct Agent {
     rates: Option<JoinHandle<()>>,
     /// Addresses actually bound, in config order (forward inputs, monitor).
     pub bound: Vec<SocketAddr>,
+    /// Reloads refused since hydra started, carried from pipeline to
+    /// pipeline.
+    reload_failures: Arc<AtomicU64>,
+}
+
+/// What [`Agent::reload`] did.
+#[derive(Debug)]
+pub struct Reload {
+    /// The pipeline running now: the new configuration's, or the old one's.
+    pub agent: Agent,
+    /// Events the old pipeline stopped without delivering (see
+    /// [`StopReport::undelivered_events`]); 0 when it went on untouched.
+    pub undelivered_events: usize,
+    /// Why the new configuration is not running, when it is not.
+    pub refused: Option<Error>,
+}
+
+/// A TCP address to listen on: bound already, or to bind at start because
+/// the pipeline being replaced still holds it.
+enum Socket {
+    Bound(tokio::net::TcpListener, SocketAddr),
+    Later(SocketAddr),
+}
+
+impl Socket {
+    /// Binds `addr` now unless `running` listens there (or on the same port
+    /// of every address) too.
+    async fn new(addr: SocketAddr, running: &[SocketAddr]) -> Result<Socket, Error> {
+        if shares(addr, running) {
+            return Ok(Socket::Later(addr));
+        }
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map(|l| Socket::Bound(l, addr))
+            .map_err(|source| Error::Bind { addr, source })
+    }
+
+    /// The listener, bound now if it was not yet, and its address.
+    async fn listen(self) -> Result<(tokio::net::TcpListener, SocketAddr), Error> {
+        let (listener, addr) = match self {
+            Socket::Bound(l, addr) => (l, addr),
+            Socket::Later(addr) => (
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind { addr, source })?,
+                addr,
+            ),
+        };
+        let local = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        Ok((listener, local))
+    }
+}
+
+/// Whether `addr` collides with an address the running pipeline listens
+/// on: the same port on the same or an unspecified address. Port 0 never
+/// does.
+fn shares(addr: SocketAddr, running: &[SocketAddr]) -> bool {
+    addr.port() != 0
+        && running.iter().any(|r| {
+            r.port() == addr.port()
+                && (r.ip() == addr.ip() || r.ip().is_unspecified() || addr.ip().is_unspecified())
+        })
+}
+
+/// Everything a configuration needs that can fail, loaded (and bound,
+/// where no running pipeline holds the address) before its pipeline
+/// starts.
+struct Prepared {
+    /// The forward output's settings; `None` for stdout.
+    sender: Option<SenderConfig>,
+    forward: Vec<forward_in::Prepared>,
+    monitor: Option<Socket>,
+    zabbix: Option<Socket>,
+    token: Option<String>,
+}
+
+impl Prepared {
+    /// Prepares `config`; `running` is the configuration of the pipeline
+    /// it will replace, whose addresses are bound only once it stopped.
+    async fn new(config: &Config, running: Option<&Config>) -> Result<Prepared, Error> {
+        let held: Vec<SocketAddr> = running.map(listen_addrs).unwrap_or_default();
+        let sender = match &config.output {
+            Output::Forward(f) => {
+                let sender = sender_config(f)?;
+                sender.check()?;
+                Some(sender)
+            }
+            Output::Stdout(_) => None,
+        };
+        let mut forward = Vec::new();
+        for input in &config.inputs {
+            if let Input::Forward(f) = input {
+                let prefix = match (&config.tag_prefix, &f.tag_prefix) {
+                    (Some(a), Some(b)) => Some(format!("{a}.{b}")),
+                    (a, b) => a.clone().or_else(|| b.clone()),
+                };
+                forward.push(forward_in::prepare(f, prefix, !shares(f.listen, &held)).await?);
+            }
+        }
+        let (monitor, zabbix, token) = match &config.monitor {
+            Some(m) => (
+                Some(Socket::new(m.listen, &held).await?),
+                match m.zabbix_listen {
+                    Some(z) => Some(Socket::new(z, &held).await?),
+                    None => None,
+                },
+                m.resolve_token()
+                    .map_err(|e| Error::Config(e.to_string()))?,
+            ),
+            None => (None, None, None),
+        };
+        Ok(Prepared {
+            sender,
+            forward,
+            monitor,
+            zabbix,
+            token,
+        })
+    }
+}
+
+/// Every address `config` listens on.
+fn listen_addrs(config: &Config) -> Vec<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> = config
+        .inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Forward(f) => Some(f.listen),
+            Input::Tail(_) => None,
+        })
+        .collect();
+    if let Some(m) = &config.monitor {
+        addrs.push(m.listen);
+        addrs.extend(m.zabbix_listen);
+    }
+    addrs
+}
+
+/// The sender's settings for the forward output `f`, secrets resolved.
+fn sender_config(f: &hydra_config::ForwardOutput) -> Result<SenderConfig, Error> {
+    Ok(SenderConfig {
+        servers: f
+            .servers
+            .iter()
+            .map(|s| {
+                Ok(ServerConfig {
+                    host: s.host.clone(),
+                    port: s.port,
+                    weight: s.weight,
+                    standby: s.standby,
+                    shared_key: s.key.resolve().map_err(|e| Error::Config(e.to_string()))?,
+                    username: s.username.clone(),
+                    password: s.password.clone(),
+                    tls: s.tls.as_ref().map(|t| hydra_tls::ClientTls {
+                        ca: t.ca.clone(),
+                        server_name: t.server_name.clone(),
+                        cert: t.cert.clone(),
+                        key: t.key.clone(),
+                        insecure: t.insecure,
+                    }),
+                })
+            })
+            .collect::<Result<_, Error>>()?,
+        balance: match f.balance {
+            hydra_config::Balance::Failover => hydra_sender::Balance::Failover,
+            hydra_config::Balance::RoundRobin => hydra_sender::Balance::RoundRobin,
+        },
+        require_ack: f.require_ack,
+        connect_timeout: f.connect_timeout,
+        send_timeout: f.send_timeout,
+        ack_timeout: f.ack_timeout,
+        recover_wait: f.recover_wait,
+        max_in_flight: f.max_in_flight,
+        self_hostname: f.self_hostname.clone().unwrap_or_else(hostname),
+        ..SenderConfig::default()
+    })
 }
 
 impl std::fmt::Debug for Agent {
@@ -136,6 +315,59 @@ impl Agent {
         config: Config,
         tail: &mut Option<hydra_tail::Handoff>,
     ) -> Result<Agent, Error> {
+        let prepared = Prepared::new(&config, None).await?;
+        Self::start_prepared(config, prepared, tail).await
+    }
+
+    /// Replaces this pipeline with one running `new`, handing over the
+    /// tail positions and open files. Everything `new` needs that can fail
+    /// without disturbing this pipeline (TLS files, secrets, addresses it
+    /// does not share with this one) is loaded and bound first: if that
+    /// fails, this pipeline goes on untouched. If `new` still cannot start
+    /// once this one stopped, this configuration starts again. Either
+    /// refusal counts in `reload_failures`. An error means not even this
+    /// configuration could start again.
+    pub async fn reload(self, new: Config) -> Result<Reload, Error> {
+        let failures = self.reload_failures.load(Ordering::Relaxed);
+        let prepared = match Prepared::new(&new, Some(&self.config)).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.reload_failures.fetch_add(1, Ordering::Relaxed);
+                return Ok(Reload {
+                    agent: self,
+                    undelivered_events: 0,
+                    refused: Some(e),
+                });
+            }
+        };
+        let running = self.config.clone();
+        let report = self.stop().await;
+        let mut tail = report.tail;
+        let (agent, refused) = match Self::start_prepared(new, prepared, &mut tail).await {
+            Ok(agent) => (agent, None),
+            Err(e) => (Self::start_after(running, &mut tail).await?, Some(e)),
+        };
+        agent
+            .reload_failures
+            .store(failures + u64::from(refused.is_some()), Ordering::Relaxed);
+        Ok(Reload {
+            agent,
+            undelivered_events: report.undelivered_events,
+            refused,
+        })
+    }
+
+    /// Counts a reload refused before it reached [`Agent::reload`] (the new
+    /// configuration file did not parse or validate).
+    pub fn count_refused_reload(&self) {
+        self.reload_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn start_prepared(
+        config: Config,
+        prepared: Prepared,
+        tail: &mut Option<hydra_tail::Handoff>,
+    ) -> Result<Agent, Error> {
         let (flush_interval, chunk_bytes, require_ack, compress, time_format) = match &config.output
         {
             Output::Forward(f) => (
@@ -167,74 +399,23 @@ impl Agent {
             compress,
         });
 
-        let output = match &config.output {
-            Output::Forward(f) => {
-                let sender = Sender::spawn(
-                    SenderConfig {
-                        servers: f
-                            .servers
-                            .iter()
-                            .map(|s| {
-                                Ok(ServerConfig {
-                                    host: s.host.clone(),
-                                    port: s.port,
-                                    weight: s.weight,
-                                    standby: s.standby,
-                                    shared_key: s
-                                        .key
-                                        .resolve()
-                                        .map_err(|e| Error::Config(e.to_string()))?,
-                                    username: s.username.clone(),
-                                    password: s.password.clone(),
-                                    tls: s.tls.as_ref().map(|t| hydra_tls::ClientTls {
-                                        ca: t.ca.clone(),
-                                        server_name: t.server_name.clone(),
-                                        cert: t.cert.clone(),
-                                        key: t.key.clone(),
-                                        insecure: t.insecure,
-                                    }),
-                                })
-                            })
-                            .collect::<Result<_, Error>>()?,
-                        balance: match f.balance {
-                            hydra_config::Balance::Failover => hydra_sender::Balance::Failover,
-                            hydra_config::Balance::RoundRobin => hydra_sender::Balance::RoundRobin,
-                        },
-                        require_ack: f.require_ack,
-                        connect_timeout: f.connect_timeout,
-                        send_timeout: f.send_timeout,
-                        ack_timeout: f.ack_timeout,
-                        recover_wait: f.recover_wait,
-                        max_in_flight: f.max_in_flight,
-                        self_hostname: f.self_hostname.clone().unwrap_or_else(hostname),
-                        ..SenderConfig::default()
-                    },
-                    buffer.clone(),
-                )?;
-                OutputTask::Forward(sender)
-            }
-            Output::Stdout(_) => OutputTask::Stdout(tokio::spawn(stdout_out::run(buffer.clone()))),
+        let output = match prepared.sender {
+            Some(sender) => OutputTask::Forward(Sender::spawn(sender, buffer.clone())?),
+            None => OutputTask::Stdout(tokio::spawn(stdout_out::run(buffer.clone()))),
         };
 
         let (stop_inputs, stop_rx) = watch::channel(false);
         let mut input_tasks = Vec::new();
         let mut bound = Vec::new();
         let mut listeners: Vec<(SocketAddr, Arc<ReceiverCounters>)> = Vec::new();
-        for input in &config.inputs {
-            if let Input::Forward(f) = input {
-                let counters = Arc::new(ReceiverCounters::default());
-                let prefix = match (&config.tag_prefix, &f.tag_prefix) {
-                    (Some(a), Some(b)) => Some(format!("{a}.{b}")),
-                    (a, b) => a.clone().or_else(|| b.clone()),
-                };
-                let (addr, tasks) =
-                    forward_in::start(f, prefix, buffer.clone(), counters.clone(), stop_rx.clone())
-                        .await?;
-                info!(%addr, "Accepting Forward clients.");
-                listeners.push((addr, counters));
-                bound.push(addr);
-                input_tasks.extend(tasks);
-            }
+        for input in prepared.forward {
+            let counters = Arc::new(ReceiverCounters::default());
+            let (addr, tasks) =
+                forward_in::start(input, buffer.clone(), counters.clone(), stop_rx.clone()).await?;
+            info!(%addr, "Accepting Forward clients.");
+            listeners.push((addr, counters));
+            bound.push(addr);
+            input_tasks.extend(tasks);
         }
         let tails: Vec<&hydra_config::TailInput> = config
             .inputs
@@ -246,18 +427,9 @@ impl Agent {
             .collect();
 
         let (monitor_stop, monitor_rx) = watch::channel(false);
-        let monitor = match &config.monitor {
-            Some(m) => {
-                let listener = tokio::net::TcpListener::bind(m.listen)
-                    .await
-                    .map_err(|source| Error::Bind {
-                        addr: m.listen,
-                        source,
-                    })?;
-                let addr = listener.local_addr().map_err(|source| Error::Bind {
-                    addr: m.listen,
-                    source,
-                })?;
+        let monitor = match prepared.monitor {
+            Some(socket) => {
+                let (listener, addr) = socket.listen().await?;
                 if !addr.ip().is_loopback() {
                     warn!(%addr, "The monitor is reachable from other hosts.");
                 }
@@ -266,14 +438,9 @@ impl Agent {
             }
             None => None,
         };
-        let zabbix = match config.monitor.as_ref().and_then(|m| m.zabbix_listen) {
-            Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| Error::Bind { addr, source })?;
-                let addr = listener
-                    .local_addr()
-                    .map_err(|source| Error::Bind { addr, source })?;
+        let zabbix = match prepared.zabbix {
+            Some(socket) => {
+                let (listener, addr) = socket.listen().await?;
                 bound.push(addr);
                 Some(listener)
             }
@@ -305,6 +472,7 @@ impl Agent {
             tap: None,
             rates: None,
             bound,
+            reload_failures: Arc::default(),
         };
         if let Some((listener, addr)) = monitor {
             let sampler = hydra_stats::RateSampler::new(agent.snapshot_fn(listeners));
@@ -326,15 +494,7 @@ impl Agent {
                 info!(addr = ?z.local_addr().ok(), "Answering Zabbix passive checks.");
                 agent.zabbix = Some(tokio::spawn(zabbix_in::serve(z, snapshot, stop)));
             }
-            let token = agent
-                .config
-                .monitor
-                .as_ref()
-                .map(hydra_config::Monitor::resolve_token)
-                .transpose()
-                .map_err(|e| Error::Config(e.to_string()))?
-                .flatten();
-            let app = hydra_stats::monitor_router(snapshot, Some(tap), token);
+            let app = hydra_stats::monitor_router(snapshot, Some(tap), prepared.token);
             let mut stop = monitor_rx;
             agent.monitor = Some(tokio::spawn(async move {
                 let shutdown = async move {
@@ -365,6 +525,7 @@ impl Agent {
             };
         let tags: Vec<String> = tail_in::tags(&self.config);
         let parse_counters = self.parse_counters.clone();
+        let reload_failures = self.reload_failures.clone();
         let round_robin = matches!(
             &self.config.output,
             hydra_config::Output::Forward(f) if f.balance == hydra_config::Balance::RoundRobin
@@ -387,6 +548,7 @@ impl Agent {
                     producer_waits: b.producer_waits,
                     delivered: b.events_delivered,
                 },
+                reload_failures: reload_failures.load(Ordering::Relaxed),
                 ..hydra_stats::Snapshot::default()
             };
             if let Some(f) = &tail_stats {

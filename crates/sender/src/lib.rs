@@ -105,6 +105,22 @@ impl ServerConfig {
             tls: None,
         }
     }
+
+    /// Its TLS connector and expected name, built from the files it names
+    /// (`None` without TLS).
+    pub fn tls_connector(
+        &self,
+    ) -> Result<Option<(hydra_tls::TlsConnector, hydra_tls::ServerName<'static>)>, Error> {
+        let Some(t) = &self.tls else { return Ok(None) };
+        let wrap = |source| Error::Tls {
+            server: format!("{}:{}", self.host, self.port),
+            source,
+        };
+        Ok(Some((
+            hydra_tls::client_config(t).map_err(wrap)?,
+            hydra_tls::server_name(t, &self.host).map_err(wrap)?,
+        )))
+    }
 }
 
 /// How to send.
@@ -133,6 +149,18 @@ pub struct SenderConfig {
     pub backoff_max: Duration,
     /// Host name sent in the handshake.
     pub self_hostname: String,
+}
+
+impl SenderConfig {
+    /// Checks what [`Sender::spawn`] would refuse (backoff bounds, each
+    /// server's TLS files) without starting anything.
+    pub fn check(&self) -> Result<(), Error> {
+        Backoff::try_new(self.backoff_min, self.backoff_max, 0.2)?;
+        for server in &self.servers {
+            server.tls_connector()?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for SenderConfig {
@@ -244,19 +272,7 @@ impl Sender {
         for (index, server) in config.servers.iter().enumerate() {
             // TLS settings are checked here, so a bad file stops the start
             // with its name rather than failing every connection later.
-            let tls = match &server.tls {
-                None => None,
-                Some(t) => {
-                    let wrap = |source| Error::Tls {
-                        server: format!("{}:{}", server.host, server.port),
-                        source,
-                    };
-                    Some((
-                        hydra_tls::client_config(t).map_err(wrap)?,
-                        hydra_tls::server_name(t, &server.host).map_err(wrap)?,
-                    ))
-                }
-            };
+            let tls = server.tls_connector()?;
             let (tx, rx) = mpsc::channel(config.max_in_flight.max(1));
             tokio::spawn(
                 link::Link {

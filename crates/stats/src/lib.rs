@@ -217,6 +217,9 @@ pub struct Snapshot {
     pub delivered_history: Vec<f64>,
     /// `GET /tap` readers.
     pub tap: TapStats,
+    /// SIGHUP reloads refused since hydra started (the new configuration
+    /// could not start; the running one went on).
+    pub reload_failures: u64,
 }
 
 /// `GET /tap` readers.
@@ -527,6 +530,12 @@ pub fn prometheus(s: &Snapshot, sys: &System) -> String {
         one(r.tls_failures),
     );
     metric(
+        "reload_failures_total",
+        "counter",
+        "SIGHUP reloads refused: the running configuration went on.",
+        one(s.reload_failures),
+    );
+    metric(
         "buffer_bytes",
         "gauge",
         "Bytes held in the buffer.",
@@ -678,6 +687,7 @@ pub fn prometheus(s: &Snapshot, sys: &System) -> String {
 ///
 /// Keys: `agent.ping`, `hydra.receiver.{messages,bytes,buffered,disposed,
 /// connections,acks}`, `hydra.buffer.{bytes,events,max_bytes}`,
+/// `hydra.reload_failures`,
 /// `hydra.sent.messages[TAG]`, `hydra.sent.bytes[TAG]`,
 /// `hydra.server.alive[ADDR]` (1 or 0), `hydra.server.messages[ADDR]`,
 /// `hydra.file.position[PATH]`, `hydra.file.behind[PATH]`,
@@ -700,6 +710,7 @@ pub fn zabbix_item(s: &Snapshot, key: &str) -> Option<String> {
         ("hydra.buffer.bytes", None) => b.bytes.to_string(),
         ("hydra.buffer.events", None) => b.events.to_string(),
         ("hydra.buffer.max_bytes", None) => b.max_bytes.to_string(),
+        ("hydra.reload_failures", None) => s.reload_failures.to_string(),
         ("hydra.sent.messages", Some(tag)) => s.sent.get(tag).map_or(0, |t| t.messages).to_string(),
         ("hydra.sent.bytes", Some(tag)) => s.sent.get(tag).map_or(0, |t| t.bytes).to_string(),
         ("hydra.server.alive", Some(addr)) => {

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+pub use rustls::pki_types::ServerName;
 pub use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// What can be wrong with TLS settings.
