@@ -599,3 +599,54 @@ fn zabbix_passive_checks_about_hydra() {
     }
     assert!(h.stop().success());
 }
+
+#[test]
+fn a_chunk_past_the_inbound_frame_limit_is_printed_whole() {
+    // A frame just under max_frame_bytes (16 MiB) joins a chunk that holds
+    // events already: the chunk is larger than any inbound frame may be,
+    // and every event of it must still be printed before it counts as
+    // delivered.
+    use hydra_forward::{BatchMode, EventTime, FrameBuilder, TimeFormat};
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let h = Hydra::start(dir.path(), &stdout_config(fwd, mon, ""));
+    let frame = |from: u64, to: u64, pad: usize| {
+        let mut f = FrameBuilder::new("big", BatchMode::PackedForward, TimeFormat::EventTime);
+        for n in from..to {
+            let message = format!("line {n} {}", "x".repeat(pad));
+            f.push_line(
+                EventTime::new(1_700_000_000, 0),
+                "message",
+                message.as_bytes(),
+            );
+        }
+        f.finish(None, None)
+    };
+    let small = frame(0, 2_000, 90);
+    let large = frame(2_000, 18_150, 1_000);
+    assert!(
+        large.len() < 16 << 20 && small.len() + large.len() > 16 << 20,
+        "{} + {}",
+        small.len(),
+        large.len()
+    );
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", fwd)).unwrap();
+    conn.write_all(&small).unwrap();
+    conn.write_all(&large).unwrap();
+    let events = h.wait_events(18_150, 20);
+    let stderr = h.stderr.clone();
+    assert!(h.stop().success());
+    assert_eq!(
+        events.len(),
+        18_150,
+        "printed {} of 18,150; {:?}",
+        events.len(),
+        stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+}

@@ -220,6 +220,12 @@ impl Prepared {
     }
 }
 
+/// Whether the monitor on `addr` serves `GET /tap`: the stream of log
+/// contents is for this host only, or for whoever holds the token.
+fn tap_allowed(addr: SocketAddr, token: Option<&str>) -> bool {
+    addr.ip().is_loopback() || token.is_some()
+}
+
 /// Every address `config` listens on.
 fn listen_addrs(config: &Config) -> Vec<SocketAddr> {
     let mut addrs: Vec<SocketAddr> = config
@@ -475,26 +481,34 @@ impl Agent {
             reload_failures: Arc::default(),
         };
         if let Some((listener, addr)) = monitor {
+            // /tap streams the logs themselves: off on an address other
+            // hosts can reach unless a token guards it.
+            let tap_allowed = tap_allowed(addr, prepared.token.as_deref());
+            if !tap_allowed {
+                warn!(%addr, "The monitor has no token and other hosts can reach it: GET /tap is refused.");
+            }
             let sampler = hydra_stats::RateSampler::new(agent.snapshot_fn(listeners));
             let snapshot = sampler.snapshot_fn();
             let mut stop = agent.monitor_stop.subscribe();
             agent.rates = Some(tokio::spawn(sampler.run(async move {
                 let _ = stop.changed().await;
             })));
-            let tap = hydra_stats::TapHub::new();
-            let observer = tap.clone();
-            agent
-                .buffer
-                .set_observer(Arc::new(move |tag: &str, frame: &bytes::Bytes, n| {
-                    observer.observe(tag, frame, n);
-                }));
-            agent.tap = Some(tap.clone());
+            let tap = tap_allowed.then(hydra_stats::TapHub::new);
+            if let Some(tap) = &tap {
+                let observer = tap.clone();
+                agent
+                    .buffer
+                    .set_observer(Arc::new(move |tag: &str, frame: &bytes::Bytes, n| {
+                        observer.observe(tag, frame, n);
+                    }));
+            }
+            agent.tap.clone_from(&tap);
             if let Some(z) = zabbix {
                 let (snapshot, stop) = (snapshot.clone(), agent.monitor_stop.subscribe());
                 info!(addr = ?z.local_addr().ok(), "Answering Zabbix passive checks.");
                 agent.zabbix = Some(tokio::spawn(zabbix_in::serve(z, snapshot, stop)));
             }
-            let app = hydra_stats::monitor_router(snapshot, Some(tap), prepared.token);
+            let app = hydra_stats::monitor_router(snapshot, tap, prepared.token);
             let mut stop = monitor_rx;
             agent.monitor = Some(tokio::spawn(async move {
                 let shutdown = async move {
@@ -526,10 +540,6 @@ impl Agent {
         let tags: Vec<String> = tail_in::tags(&self.config);
         let parse_counters = self.parse_counters.clone();
         let reload_failures = self.reload_failures.clone();
-        let round_robin = matches!(
-            &self.config.output,
-            hydra_config::Output::Forward(f) if f.balance == hydra_config::Balance::RoundRobin
-        );
         Arc::new(move || {
             let b = buffer.stats();
             let per_listener: Vec<hydra_stats::Receiver> = listeners
@@ -575,21 +585,11 @@ impl Agent {
             }
             if let Some(f) = &sender_stats {
                 let s = f();
-                let first_live = s
-                    .servers
-                    .iter()
-                    .position(|sv| sv.alive && !sv.standby)
-                    .or_else(|| s.servers.iter().position(|sv| sv.alive));
                 snap.servers = s
                     .servers
                     .into_iter()
-                    .enumerate()
-                    .map(|(i, sv)| hydra_stats::Server {
-                        active: if round_robin {
-                            sv.alive && !sv.standby
-                        } else {
-                            Some(i) == first_live
-                        },
+                    .map(|sv| hydra_stats::Server {
+                        active: sv.active,
                         address: sv.address,
                         alive: sv.alive,
                         error: sv.error.unwrap_or_default(),
@@ -699,5 +699,33 @@ impl Agent {
             undelivered_events: left,
             tail,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_is_served_off_this_host_only_with_a_token() {
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(tap_allowed(at("127.0.0.1:24220"), None));
+        assert!(tap_allowed(at("[::1]:24220"), None));
+        assert!(!tap_allowed(at("0.0.0.0:24220"), None));
+        assert!(!tap_allowed(at("10.1.2.3:24220"), None));
+        assert!(tap_allowed(at("0.0.0.0:24220"), Some("t0ken")));
+    }
+
+    #[test]
+    fn an_address_is_shared_by_port_on_the_same_or_any_address() {
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
+        let running = [at("127.0.0.1:24224"), at("0.0.0.0:24220")];
+        assert!(shares(at("127.0.0.1:24224"), &running));
+        assert!(shares(at("0.0.0.0:24224"), &running));
+        assert!(shares(at("127.0.0.2:24220"), &running));
+        assert!(!shares(at("127.0.0.2:24224"), &running));
+        assert!(!shares(at("127.0.0.1:24225"), &running));
+        assert!(!shares(at("127.0.0.1:0"), &[at("127.0.0.1:0")]));
     }
 }

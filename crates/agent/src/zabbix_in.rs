@@ -1,27 +1,46 @@
 //! Zabbix passive checks about hydra itself (`monitor.zabbix_listen`), so an
 //! existing Zabbix setup can watch hydra like any agent.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hydra_stats::{SnapshotFn, zabbix_item};
 use hydra_zabbix::{Reply, decode_request, encode_reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tracing::debug;
+use tokio::sync::{Semaphore, watch};
+use tracing::{debug, warn};
 
 /// Requests are a key: a few hundred bytes at most.
 const MAX_REQUEST: usize = 64 << 10;
+
+/// Requests answered at once; each takes at most 5 s.
+const MAX_CONNECTIONS: usize = 64;
 
 pub(crate) async fn serve(
     listener: TcpListener,
     snapshot: SnapshotFn,
     mut stop: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // Past MAX_CONNECTIONS, new requests wait in the kernel's backlog.
+        let permit = tokio::select! {
+            _ = stop.changed() => return,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
         let (stream, peer) = tokio::select! {
             _ = stop.changed() => return,
-            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors, typically: retrying at once
+                    // would spin.
+                    warn!(error = %e, "Zabbix accept failed; retrying in 100 ms.");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
         };
         let snapshot = snapshot.clone();
         tokio::spawn(async move {
@@ -30,6 +49,7 @@ pub(crate) async fn serve(
             {
                 debug!(%peer, error = %e, "Zabbix request timed out.");
             }
+            drop(permit);
         });
     }
 }

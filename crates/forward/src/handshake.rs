@@ -144,13 +144,15 @@ impl Ping {
         user: Option<(&str, &str)>,
     ) -> Self {
         let salt = hex::encode(rand::random::<[u8; 16]>());
-        let (username, password_digest) = match user {
-            Some((u, p)) => (u.to_owned(), password_digest(&helo.auth, u, p)),
-            // Fluentd sends a digest of the empty credentials whenever the
-            // HELO carried an auth salt.
-            None if !helo.auth.is_empty() => (String::new(), password_digest(&helo.auth, "", "")),
-            None => (String::new(), String::new()),
+        // As Fluentd: the user name always, the digest only when the HELO
+        // carried an auth salt (of the empty credentials if none are set).
+        let (u, p) = user.unwrap_or(("", ""));
+        let password_digest = if helo.auth.is_empty() {
+            String::new()
+        } else {
+            password_digest(&helo.auth, u, p)
         };
+        let username = u.to_owned();
         Ping {
             client_hostname: client_hostname.to_owned(),
             shared_key_digest: ping_digest(
@@ -426,6 +428,27 @@ mod tests {
             Pong::refuse("no")
                 .verify(&ping, &helo.nonce, "secret")
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn credentials_are_hashed_only_when_the_server_asks_for_them() {
+        // Fluentd's client: the user name always, the digest only with an
+        // auth salt; of the empty credentials when none are configured.
+        let plain = Helo::generate(false, true);
+        let ping = Ping::answer(&plain, "c", "k", Some(("alice", "pw")));
+        assert_eq!(
+            (ping.username.as_str(), ping.password_digest.as_str()),
+            ("alice", "")
+        );
+        let asking = Helo::generate(true, true);
+        let ping = Ping::answer(&asking, "c", "k", None);
+        assert_eq!(ping.username, "");
+        assert_eq!(ping.password_digest, password_digest(&asking.auth, "", ""));
+        assert!(
+            Ping::answer(&plain, "c", "k", None)
+                .password_digest
+                .is_empty()
         );
     }
 

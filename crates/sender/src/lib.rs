@@ -204,6 +204,8 @@ pub struct ServerStats {
     pub in_flight: usize,
     /// Unix time of the last delivery.
     pub last_delivery: Option<u64>,
+    /// Taking traffic now (see [`Selector::active`]).
+    pub active: bool,
 }
 
 /// Delivered events and bytes for one tag.
@@ -298,10 +300,12 @@ impl Sender {
             config.balance,
             config.recover_wait,
         );
+        let selector_len = links.len();
         let dispatcher = Dispatcher {
             config,
             buffer,
             links,
+            active: vec![false; selector_len],
             selector,
             events,
             shared: shared.clone(),
@@ -404,6 +408,8 @@ struct Dispatcher {
     selector: Selector,
     events: mpsc::UnboundedReceiver<link::Event>,
     shared: Arc<Shared>,
+    /// Which servers the stats show as active.
+    active: Vec<bool>,
 }
 
 impl Dispatcher {
@@ -426,6 +432,7 @@ impl Dispatcher {
                 return;
             }
             let now = Instant::now();
+            self.publish_active(now);
             let links = &self.links;
             let target = self.selector.pick(now, |i| links[i].in_flight < max);
             // With every server down nothing is taken from the buffer, so
@@ -453,6 +460,19 @@ impl Dispatcher {
             if buffer_done && self.buffer.stats().queued_chunks > 0 {
                 buffer_done = false;
             }
+        }
+    }
+
+    /// Copies which servers are active into the stats, when it changed.
+    fn publish_active(&mut self, now: Instant) {
+        let active = self.selector.active(now);
+        if active != self.active {
+            let mut s = self.stats();
+            for (server, a) in s.servers.iter_mut().zip(&active) {
+                server.active = *a;
+            }
+            drop(s);
+            self.active = active;
         }
     }
 

@@ -102,17 +102,7 @@ impl Selector {
     /// spill to the next server: only failure moves traffic. Round robin
     /// shares among the healthy servers that have room.
     pub fn pick(&mut self, now: Instant, available: impl Fn(usize) -> bool) -> Option<usize> {
-        let n = self.health.len();
-        let up = |i: usize| !matches!(self.health[i], Health::Down);
-        // Settled regular servers first, then recovering ones, then standby.
-        let tiers: [Vec<usize>; 3] = [
-            (0..n)
-                .filter(|&i| !self.standby[i] && up(i) && self.settled(i, now))
-                .collect(),
-            (0..n).filter(|&i| !self.standby[i] && up(i)).collect(),
-            (0..n).filter(|&i| self.standby[i] && up(i)).collect(),
-        ];
-        let candidates = tiers.into_iter().find(|t| !t.is_empty())?;
+        let candidates = self.candidates(now)?;
         match self.balance {
             Balance::Failover => Some(candidates[0]).filter(|&i| available(i)),
             Balance::RoundRobin => {
@@ -120,6 +110,38 @@ impl Selector {
                 (!free.is_empty()).then(|| self.weighted(&free))
             }
         }
+    }
+
+    /// The servers traffic goes to now, in order: settled regular servers
+    /// first, then recovering ones, then standby; `None` when all are down.
+    fn candidates(&self, now: Instant) -> Option<Vec<usize>> {
+        let n = self.health.len();
+        let up = |i: usize| !matches!(self.health[i], Health::Down);
+        let tiers: [Vec<usize>; 3] = [
+            (0..n)
+                .filter(|&i| !self.standby[i] && up(i) && self.settled(i, now))
+                .collect(),
+            (0..n).filter(|&i| !self.standby[i] && up(i)).collect(),
+            (0..n).filter(|&i| self.standby[i] && up(i)).collect(),
+        ];
+        tiers.into_iter().find(|t| !t.is_empty())
+    }
+
+    /// Whether each server takes traffic now: in failover, the one
+    /// [`Selector::pick`] sends to; in round robin, each it shares among. A
+    /// server still inside `recover_wait` is not active while another is.
+    pub fn active(&self, now: Instant) -> Vec<bool> {
+        let mut active = vec![false; self.health.len()];
+        if let Some(c) = self.candidates(now) {
+            let taking = match self.balance {
+                Balance::Failover => &c[..1],
+                Balance::RoundRobin => &c[..],
+            };
+            for &i in taking {
+                active[i] = true;
+            }
+        }
+        active
     }
 
     /// Smooth weighted round robin: each pick adds every candidate's weight
@@ -180,6 +202,13 @@ mod tests {
                     Op::Wait(ms) => now += Duration::from_millis(ms),
                     Op::Pick => {
                         let pick = s.pick(now, |_| true);
+                        // What the monitor shows as active is where the
+                        // chunk went.
+                        let active = s.active(now);
+                        prop_assert_eq!(active.iter().filter(|a| **a).count(), usize::from(pick.is_some()));
+                        if let Some(p) = pick {
+                            prop_assert!(active[p]);
+                        }
                         let is_up = |i: usize| !matches!(s.health(i), Health::Down);
                         match pick {
                             None => prop_assert!((0..n).all(|i| !is_up(i))),
@@ -236,6 +265,9 @@ mod tests {
         assert_eq!(s.pick(t0, |_| true), Some(1));
         s.up(0, t0);
         assert_eq!(s.pick(t0 + Duration::from_millis(50), |_| true), Some(1));
+        // Connected again but still inside recover_wait: not active yet.
+        assert_eq!(s.active(t0 + Duration::from_millis(50)), [false, true]);
+        assert_eq!(s.active(t0 + wait), [true, false]);
         assert_eq!(s.pick(t0 + Duration::from_millis(150), |_| true), Some(0));
         // The primary has no room in flight: wait for it, do not spill.
         assert_eq!(s.pick(t0 + Duration::from_millis(150), |i| i != 0), None);

@@ -253,8 +253,9 @@ pub fn router_with_token(snapshot: SnapshotFn, token: String) -> Router {
     monitor_router(snapshot, None, Some(token))
 }
 
-/// The monitor's routes: `GET /tap` too when there is a `tap` hub, and a
-/// bearer token required on every request when there is a `token`.
+/// The monitor's routes: `GET /tap` too when there is a `tap` hub (403
+/// without one), and a bearer token required on every request when there
+/// is a `token`.
 pub fn monitor_router(snapshot: SnapshotFn, tap: Option<TapHub>, token: Option<String>) -> Router {
     let app = routes(snapshot, tap);
     let Some(token) = token else {
@@ -327,8 +328,8 @@ async fn tap_stream(
 ) -> axum::response::Response {
     let Some(hub) = s.tap else {
         return (
-            axum::http::StatusCode::NOT_FOUND,
-            "no tap on this monitor\n",
+            axum::http::StatusCode::FORBIDDEN,
+            "/tap streams log contents: a monitor other hosts can reach serves it only with a token\n",
         )
             .into_response();
     };
@@ -867,7 +868,7 @@ mod tests {
 
     #[tokio::test]
     async fn tap_streams_matching_events_as_json_lines() {
-        assert_eq!(get("/tap").await.0, 404, "no tap hub, no /tap");
+        assert_eq!(get("/tap").await.0, 403, "no tap hub, no /tap");
         let hub = TapHub::new();
         let locked = monitor_router(Arc::new(sample), Some(hub.clone()), Some("t0ken".into()));
         let resp = locked
