@@ -206,3 +206,130 @@ async fn a_reload_while_nothing_can_be_delivered_keeps_serving() {
     let lost: Vec<&u64> = acked.iter().filter(|n| !seen.contains(n)).collect();
     assert!(lost.is_empty(), "acked but lost: {lost:?}");
 }
+
+/// A PackedForward frame of `{"message": "line N <pad>"}` for `from..to`,
+/// with `tag` and chunk id `id`.
+fn padded_frame(tag: &str, id: &str, from: u64, to: u64, pad: usize) -> Vec<u8> {
+    let mut f = FrameBuilder::new(tag, BatchMode::PackedForward, TimeFormat::EventTime);
+    let pad = "x".repeat(pad);
+    for n in from..to {
+        f.push_line(
+            EventTime::new(1_700_000_000, 0),
+            "message",
+            format!("line {n} {pad}").as_bytes(),
+        );
+    }
+    f.finish(Some(&Chunk::from_id(id)), None).to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_larger_than_the_downstream_takes_goes_out_in_pieces() {
+    // The receiver closes the connection on any frame over 2 MiB, as Fluent
+    // Bit does past its buffer_max_size. A client's 10 MB frame is cut
+    // into chunks within chunk_bytes (1 MiB); the client's ack comes once
+    // every piece was delivered, and the small chunk behind it flows.
+    let rx = Receiver::start(Behaviour::RefuseLargerThan(2 << 20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fwd = free_port();
+    let h = Hydra::start(dir.path(), &config(fwd, rx.port(), None, None));
+    let big = padded_frame("app", "big", 0, 10_000, 1_000);
+    assert!(big.len() > 8 << 20, "{}", big.len());
+    let mut conn = TcpStream::connect(("127.0.0.1", fwd)).unwrap();
+    conn.write_all(&big).unwrap();
+    conn.write_all(&padded_frame("app", "small", 10_000, 10_020, 10))
+        .unwrap();
+    let mut acked = acks(&mut conn, 2, 30);
+    acked.sort();
+    std::thread::sleep(Duration::from_millis(300));
+    let stderr = h.stderr.clone();
+    assert!(h.stop().success());
+    let mut seen: Vec<u64> = rx
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.strip_prefix("line ")?.split(' ').next()?.parse().ok())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        acked,
+        ["big", "small"],
+        "{:?}",
+        stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(seen, (0..10_020).collect::<Vec<u64>>(), "each event once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_every_server_refuses_goes_to_the_dead_letter_file_and_the_rest_flows() {
+    // One event larger than the receiver takes cannot be cut: after three
+    // refusals its chunk is written to the dead-letter file (and its client
+    // acked: it is safe on disk), and the chunks behind it are delivered.
+    // Events sharing its chunk (here none: another tag) would go with it.
+    let rx = Receiver::start(Behaviour::RefuseLargerThan(100 << 10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let dead = dir.path().join("dead.msgpack");
+    let cfg = config(fwd, rx.port(), None, Some(mon)).replace(
+        "  servers: [",
+        &format!(
+            "  dead_letter: {{ path: {}, after: 3 }}\n  servers: [",
+            dead.display()
+        ),
+    );
+    let h = Hydra::start(dir.path(), &cfg);
+    let mut conn = TcpStream::connect(("127.0.0.1", fwd)).unwrap();
+    conn.write_all(&padded_frame("huge", "huge", 0, 1, 300_000))
+        .unwrap();
+    conn.write_all(&padded_frame("app", "small", 1, 21, 10))
+        .unwrap();
+    let mut acked = acks(&mut conn, 2, 60);
+    acked.sort();
+    let stats: serde_json::Value = serde_json::from_str(&http_get(mon, "/")).unwrap();
+    let stderr = h.stderr.clone();
+    assert!(h.stop().success());
+    assert_eq!(
+        acked,
+        ["huge", "small"],
+        "{:?}",
+        stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    let mut seen: Vec<u64> = rx
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.strip_prefix("line ")?.split(' ').next()?.parse().ok())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..21).collect::<Vec<u64>>());
+    assert_eq!(stats["buffer"]["dead_lettered"], 1, "{stats}");
+    // The file holds the chunk as the Forward frame it was sent as.
+    let bytes = bytes::Bytes::from(std::fs::read(&dead).unwrap());
+    let Some(hydra_forward::Request::Events(batch)) = hydra_forward::ForwardDecoder::new()
+        .decode_frame(&bytes)
+        .unwrap()
+    else {
+        panic!("not a Forward frame");
+    };
+    let events = batch.to_events();
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0].record["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 0 ")
+    );
+}

@@ -469,12 +469,24 @@ async fn serve(
                     };
                     // Waiting here for room is the TCP backpressure: nothing
                     // more is read from this client meanwhile.
-                    let appended = buffer
-                        .append(&tag, entries.len(), n, commit, |f| {
-                            f.extend_entries(entries, n);
-                        })
-                        .await;
-                    if appended.is_err() {
+                    // A frame larger than a chunk goes out as several, each
+                    // within what a downstream accepts (Fluent Bit takes 6 MiB
+                    // by default); the ack waits for all of them.
+                    let pieces = batch.pieces(buffer.config().chunk_bytes);
+                    let commits = hydra_buffer::split_commit(commit, pieces.len());
+                    let mut accepted = true;
+                    for ((piece, count), commit) in pieces.iter().zip(commits) {
+                        let appended = buffer
+                            .append(&tag, piece.len(), *count, commit, |f| {
+                                f.extend_entries(piece, *count);
+                            })
+                            .await;
+                        if appended.is_err() {
+                            accepted = false;
+                            break;
+                        }
+                    }
+                    if !accepted {
                         // Shutting down: not accepted, so not acked; the
                         // client will send it again.
                         break;

@@ -279,6 +279,10 @@ fn sender_config(f: &hydra_config::ForwardOutput) -> Result<SenderConfig, Error>
         recover_wait: f.recover_wait,
         max_in_flight: f.max_in_flight,
         self_hostname: f.self_hostname.clone().unwrap_or_else(hostname),
+        dead_letter: f.dead_letter.as_ref().map(|d| hydra_sender::DeadLetter {
+            path: d.path.clone(),
+            after: d.after,
+        }),
         ..SenderConfig::default()
     })
 }
@@ -557,6 +561,7 @@ impl Agent {
                     retried_chunks: b.chunks_retried,
                     producer_waits: b.producer_waits,
                     delivered: b.events_delivered,
+                    dead_lettered: 0,
                 },
                 reload_failures: reload_failures.load(Ordering::Relaxed),
                 ..hydra_stats::Snapshot::default()
@@ -585,6 +590,7 @@ impl Agent {
             }
             if let Some(f) = &sender_stats {
                 let s = f();
+                snap.buffer.dead_lettered = s.dead_lettered_events;
                 snap.servers = s
                     .servers
                     .into_iter()

@@ -43,7 +43,7 @@
 //! ```
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,45 @@ pub enum Error {
 
 /// Runs once the events it came with are delivered.
 pub type Commit = Box<dyn FnOnce() + Send + 'static>;
+
+/// `commit` shared by `n` appends (one batch cut into pieces): each piece
+/// gets one of the returned commits, and `commit` runs once every piece
+/// was delivered, whatever their order. A piece dropped undelivered keeps
+/// it from running; it is dropped with the last piece.
+pub fn split_commit(commit: Option<Commit>, n: usize) -> Vec<Option<Commit>> {
+    struct Countdown {
+        left: AtomicUsize,
+        commit: Mutex<Option<Commit>>,
+    }
+    match commit {
+        Some(c) if n > 1 => {
+            let shared = Arc::new(Countdown {
+                left: AtomicUsize::new(n),
+                commit: Mutex::new(Some(c)),
+            });
+            (0..n)
+                .map(|_| {
+                    let shared = shared.clone();
+                    Some(Box::new(move || {
+                        if shared.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            let c = shared
+                                .commit
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .take();
+                            if let Some(c) = c {
+                                c();
+                            }
+                        }
+                    }) as Commit)
+                })
+                .collect()
+        }
+        commit => std::iter::once(commit)
+            .chain((1..n).map(|_| None))
+            .collect(),
+    }
+}
 
 /// Buffer limits and chunking.
 #[derive(Debug, Clone)]
@@ -105,6 +144,7 @@ pub struct Chunk {
     bytes: usize,
     commits: Vec<Commit>,
     attempts: u32,
+    refusals: u32,
 }
 
 impl std::fmt::Debug for Chunk {
@@ -138,6 +178,13 @@ impl Chunk {
     /// Times the chunk was handed out before (0 on the first attempt).
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+    /// Counts one more send that failed with this chunk first in line (the
+    /// one a server that closes or never acks is refusing); the count so
+    /// far. Chunks behind it fail with it and are not counted.
+    pub fn refused(&mut self) -> u32 {
+        self.refusals += 1;
+        self.refusals
     }
 }
 
@@ -409,6 +456,7 @@ impl Buffer {
             bytes: open.bytes,
             commits: open.commits,
             attempts: 0,
+            refusals: 0,
         });
         self.inner.sealed.notify_one();
     }
@@ -558,7 +606,34 @@ impl Buffer {
 mod tests {
     use super::*;
     use hydra_forward::EventTime;
-    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_split_commit_runs_once_every_piece_was_delivered() {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let commit = |ran: &Arc<AtomicUsize>| {
+            let ran = ran.clone();
+            Some(Box::new(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }) as Commit)
+        };
+        let mut pieces = split_commit(commit(&ran), 3);
+        assert_eq!(pieces.len(), 3);
+        // Delivered out of order.
+        for i in [2, 0] {
+            (pieces[i].take().unwrap())();
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "a piece is undelivered");
+        (pieces[1].take().unwrap())();
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        // A piece dropped undelivered: never runs.
+        let mut pieces = split_commit(commit(&ran), 2);
+        (pieces[0].take().unwrap())();
+        drop(pieces);
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        // One piece: the commit itself; none: no commits.
+        assert!(split_commit(commit(&ran), 1)[0].is_some());
+        assert!(split_commit(None, 4).iter().all(Option::is_none));
+    }
 
     fn line(frame: &mut FrameBuilder, text: &str) {
         frame.push_line(EventTime::new(1, 0), "m", text.as_bytes());

@@ -535,6 +535,26 @@ pub struct ForwardOutput {
     /// Host name for the handshake; the machine's by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_hostname: Option<String>,
+    /// Where a chunk the servers keep refusing is written, so the rest
+    /// flows; without it such a chunk is retried for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetter>,
+}
+
+/// `output.dead_letter`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    /// The file chunks are appended to, as the Forward frames they were
+    /// sent as.
+    pub path: PathBuf,
+    /// Failed sends of one chunk before it is written there.
+    #[serde(default = "default_dead_letter_after")]
+    pub after: u32,
+}
+
+fn default_dead_letter_after() -> u32 {
+    5
 }
 
 fn default_flush() -> Duration {
@@ -876,6 +896,9 @@ impl Config {
                     "output (forward): `chunk_bytes` and `max_in_flight` must be positive"
                         .to_owned(),
                 );
+            }
+            if f.dead_letter.as_ref().is_some_and(|d| d.after == 0) {
+                return bad("output.dead_letter: `after` must be positive".to_owned());
             }
             if f.chunk_bytes > self.buffer.max_bytes {
                 return bad(

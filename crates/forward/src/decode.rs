@@ -168,6 +168,33 @@ impl EventBatch {
             rest: &self.entries,
         }
     }
+    /// The entries cut at event boundaries into pieces of at most
+    /// `max_bytes` each (an event larger than that is a piece of its own),
+    /// with their event counts: a large frame forwarded as chunks a
+    /// downstream accepts. One piece when the entries fit.
+    pub fn pieces(&self, max_bytes: usize) -> Vec<(Bytes, usize)> {
+        if self.entries.len() <= max_bytes {
+            return vec![(self.entries.clone(), self.count)];
+        }
+        let total = self.entries.len();
+        let mut pieces = Vec::new();
+        let (mut start, mut end, mut count) = (0, 0, 0);
+        let mut events = self.events();
+        while events.next().is_some() {
+            let next = total - events.rest.len();
+            if count > 0 && next - start > max_bytes {
+                pieces.push((self.entries.slice(start..end), count));
+                (start, count) = (end, 0);
+            }
+            end = next;
+            count += 1;
+        }
+        if count > 0 {
+            pieces.push((self.entries.slice(start..end), count));
+        }
+        pieces
+    }
+
     /// Decodes every record into an owned `rmpv::Value`.
     pub fn to_events(&self) -> Vec<Event> {
         self.events()

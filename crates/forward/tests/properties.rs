@@ -205,3 +205,40 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// A large batch cut into pieces for the downstream: the pieces hold
+    /// every event once, in order, each within the size unless it is a
+    /// single event, and each decodes as events of its own.
+    #[test]
+    fn pieces_keep_every_event_within_the_size(
+        events in proptest::collection::vec(event(), 1..40),
+        max in 1usize..400,
+    ) {
+        let mut frame = FrameBuilder::new("t", BatchMode::PackedForward, TimeFormat::EventTime);
+        for (t, r) in &events {
+            frame.push_record(*t, r);
+        }
+        let bytes = frame.finish(None, None);
+        let Some(Request::Events(batch)) = ForwardDecoder::new().decode_frame(&bytes).unwrap() else {
+            panic!("not events");
+        };
+        let pieces = batch.pieces(max);
+        let joined: Vec<u8> = pieces.iter().flat_map(|(b, _)| b.to_vec()).collect();
+        prop_assert_eq!(&joined[..], &batch.entries()[..]);
+        prop_assert_eq!(pieces.iter().map(|(_, n)| n).sum::<usize>(), events.len());
+        for (piece, n) in &pieces {
+            prop_assert!(piece.len() <= max || *n == 1, "{} bytes, {} events", piece.len(), n);
+            let mut frame = FrameBuilder::new("t", BatchMode::PackedForward, TimeFormat::EventTime);
+            frame.extend_entries(piece, *n);
+            let bytes = frame.finish(None, None);
+            let Some(Request::Events(b)) = ForwardDecoder::new().decode_frame(&bytes).unwrap() else {
+                panic!("a piece is not events");
+            };
+            prop_assert_eq!(b.len(), *n);
+        }
+        if batch.entries().len() <= max {
+            prop_assert_eq!(pieces.len(), 1);
+        }
+    }
+}

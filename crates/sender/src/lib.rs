@@ -46,6 +46,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hydra_buffer::{Buffer, Chunk};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::{error, warn};
 
 pub use backoff::{Backoff, InvalidBackoff};
 pub use select::{Balance, Health, Selector};
@@ -149,6 +150,8 @@ pub struct SenderConfig {
     pub backoff_max: Duration,
     /// Host name sent in the handshake.
     pub self_hostname: String,
+    /// Where a chunk refused `after` times goes; retried for ever without.
+    pub dead_letter: Option<DeadLetter>,
 }
 
 impl SenderConfig {
@@ -177,6 +180,7 @@ impl Default for SenderConfig {
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             self_hostname: "hydra".to_owned(),
+            dead_letter: None,
         }
     }
 }
@@ -224,6 +228,20 @@ pub struct SenderStats {
     pub servers: Vec<ServerStats>,
     /// Per tag.
     pub sent: BTreeMap<String, TagStats>,
+    /// Chunks written to the dead-letter file.
+    pub dead_lettered_chunks: u64,
+    /// Their events.
+    pub dead_lettered_events: u64,
+}
+
+/// Where chunks the servers keep refusing go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Appended to, one Forward frame per chunk, as it was sent.
+    pub path: std::path::PathBuf,
+    /// Failed sends with the chunk first in line before it is written
+    /// there.
+    pub after: u32,
 }
 
 struct Shared {
@@ -265,6 +283,8 @@ impl Sender {
                     })
                     .collect(),
                 sent: BTreeMap::new(),
+                dead_lettered_chunks: 0,
+                dead_lettered_events: 0,
             }),
             chunks_in_flight: AtomicU64::new(0),
             done: AtomicBool::new(false),
@@ -463,6 +483,42 @@ impl Dispatcher {
         }
     }
 
+    /// Appends `chunk`'s frame to the dead-letter file and counts it
+    /// delivered: it is safe on disk, and its commits (acks, positions)
+    /// may run. If the file cannot be written the chunk is retried.
+    fn dead_letter(&mut self, dl: &DeadLetter, chunk: Chunk) {
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&dl.path)
+            .and_then(|mut f| {
+                f.write_all(chunk.frame())?;
+                f.sync_data()
+            });
+        match written {
+            Ok(()) => {
+                error!(
+                    path = %dl.path.display(),
+                    tag = chunk.tag(),
+                    events = chunk.events(),
+                    refusals = dl.after,
+                    "A chunk failed every send; it was written to the dead-letter file."
+                );
+                {
+                    let mut s = self.stats();
+                    s.dead_lettered_chunks += 1;
+                    s.dead_lettered_events += chunk.events() as u64;
+                }
+                self.buffer.delivered(chunk);
+            }
+            Err(e) => {
+                error!(path = %dl.path.display(), error = %e, "Cannot write the dead-letter file; the chunk is retried.");
+                self.buffer.retry(chunk);
+            }
+        }
+    }
+
     /// Copies which servers are active into the stats, when it changed.
     fn publish_active(&mut self, now: Instant) {
         let active = self.selector.active(now);
@@ -525,8 +581,31 @@ impl Dispatcher {
                     s.servers[i].retries += chunks.len() as u64;
                     s.servers[i].in_flight = self.links[i].in_flight;
                 }
+                // The oldest chunk is the one a server that closes or never
+                // acks was refusing, if it refused one: the others failed
+                // with it.
+                let mut chunks = chunks;
+                let mut head = None;
+                if !chunks.is_empty() {
+                    let mut first = chunks.remove(0);
+                    let refusals = first.refused();
+                    match self.config.dead_letter.clone() {
+                        Some(dl) if refusals >= dl.after => self.dead_letter(&dl, first),
+                        _ => {
+                            if refusals % 10 == 0 {
+                                warn!(
+                                    tag = first.tag(),
+                                    events = first.events(),
+                                    refusals,
+                                    "A chunk keeps failing; it holds back the ones behind it (output.dead_letter sets it aside)."
+                                );
+                            }
+                            head = Some(first);
+                        }
+                    }
+                }
                 // Back to the front, oldest first.
-                for c in chunks.into_iter().rev() {
+                for c in chunks.into_iter().rev().chain(head) {
                     self.buffer.retry(c);
                 }
             }

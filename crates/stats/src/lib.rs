@@ -171,6 +171,9 @@ pub struct Buffer {
     pub producer_waits: u64,
     /// Events delivered by the output since the start.
     pub delivered: u64,
+    /// Events of chunks the servers kept refusing, written to the
+    /// dead-letter file instead (counted in `delivered` too).
+    pub dead_lettered: u64,
 }
 
 /// What a tail input's parser could not parse.
@@ -553,6 +556,12 @@ pub fn prometheus(s: &Snapshot, sys: &System) -> String {
         "gauge",
         "The buffer's ceiling.",
         one(s.buffer.max_bytes),
+    );
+    metric(
+        "dead_lettered_events_total",
+        "counter",
+        "Events of chunks every server kept refusing, written to the dead-letter file.",
+        one(s.buffer.dead_lettered),
     );
     metric(
         "buffer_retried_chunks_total",

@@ -21,6 +21,9 @@ pub enum Behaviour {
     CloseAfterRead,
     /// Accepts, never reads.
     Stall,
+    /// Acks frames up to this many bytes; closes the connection on a larger
+    /// one, as Fluent Bit does past its `buffer_max_size`.
+    RefuseLargerThan(usize),
 }
 
 /// A Forward server on a loopback port, recording the `n` of each event.
@@ -82,13 +85,20 @@ impl Receiver {
                             Ok(0) | Err(_) => return,
                             Ok(_) => {}
                         }
-                        while let Ok(Some(req)) = decoder.decode(&mut buf) {
+                        loop {
+                            let before = buf.len();
+                            let Ok(Some(req)) = decoder.decode(&mut buf) else {
+                                break;
+                            };
                             let Request::Events(batch) = req else {
                                 continue;
                             };
                             match behaviour {
                                 Behaviour::CloseAfterRead => return,
                                 Behaviour::NeverAck => continue,
+                                Behaviour::RefuseLargerThan(max) if before - buf.len() > max => {
+                                    return;
+                                }
                                 _ => {}
                             }
                             {
