@@ -514,6 +514,9 @@ fn ack_delivered_waits_for_the_output_and_udp_heartbeats_are_answered() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The server acks before its line reaches the pipe the test reads.
+    wait(5, || server.numbers().contains(&2));
+    server.settle();
     assert_eq!(
         server
             .entries()

@@ -154,9 +154,14 @@ async fn crash_loop() {
     writer.join().unwrap();
     client.join().unwrap();
     let expected_lines: Vec<String> = (0..lines).map(|i| format!("line {i}")).collect();
+    // Distinct lines and events: the repeats after each kill must not
+    // count for the ones still on their way.
     let done = wait(60, || {
-        rx.messages.lock().unwrap().len() as u64 >= lines
-            && rx.seen.lock().unwrap().len() as u64 >= events
+        let messages: std::collections::HashSet<String> =
+            rx.messages.lock().unwrap().iter().cloned().collect();
+        let seen: std::collections::HashSet<u64> =
+            rx.seen.lock().unwrap().iter().copied().collect();
+        messages.len() as u64 >= lines && seen.len() as u64 >= events
     });
     peak = peak.max(peak_rss_mib(h.child.id()));
     assert!(h.stop().success());
@@ -615,4 +620,141 @@ async fn unwritable_positions_are_reported_and_forwarding_goes_on() {
     let (lost, dups) = report("unwritable positions", &expected, &got, peak);
     assert_eq!((lost, dups), (0, 0));
     let _ = Instant::now();
+}
+
+/// A PackedForward frame (`tag`, chunk id `id` when given) of `count`
+/// events `{"p": <pad bytes>}`: no `n` and no `message`, so the receiver
+/// counts only the good client's events.
+fn junk_frame(tag: &str, id: Option<&str>, count: usize, pad: usize) -> Vec<u8> {
+    let mut f = hydra_forward::FrameBuilder::new(
+        tag,
+        hydra_forward::BatchMode::PackedForward,
+        hydra_forward::TimeFormat::EventTime,
+    );
+    let pad = vec![b'x'; pad];
+    for _ in 0..count {
+        f.push_fields(
+            hydra_forward::EventTime::new(1_700_000_000, 0),
+            &[("p", &pad)],
+        );
+    }
+    f.finish(id.map(hydra_forward::Chunk::from_id).as_ref(), None)
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn hostile_clients_on_the_default_limits() {
+    // Every limit on its default (16 MiB frames, 64 MiB inflated, 64 MiB
+    // max_pending_bytes, a 64 MiB buffer): 200 clients send acked chunks
+    // and never read their acks, 100 connections send frames just under
+    // 16 MiB at once, 20 connections send a 64 MiB gzip bomb each. A good
+    // client beside them is served, and hydra's peak RSS stays bounded.
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Behaviour::Ack).await;
+    let (fwd, mon) = (free_port(), free_port());
+    let config = format!(
+        "inputs:\n  - type: forward\n    listen: 127.0.0.1:{fwd}\noutput:\n  type: forward\n  servers: [{{ host: 127.0.0.1, port: {} }}]\nmonitor:\n  listen: 127.0.0.1:{mon}\n",
+        rx.port()
+    );
+    let h = Hydra::start(dir.path(), &config);
+    let started = Instant::now();
+    let events: u64 = 2_000;
+    let good = std::thread::spawn(move || forward_client(fwd, 0, events));
+    let mut attackers = Vec::new();
+    // 200 clients that send 100 acked chunks each and never read.
+    let mut deaf_conns = Vec::new();
+    for c in 0..200 {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", fwd)) {
+            deaf_conns.push(s.try_clone().unwrap());
+            attackers.push(std::thread::spawn(move || {
+                let mut s = s;
+                for i in 0..100 {
+                    // Distinct chunk ids: none is a resend of another.
+                    let frame = junk_frame("deaf", Some(&format!("{c}-{i}")), 10, 20);
+                    if s.write_all(&frame).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+    }
+    // 100 connections at once, each a frame just under max_frame_bytes.
+    let large = Arc::new(junk_frame("large", None, 16_000, 1_000));
+    assert!(
+        large.len() < 16 << 20 && large.len() > 15 << 20,
+        "{}",
+        large.len()
+    );
+    let gate = Arc::new(std::sync::Barrier::new(100));
+    for _ in 0..100 {
+        let (frame, gate) = (large.clone(), gate.clone());
+        attackers.push(std::thread::spawn(move || {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", fwd)) {
+                gate.wait();
+                let _ = s.write_all(&frame);
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                let mut sink = Vec::new();
+                let _ = s.read_to_end(&mut sink);
+            } else {
+                gate.wait();
+            }
+        }));
+    }
+    // 20 connections, a 64 MiB gzip bomb each.
+    let bomb = {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        let mut frame = vec![0x93, 0xa4, b'b', b'o', b'm', b'b', 0xc6];
+        frame.extend_from_slice(&u32::try_from(bomb.len()).unwrap().to_be_bytes());
+        frame.extend_from_slice(&bomb);
+        frame.extend_from_slice(&[0x81, 0xaa]);
+        frame.extend_from_slice(b"compressed");
+        frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
+        Arc::new(frame)
+    };
+    for _ in 0..20 {
+        let frame = bomb.clone();
+        attackers.push(std::thread::spawn(move || {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", fwd)) {
+                let _ = s.write_all(&frame);
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                let mut sink = Vec::new();
+                let _ = s.read_to_end(&mut sink);
+            }
+        }));
+    }
+    for a in attackers {
+        a.join().unwrap();
+    }
+    good.join().unwrap();
+    let arrived = wait(60, || rx.seen.lock().unwrap().len() as u64 >= events);
+    let peak = peak_rss_mib(h.child.id());
+    let stats = http_get(mon, "/");
+    drop(deaf_conns);
+    let expected: Vec<String> = (0..events).map(|i| i.to_string()).collect();
+    let got: Vec<String> = rx.seen.lock().unwrap().iter().map(u64::to_string).collect();
+    let (lost, _) = report(
+        "hostile clients on the default limits (good client's events)",
+        &expected,
+        &got,
+        peak,
+    );
+    let receiver: serde_json::Value = serde_json::from_str(&stats).unwrap_or_default();
+    println!(
+        "hostile clients: peak RSS {peak:.1} MiB (buffer 64 MiB, max_pending_bytes 64 MiB), {:.1} s; receiver {}",
+        started.elapsed().as_secs_f64(),
+        receiver["receiver"]
+    );
+    assert!(arrived && lost == 0, "the good client was not served");
+    // Bounded by the buffer and max_pending_bytes, plus what the allocator
+    // keeps of freed frames and inflations: about 290 MiB measured, where
+    // the same attack held 2 GiB before max_pending_bytes existed. The
+    // 128 MiB (buffer + 64 MiB) aimed at is not reached yet.
+    assert!(peak < 400.0, "peak RSS {peak:.1} MiB");
+    assert!(h.stop().success());
 }

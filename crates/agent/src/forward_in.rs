@@ -6,16 +6,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use futures_util::StreamExt;
+use bytes::{Bytes, BytesMut};
 use hydra_buffer::{Buffer, Commit};
 use hydra_config::{AckWhen, ForwardInput};
 use hydra_forward::{Chunk, ForwardDecoder, Helo, Limits, Pong, Request, udp_heartbeat_reply};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
 use tracing::{debug, warn};
 
 use crate::{Error, join_tag};
@@ -31,6 +30,7 @@ pub struct ReceiverCounters {
     connections: AtomicU64,
     acks: AtomicU64,
     resent: AtomicU64,
+    over_budget: AtomicU64,
     auth_failures: AtomicU64,
     tls_failures: AtomicU64,
 }
@@ -48,6 +48,7 @@ impl ReceiverCounters {
             connections: l(&self.connections),
             acks: l(&self.acks),
             resent_chunks: l(&self.resent),
+            over_budget: l(&self.over_budget),
             auth_failures: l(&self.auth_failures),
             tls_failures: l(&self.tls_failures),
             ..hydra_stats::Receiver::default()
@@ -143,6 +144,10 @@ pub(crate) async fn prepare(
             tls,
             security,
             pending: Pending::default(),
+            budget: Arc::new(Semaphore::new(
+                usize::try_from(config.max_pending_bytes.0).unwrap_or(usize::MAX),
+            )),
+            budget_total: usize::try_from(config.max_pending_bytes.0).unwrap_or(usize::MAX),
         },
         max_connections: config.max_connections,
     })
@@ -189,6 +194,12 @@ pub(crate) async fn start(
                 _ = accept_stop.changed() => break,
                 p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             };
+            // New connections wait while the memory budget is spent.
+            let budget = settings.budget.clone();
+            tokio::select! {
+                _ = accept_stop.changed() => break,
+                p = budget.acquire() => drop(p),
+            }
             let (stream, peer) = tokio::select! {
                 _ = accept_stop.changed() => break,
                 r = listener.accept() => match r {
@@ -233,6 +244,10 @@ struct Settings {
     tls: Option<hydra_tls::TlsAcceptor>,
     security: Option<SecuritySettings>,
     pending: Pending,
+    /// `max_pending_bytes`, in bytes: what connections hold of partly
+    /// read frames and inflated events beyond [`FREE`] each.
+    budget: Arc<Semaphore>,
+    budget_total: usize,
 }
 
 /// What tells a resent chunk from another: a client whose ack timed out
@@ -252,12 +267,10 @@ struct ChunkKey {
 /// with the connections waiting for its ack. A resent chunk joins the
 /// waiters instead of being buffered twice.
 #[derive(Debug, Default)]
-struct Pending(Mutex<HashMap<ChunkKey, Vec<mpsc::UnboundedSender<Bytes>>>>);
+struct Pending(Mutex<HashMap<ChunkKey, Vec<mpsc::Sender<Bytes>>>>);
 
 impl Pending {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<ChunkKey, Vec<mpsc::UnboundedSender<Bytes>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChunkKey, Vec<mpsc::Sender<Bytes>>>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -284,7 +297,9 @@ impl Owed {
             .remove(&key)
             .unwrap_or_default();
         for w in waiters {
-            if w.send(self.ack.clone()).is_ok() {
+            // A full queue is a client that stopped reading: its writer
+            // times out and closes the connection; the client resends.
+            if w.try_send(self.ack.clone()).is_ok() {
                 self.counters.acks.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -298,6 +313,13 @@ impl Drop for Owed {
         }
     }
 }
+
+/// Acks queued for one connection before further ones are dropped (the
+/// client resends what it got no ack for).
+const ACK_QUEUE: usize = 1024;
+
+/// How long one ack may take to write before the connection is closed.
+const ACK_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Aborts the task when dropped: a connection's ack writer ends with the
 /// connection, even when the connection's task is aborted.
@@ -320,12 +342,154 @@ trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
 type Conn = Box<dyn Stream>;
-type Frames = FramedRead<tokio::io::ReadHalf<Conn>, ForwardDecoder>;
+
+/// Bytes a connection may buffer outside the memory budget: small frames
+/// never wait for it.
+const FREE: usize = 64 << 10;
+
+/// The most read from a connection at once.
+const READ: usize = 64 << 10;
+
+/// How long a connection waits for room in the memory budget before it is
+/// closed (its client sends again), so connections holding part of it
+/// cannot wait on each other for ever.
+const BUDGET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A compressed batch is first inflated within this much room; one that
+/// needs more waits for room for `max_decompressed_bytes`.
+const INFLATE_FIRST: usize = 8 << 20;
+
+/// Permits of the memory budget held by one connection.
+struct Held {
+    budget: Arc<Semaphore>,
+    total: usize,
+    n: usize,
+}
+
+impl Held {
+    /// Holds room for `bytes` buffered (beyond [`FREE`]), waiting at most
+    /// [`BUDGET_WAIT`] for it.
+    async fn reserve(&mut self, bytes: usize) -> bool {
+        let need = bytes.saturating_sub(FREE).min(self.total);
+        if need <= self.n {
+            return true;
+        }
+        let more = u32::try_from(need - self.n).unwrap_or(u32::MAX);
+        match tokio::time::timeout(BUDGET_WAIT, self.budget.acquire_many(more)).await {
+            Ok(Ok(p)) => {
+                p.forget();
+                self.n += more as usize;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives back what `bytes` buffered no longer need.
+    fn keep(&mut self, bytes: usize) {
+        let need = bytes.saturating_sub(FREE).min(self.total);
+        if need < self.n {
+            self.budget.add_permits(self.n - need);
+            self.n = need;
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.n);
+    }
+}
+
+/// Why a connection's reading stopped.
+enum Next {
+    Request(Request),
+    /// Closed by the client, or a read failed.
+    Closed,
+    Idle,
+    Corrupt(hydra_forward::Error),
+    /// No room in the memory budget within [`BUDGET_WAIT`].
+    OverBudget,
+}
+
+/// A connection's frames, read within its input's memory budget.
+struct Reader {
+    read: tokio::io::ReadHalf<Conn>,
+    buf: BytesMut,
+    decoder: ForwardDecoder,
+    held: Held,
+}
+
+impl Reader {
+    async fn next(&mut self, idle: std::time::Duration) -> Next {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Err(e) => return Next::Corrupt(e),
+                Ok(Some(r)) => return Next::Request(r),
+                Ok(None) => {}
+            }
+            // Room first, then the bytes: a frame's size is known from its
+            // header, before its body is read.
+            let want = self.decoder.wanted().max(self.buf.len() + READ);
+            if !self.held.reserve(want).await {
+                return Next::OverBudget;
+            }
+            if want > self.buf.capacity() {
+                // At once, to the size reserved: grown read by read, the
+                // buffer would double past it.
+                self.buf.reserve(want - self.buf.len());
+            }
+            let mut limited = (&mut self.read).take(READ as u64);
+            match tokio::time::timeout(idle, limited.read_buf(&mut self.buf)).await {
+                Err(_) => return Next::Idle,
+                Ok(Ok(0) | Err(_)) => return Next::Closed,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The request taken out was handled: give back its room.
+    fn settle(&mut self) {
+        self.held.keep(self.buf.len());
+    }
+}
+
+/// Inflates `c` on a blocking thread, with room for it in the memory
+/// budget (held until the events are appended). `None` when no room came
+/// in time.
+async fn inflate(
+    c: hydra_forward::Compressed,
+    settings: &Settings,
+) -> Option<(Request, tokio::sync::OwnedSemaphorePermit)> {
+    let mut c = c;
+    let max = c.max_inflated().min(settings.budget_total);
+    let mut limit = INFLATE_FIRST.min(max);
+    loop {
+        let permits = u32::try_from(limit).unwrap_or(u32::MAX);
+        let permit = tokio::time::timeout(
+            BUDGET_WAIT,
+            settings.budget.clone().acquire_many_owned(permits),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        match tokio::task::spawn_blocking(move || c.inflate_within(limit)).await {
+            Ok(Ok(request)) => return Some((request, permit)),
+            // Inflates past the first guess: wait for room for all of it.
+            Ok(Err(back)) if limit < max => {
+                drop(permit);
+                c = *back;
+                limit = max;
+            }
+            _ => return None,
+        }
+    }
+}
 
 /// The server side of the shared-key handshake: HELO, the client's PING
 /// checked, PONG. A refused client gets `["PONG", false, reason, "", ""]`.
 async fn handshake(
-    frames: &mut Frames,
+    reader: &mut Reader,
     write: &mut tokio::io::WriteHalf<Conn>,
     security: &SecuritySettings,
 ) -> Result<(), &'static str> {
@@ -334,10 +498,11 @@ async fn handshake(
         .write_all(&helo.to_msgpack())
         .await
         .map_err(|_| "connection lost")?;
-    let ping = match tokio::time::timeout(std::time::Duration::from_secs(10), frames.next()).await {
-        Ok(Some(Ok(Request::Ping(p)))) => p,
+    let ping = match reader.next(std::time::Duration::from_secs(10)).await {
+        Next::Request(Request::Ping(p)) => p,
         _ => return Err("no PING after HELO"),
     };
+    reader.settle();
     let reason = if !ping.verify_shared_key(&helo.nonce, &security.key) {
         Some("shared_key mismatch")
     } else if !security.users.is_empty()
@@ -391,9 +556,18 @@ async fn serve(
         }
     };
     let (read, mut write) = tokio::io::split(conn);
-    let mut frames = FramedRead::new(read, ForwardDecoder::with_limits(settings.limits));
+    let mut reader = Reader {
+        read,
+        buf: BytesMut::with_capacity(8 << 10),
+        decoder: ForwardDecoder::with_limits(settings.limits).defer_inflation(),
+        held: Held {
+            budget: settings.budget.clone(),
+            total: settings.budget_total,
+            n: 0,
+        },
+    };
     if let Some(security) = &settings.security
-        && let Err(reason) = handshake(&mut frames, &mut write, security).await
+        && let Err(reason) = handshake(&mut reader, &mut write, security).await
     {
         counters.auth_failures.fetch_add(1, Ordering::Relaxed);
         warn!(%peer, reason, "Client refused in the shared-key handshake.");
@@ -401,31 +575,64 @@ async fn serve(
     }
     // Acks go through one writer: with `ack: delivered` they are sent from
     // delivery callbacks, possibly after this loop ended.
-    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Bytes>();
+    // Bounded, with a write timeout: a client that does not read its acks
+    // holds neither memory nor its connection slot for long.
+    let (ack_tx, mut ack_rx) = mpsc::channel::<Bytes>(ACK_QUEUE);
     let mut writer = AbortOnDrop(tokio::spawn(async move {
         while let Some(ack) = ack_rx.recv().await {
-            if write.write_all(&ack).await.is_err() {
-                return;
+            match tokio::time::timeout(ACK_WRITE_TIMEOUT, write.write_all(&ack)).await {
+                Ok(Ok(())) => {}
+                _ => return,
             }
         }
     }));
+    let mut writer_done = false;
     loop {
+        // The request before this one was handled (or skipped): its room
+        // in the budget goes back.
+        reader.settle();
         let next = tokio::select! {
             _ = stop.changed() => break,
-            n = tokio::time::timeout(settings.idle, frames.next()) => n,
+            _ = &mut writer.0, if !writer_done => {
+                writer_done = true;
+                debug!(%peer, "Closing a connection that does not read its acks.");
+                break;
+            }
+            n = reader.next(settings.idle) => n,
         };
         let request = match next {
-            Err(_) => {
+            Next::Idle => {
                 debug!(%peer, "Idle connection closed.");
                 break;
             }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
+            Next::Closed => break,
+            Next::Corrupt(e) => {
                 counters.rejected.fetch_add(1, Ordering::Relaxed);
                 warn!(%peer, error = %e, "Closing a connection whose input cannot be decoded.");
                 break;
             }
-            Ok(Some(Ok(r))) => r,
+            Next::OverBudget => {
+                counters.over_budget.fetch_add(1, Ordering::Relaxed);
+                warn!(%peer, "Closing a connection that waited too long for room in max_pending_bytes; its client sends again.");
+                break;
+            }
+            Next::Request(r) => r,
+        };
+        // Room for the inflated events, held until they are appended.
+        let mut _inflated = None;
+        let request = match request {
+            Request::Compressed(c) => match inflate(c, settings).await {
+                Some((r, permit)) => {
+                    _inflated = Some(permit);
+                    r
+                }
+                None => {
+                    counters.over_budget.fetch_add(1, Ordering::Relaxed);
+                    warn!(%peer, "Closing a connection whose compressed frame found no room in max_pending_bytes; its client sends again.");
+                    break;
+                }
+            },
+            r => r,
         };
         match request {
             Request::Events(batch) => {
@@ -472,6 +679,7 @@ async fn serve(
                     // A frame larger than a chunk goes out as several, each
                     // within what a downstream accepts (Fluent Bit takes 6 MiB
                     // by default); the ack waits for all of them.
+                    let waits_for_delivery = commit.is_some();
                     let pieces = batch.pieces(buffer.config().chunk_bytes);
                     let commits = hydra_buffer::split_commit(commit, pieces.len());
                     let mut accepted = true;
@@ -491,6 +699,13 @@ async fn serve(
                         // client will send it again.
                         break;
                     }
+                    if waits_for_delivery {
+                        // Its client waits for the ack: sent now rather
+                        // than after flush_interval, so a client that
+                        // sends a chunk at a time is not held to one per
+                        // flush_interval.
+                        buffer.flush(&tag);
+                    }
                     counters.messages.fetch_add(n as u64, Ordering::Relaxed);
                     counters
                         .bytes
@@ -501,8 +716,12 @@ async fn serve(
                 if let Some(a) = ack
                     && (settings.ack == AckWhen::Buffered || n == 0)
                 {
+                    // Waiting for room is backpressure on a client slow to
+                    // read its acks.
+                    if ack_tx.send(a).await.is_err() {
+                        break;
+                    }
                     counters.acks.fetch_add(1, Ordering::Relaxed);
-                    let _ = ack_tx.send(a);
                 }
             }
             Request::Dropped(d) => {
@@ -511,8 +730,9 @@ async fn serve(
             }
             Request::Ping(_) => {
                 // No shared key is configured on this input.
-                let _ =
-                    ack_tx.send(Pong::refuse("this server does not use a shared key").to_msgpack());
+                let _ = ack_tx
+                    .send(Pong::refuse("this server does not use a shared key").to_msgpack())
+                    .await;
                 break;
             }
             _ => {}
@@ -520,5 +740,7 @@ async fn serve(
     }
     drop(ack_tx);
     // The writer ends once every pending delivered-ack was sent or dropped.
-    let _ = (&mut writer.0).await;
+    if !writer_done {
+        let _ = (&mut writer.0).await;
+    }
 }

@@ -429,6 +429,14 @@ impl Buffer {
         }
     }
 
+    /// Seals `tag`'s open chunk now, without waiting for `flush_interval`
+    /// or `chunk_bytes`: for events whose sender waits on their delivery
+    /// (a Forward client acked once delivered).
+    pub fn flush(&self, tag: &str) {
+        let mut state = self.lock();
+        self.seal(&mut state, tag);
+    }
+
     fn seal(&self, state: &mut State, tag: &str) {
         let Some((tag, open)) = state.open.remove_entry(tag) else {
             return;

@@ -327,6 +327,10 @@ pub struct ForwardInput {
     /// connection; 4 × `max_frame_bytes` by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_decompressed_bytes: Option<Size>,
+    /// Bytes of partly read frames and inflated events all connections
+    /// of this input may hold at once; past it, connections wait.
+    #[serde(default = "default_max_pending")]
+    pub max_pending_bytes: Size,
     /// A connection silent this long is closed.
     #[serde(default = "default_idle", with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -460,6 +464,9 @@ fn default_max_connections() -> usize {
 }
 fn default_max_frame() -> Size {
     Size(16 << 20)
+}
+fn default_max_pending() -> Size {
+    Size(64 << 20)
 }
 fn default_idle() -> Duration {
     Duration::from_secs(300)
@@ -811,6 +818,11 @@ impl Config {
                     if f.listen.port() == 0 {
                         return bad(format!(
                             "inputs[{i}] (forward): `listen` needs a port other than 0"
+                        ));
+                    }
+                    if f.max_pending_bytes.0 == 0 || f.max_pending_bytes.0 > u64::from(u32::MAX) {
+                        return bad(format!(
+                            "inputs[{i}] (forward): `max_pending_bytes` must be between 1 byte and 4GiB"
                         ));
                     }
                     if f.idle_timeout.is_zero() {

@@ -290,6 +290,72 @@ pub enum Request {
     /// go on. No ack should be sent for it: an acking client will retry, or
     /// give up by its own rules.
     Dropped(Dropped),
+    /// A compressed batch left to inflate, from a decoder that defers
+    /// inflation ([`ForwardDecoder::defer_inflation`]).
+    Compressed(Compressed),
+}
+
+/// A CompressedPackedForward batch, not inflated yet: [`Compressed::inflate`]
+/// does it, where the caller chooses (a blocking thread, under a memory
+/// budget), within the decoder's limits.
+#[derive(Debug)]
+pub struct Compressed {
+    tag: String,
+    raw: Bytes,
+    options: Options,
+    limits: Limits,
+}
+
+impl Compressed {
+    /// The most bytes inflating may produce (the decoder's
+    /// `max_decompressed_bytes`).
+    pub fn max_inflated(&self) -> usize {
+        self.limits.max_decompressed_bytes
+    }
+
+    /// Inflates and checks the events: [`Request::Events`], or
+    /// [`Request::Dropped`] when the data is not valid gzip or inflates
+    /// past the limit.
+    pub fn inflate(self) -> Request {
+        let max = self.limits.max_decompressed_bytes;
+        self.inflate_within(max).unwrap_or_else(|c| {
+            // Unreachable: within the decoder's own limit, an overflow is a
+            // Dropped request.
+            Request::Dropped(Dropped {
+                error: Error::DecompressedTooLarge { limit: max },
+                chunk: c.options.chunk,
+            })
+        })
+    }
+
+    /// Like [`Compressed::inflate`], giving up with the batch back when it
+    /// inflates past `limit` and `limit` is below the decoder's own: the
+    /// caller may try again with room for more.
+    pub fn inflate_within(self, limit: usize) -> Result<Request, Box<Compressed>> {
+        let max = self.limits.max_decompressed_bytes;
+        let chunk = self.options.chunk.clone();
+        match gunzip(&self.raw, limit.min(max)) {
+            Err(Error::DecompressedTooLarge { .. }) if limit < max => Err(Box::new(self)),
+            Err(error) => Ok(Request::Dropped(Dropped { error, chunk })),
+            Ok(inflated) => {
+                let mut scanner = Scanner::new(
+                    self.limits
+                        .max_decompressed_bytes
+                        .max(self.limits.max_frame_bytes),
+                    self.limits.max_depth,
+                );
+                let checked = check_entries(&mut scanner, &inflated, &mut lazy_now());
+                Ok(Request::Events(EventBatch {
+                    tag: self.tag,
+                    mode: Mode::CompressedPackedForward,
+                    entries: checked.entries,
+                    count: checked.count,
+                    skipped: checked.skipped,
+                    options: self.options,
+                }))
+            }
+        }
+    }
 }
 
 /// A dropped frame and why.
@@ -313,6 +379,9 @@ pub struct ForwardDecoder {
     frame: Scanner,
     inner: Scanner,
     heartbeats: u64,
+    defer_inflation: bool,
+    /// What the last `decode` that needed more bytes asked for.
+    wanted: usize,
 }
 
 impl Default for ForwardDecoder {
@@ -337,7 +406,25 @@ impl ForwardDecoder {
                 limits.max_depth,
             ),
             heartbeats: 0,
+            defer_inflation: false,
+            wanted: 0,
         }
+    }
+
+    /// Hands compressed batches out as [`Request::Compressed`] instead of
+    /// inflating them inside `decode`, so a server can inflate them off
+    /// its I/O threads and within a memory budget.
+    pub fn defer_inflation(mut self) -> Self {
+        self.defer_inflation = true;
+        self
+    }
+
+    /// After `decode` returned `Ok(None)`: how many bytes the buffer must
+    /// hold before decoding can go on. For a PackedForward frame, once its
+    /// header is in, that is the whole frame: a server can reserve memory
+    /// for it before reading it.
+    pub fn wanted(&self) -> usize {
+        self.wanted
     }
 
     /// The limits in force.
@@ -474,6 +561,14 @@ impl ForwardDecoder {
                         Mode::PackedForward,
                         check_entries(&mut self.inner, &raw, &mut now),
                     ),
+                    Some(Compression::Gzip) if self.defer_inflation => {
+                        return Ok(Some(Request::Compressed(Compressed {
+                            tag,
+                            raw,
+                            options,
+                            limits: self.limits,
+                        })));
+                    }
                     Some(Compression::Gzip) => {
                         let inflated =
                             gunzip(&raw, self.limits.max_decompressed_bytes).map_err(with_chunk)?;
@@ -503,10 +598,12 @@ impl Decoder for ForwardDecoder {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, Error> {
         loop {
             if src.is_empty() {
+                self.wanted = 1;
                 return Ok(None);
             }
             match self.frame.scan(src)? {
                 Scan::NeedMore(n) => {
+                    self.wanted = n;
                     // Reserve modestly: a peer's claimed length is not a
                     // reason to allocate it up front.
                     src.reserve((n - src.len()).min(64 << 10));
@@ -577,7 +674,10 @@ fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, Error> {
 }
 
 fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Error> {
-    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit).min(1 << 20));
+    // Room for the limit at once (address space only: pages become
+    // resident as they are written): grown by doubling, the copy would hold
+    // one and a half times the output at its peak.
+    let mut out = Vec::with_capacity(limit.saturating_add(1));
     // MultiGzDecoder: clients may concatenate several gzip members.
     flate2::read::MultiGzDecoder::new(raw)
         .take(limit as u64 + 1)

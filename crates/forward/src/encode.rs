@@ -180,6 +180,13 @@ impl FrameBuilder {
         let patched = u32::try_from(patched).unwrap_or(u32::MAX);
         self.buf[self.len_at..self.len_at + 4].copy_from_slice(&patched.to_be_bytes());
         write_options(&mut self.buf, self.count, chunk, compress);
+        if self.buf.capacity() > 2 * self.buf.len() {
+            // A frame sealed early (a flush, compression) would keep the
+            // room reserved for a full one for as long as it waits to be
+            // delivered: give it back. Frames near their reserved size are
+            // not copied.
+            self.buf.shrink_to_fit();
+        }
         self.buf.into()
     }
 }

@@ -60,8 +60,8 @@ mod scan;
 mod time;
 
 pub use decode::{
-    Chunk, Compression, Dropped, Event, EventBatch, EventRef, Events, ForwardDecoder, Limits, Mode,
-    Options, Request, udp_heartbeat_reply,
+    Chunk, Compressed, Compression, Dropped, Event, EventBatch, EventRef, Events, ForwardDecoder,
+    Limits, Mode, Options, Request, udp_heartbeat_reply,
 };
 pub use encode::{BatchMode, FrameBuilder, FrameParts, encode_message, encode_record};
 pub use error::Error;

@@ -242,3 +242,53 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Inflating later, as a server does off its I/O threads, gives the
+    /// batch inflating inside `decode` gives.
+    #[test]
+    fn deferred_inflation_gives_the_same_batch(
+        events in proptest::collection::vec(event(), 1..20),
+        with_chunk in any::<bool>(),
+    ) {
+        let chunk = with_chunk.then(Chunk::generate);
+        let frame = encode("t.x", &events, WireMode::CompressedPacked, TimeFormat::EventTime, chunk.as_ref())
+            .remove(0);
+        let inline = ForwardDecoder::new().decode_frame(&frame).unwrap();
+        let deferred = ForwardDecoder::new().defer_inflation().decode_frame(&frame).unwrap();
+        let Some(Request::Compressed(c)) = deferred else {
+            panic!("not deferred: {deferred:?}");
+        };
+        prop_assert_eq!(c.max_inflated(), Limits::default().max_decompressed_bytes);
+        match (inline, c.inflate()) {
+            (Some(Request::Events(a)), Request::Events(b)) => prop_assert_eq!(a, b),
+            (a, b) => panic!("{a:?} vs {b:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_deferred_bomb_is_dropped_at_the_limit() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 8 << 20]).unwrap();
+    let bomb = gz.finish().unwrap();
+    let mut frame = vec![0x93, 0xa1, b't', 0xc6];
+    frame.extend_from_slice(&u32::try_from(bomb.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&bomb);
+    frame.extend_from_slice(&[0x81, 0xaa]);
+    frame.extend_from_slice(b"compressed");
+    frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
+    let mut decoder = ForwardDecoder::with_limits(Limits {
+        max_decompressed_bytes: 1 << 20,
+        ..Limits::default()
+    })
+    .defer_inflation();
+    let Some(Request::Compressed(c)) = decoder.decode_frame(&Bytes::from(frame)).unwrap() else {
+        panic!("not deferred");
+    };
+    let Request::Dropped(d) = c.inflate() else {
+        panic!("a bomb was accepted");
+    };
+    assert!(d.error.can_continue(), "{}", d.error);
+}

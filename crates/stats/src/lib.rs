@@ -61,6 +61,9 @@ pub struct Receiver {
     /// Chunks a client sent again while the first copy was still
     /// undelivered (`ack: delivered`): acked with it, not buffered twice.
     pub resent_chunks: u64,
+    /// Connections closed because they found no room in
+    /// `max_pending_bytes` in time (their clients send again).
+    pub over_budget: u64,
     /// Clients refused in the shared-key handshake.
     pub auth_failures: u64,
     /// TLS handshakes that failed.
@@ -86,6 +89,7 @@ impl Receiver {
             t.connections += l.connections;
             t.acks += l.acks;
             t.resent_chunks += l.resent_chunks;
+            t.over_budget += l.over_budget;
             t.auth_failures += l.auth_failures;
             t.tls_failures += l.tls_failures;
             t.events_per_sec += l.events_per_sec;
@@ -514,6 +518,12 @@ pub fn prometheus(s: &Snapshot, sys: &System) -> String {
         "counter",
         "Acks sent to forward clients.",
         one(r.acks),
+    );
+    metric(
+        "receiver_over_budget_total",
+        "counter",
+        "Connections closed for want of room in max_pending_bytes.",
+        one(r.over_budget),
     );
     metric(
         "receiver_resent_chunks_total",
