@@ -118,6 +118,9 @@ struct Tracked {
     /// The last bytes handed out, ending at `line_offset`: recognizes the
     /// copy that copytruncate leaves.
     window: Vec<u8>,
+    /// The last bytes read, ending at `read_offset` (at most [`EDGE`]):
+    /// still there at the next read unless the file was rewritten.
+    edge: Vec<u8>,
     /// The last read stopped at its budget with more to read.
     more: bool,
     live: Arc<Live>,
@@ -152,6 +155,33 @@ const MOVED_KEPT: Duration = Duration::from_secs(1);
 
 /// The longest a stop waits for the kernel's queued file events.
 const FLUSH_WAIT: Duration = Duration::from_millis(500);
+
+/// Bytes kept in [`Tracked::edge`].
+const EDGE: usize = 16;
+
+/// Whether the bytes of `file` just before `offset` are still `edge`.
+fn edge_intact(file: &File, offset: u64, edge: &[u8]) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut now = [0u8; EDGE];
+    let now = &mut now[..edge.len()];
+    // A read error is not taken for a rewrite: the read that follows
+    // reports it.
+    offset
+        .checked_sub(edge.len() as u64)
+        .is_none_or(|at| file.read_exact_at(now, at).map_or(true, |()| now == edge))
+}
+
+/// Keeps the last [`EDGE`] bytes of what was read, `new` last.
+fn remember_edge(edge: &mut Vec<u8>, new: &[u8]) {
+    if new.len() >= EDGE {
+        edge.clear();
+        edge.extend_from_slice(&new[new.len() - EDGE..]);
+    } else {
+        edge.extend_from_slice(new);
+        let excess = edge.len().saturating_sub(EDGE);
+        edge.drain(..excess);
+    }
+}
 
 /// Bytes kept in [`Tracked::window`].
 const WINDOW: usize = 256;
@@ -966,6 +996,7 @@ impl Engine {
             last_size: size,
             last_mtime: mtime(meta),
             window: Vec::new(),
+            edge: Vec::new(),
             more: false,
         })
     }
@@ -987,6 +1018,19 @@ impl Engine {
             || size < previous_size
             || (changed && !t.fingerprint.matches(&mut t.file).unwrap_or(true));
         if truncated {
+            // `meta` may predate the truncation (the contents were checked
+            // after it was taken): what the file is now is what reading
+            // from the start goes by. A stale, larger size would make the
+            // next look take the file for truncated again and read it twice.
+            let size = match t.file.metadata() {
+                Ok(now) => {
+                    t.last_size = now.len();
+                    t.last_mtime = mtime(&now);
+                    t.live.size.store(now.len(), Ordering::Relaxed);
+                    now.len()
+                }
+                Err(_) => size,
+            };
             info!(path = %t.path.display(), size, offset = t.read_offset, "File truncated; reading from the start.");
             self.drain_copy(t);
             t.live.truncations.fetch_add(1, Ordering::Relaxed);
@@ -995,6 +1039,7 @@ impl Engine {
             t.read_offset = 0;
             t.line_offset = 0;
             t.window.clear();
+            t.edge.clear();
             if t.file.seek(SeekFrom::Start(0)).is_err() {
                 return;
             }
@@ -1119,6 +1164,18 @@ impl Engine {
                 // bytes per chunk tells.
                 self.check_truncation(t, meta);
             }
+            if size > t.read_offset
+                && !t.edge.is_empty()
+                && let Ok(meta) = &meta
+                && !edge_intact(&t.file, t.read_offset, &t.edge)
+            {
+                // Emptied and written past the offset since the last read,
+                // too fast for the size to show it: the bytes before the
+                // offset are not the ones read there. (A last size past any
+                // makes the check below take it for truncated.)
+                t.last_size = u64::MAX;
+                self.check_truncation(t, meta);
+            }
             if size <= t.read_offset {
                 t.splitter.release_if_empty();
                 break;
@@ -1141,6 +1198,7 @@ impl Engine {
             if n == 0 {
                 break;
             }
+            remember_edge(&mut t.edge, &buf[len..]);
             t.read_offset += n as u64;
             t.last_data = Instant::now();
             read_now += n;
