@@ -609,24 +609,11 @@ fn a_chunk_past_the_inbound_frame_limit_is_printed_whole() {
     // events already: the chunk is larger than any inbound frame may be,
     // and every event of it must still be printed before it counts as
     // delivered.
-    use hydra_forward::{BatchMode, EventTime, FrameBuilder, TimeFormat};
     let dir = tempfile::tempdir().unwrap();
     let (fwd, mon) = (free_port(), free_port());
     let h = Hydra::start(dir.path(), &stdout_config(fwd, mon, ""));
-    let frame = |from: u64, to: u64, pad: usize| {
-        let mut f = FrameBuilder::new("big", BatchMode::PackedForward, TimeFormat::EventTime);
-        for n in from..to {
-            let message = format!("line {n} {}", "x".repeat(pad));
-            f.push_line(
-                EventTime::new(1_700_000_000, 0),
-                "message",
-                message.as_bytes(),
-            );
-        }
-        f.finish(None, None)
-    };
-    let small = frame(0, 2_000, 90);
-    let large = frame(2_000, 18_150, 1_000);
+    let small = padded_frame("big", None, 0, 2_000, 90);
+    let large = padded_frame("big", None, 2_000, 18_150, 1_000);
     assert!(
         large.len() < 16 << 20 && small.len() + large.len() > 16 << 20,
         "{} + {}",

@@ -221,3 +221,19 @@ pub fn send_numbered(
     let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
     child.wait().unwrap().success()
 }
+
+/// A PackedForward frame of `{"message": "line N <pad>"}` for `from..to`,
+/// with `tag` and, when given, chunk id `id`.
+pub fn padded_frame(tag: &str, id: Option<&str>, from: u64, to: u64, pad: usize) -> Vec<u8> {
+    use hydra_forward::{BatchMode, Chunk, EventTime, FrameBuilder, TimeFormat};
+    let mut f = FrameBuilder::new(tag, BatchMode::PackedForward, TimeFormat::EventTime);
+    let pad = "x".repeat(pad);
+    for n in from..to {
+        f.push_line(
+            EventTime::new(1_700_000_000, 0),
+            "message",
+            format!("line {n} {pad}").as_bytes(),
+        );
+    }
+    f.finish(id.map(Chunk::from_id).as_ref(), None).to_vec()
+}
