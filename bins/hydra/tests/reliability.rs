@@ -758,3 +758,69 @@ async fn hostile_clients_on_the_default_limits() {
     assert!(peak < 400.0, "peak RSS {peak:.1} MiB");
     assert!(h.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_gzip_chunk_inflating_past_the_first_guess_is_served() {
+    // Defaults throughout. A compressed chunk whose frame is larger than
+    // what a connection reads outside max_pending_bytes, and which
+    // inflates past the first 8 MiB tried: its connection holds part of
+    // the budget while asking for room to inflate. Asking for the whole
+    // budget, it waited on itself until it was closed, unacked, for ever.
+    use hydra_forward::{BatchMode, Chunk, Compression, EventTime, FrameBuilder, TimeFormat};
+    use rand::Rng;
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let h = Hydra::start(dir.path(), &stdout_config(fwd, mon, ""));
+    let events: u64 = 12_000;
+    let mut f = FrameBuilder::new("big", BatchMode::PackedForward, TimeFormat::EventTime);
+    let pad = "x".repeat(1_000);
+    let mut rng = rand::rng();
+    for n in 0..events {
+        let noise: u64 = rng.random();
+        f.push_line(
+            EventTime::new(1_700_000_000, 0),
+            "message",
+            format!("line {n} {noise:016x} {pad}").as_bytes(),
+        );
+    }
+    let frame = f.finish(Some(&Chunk::from_id("big-1")), Some(Compression::Gzip));
+    assert!(
+        frame.len() > 256 << 10 && frame.len() < 16 << 20,
+        "{}",
+        frame.len()
+    );
+    let started = Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(&frame).unwrap();
+    let mut ack = [0u8; 64];
+    let got = s.read(&mut ack).unwrap_or(0);
+    assert!(
+        got > 0 && ack[..got].windows(5).any(|w| w == b"big-1"),
+        "no ack after {:.1} s: {:?}",
+        started.elapsed().as_secs_f64(),
+        http_get(mon, "/")
+    );
+    let printed = h.wait_events(usize::try_from(events).unwrap(), 30);
+    let numbers: std::collections::BTreeSet<u64> = printed
+        .iter()
+        .filter_map(|e| {
+            e["record"]["message"]
+                .as_str()?
+                .split(' ')
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .collect();
+    println!(
+        "a {} KiB gzip chunk inflating to {} MiB: acked in {:.2} s, {} of {events} printed",
+        frame.len() >> 10,
+        (events * 1_030) >> 20,
+        started.elapsed().as_secs_f64(),
+        numbers.len()
+    );
+    assert_eq!(numbers.len() as u64, events);
+    assert!(h.stop().success());
+}

@@ -457,12 +457,23 @@ impl Reader {
 /// Inflates `c` on a blocking thread, with room for it in the memory
 /// budget (held until the events are appended). `None` when no room came
 /// in time.
+///
+/// An inflation gets at most half the budget, and never more than what
+/// the connection's own compressed frame (`held`) leaves: asking for all
+/// of it, a batch would wait for ever on its own frame, or on any other
+/// connection holding part of the budget while it waits too. A batch that
+/// needs more is dropped as too large.
 async fn inflate(
     c: hydra_forward::Compressed,
     settings: &Settings,
+    held: usize,
 ) -> Option<(Request, tokio::sync::OwnedSemaphorePermit)> {
     let mut c = c;
-    let max = c.max_inflated().min(settings.budget_total);
+    let max = c
+        .max_inflated()
+        .min(settings.budget_total / 2)
+        .min(settings.budget_total.saturating_sub(held))
+        .max(1);
     let mut limit = INFLATE_FIRST.min(max);
     loop {
         let permits = u32::try_from(limit).unwrap_or(u32::MAX);
@@ -481,7 +492,9 @@ async fn inflate(
                 c = *back;
                 limit = max;
             }
-            _ => return None,
+            // Past all the room this connection can have.
+            Ok(Err(back)) => return Some((back.too_large(limit), permit)),
+            Err(_) => return None,
         }
     }
 }
@@ -621,7 +634,7 @@ async fn serve(
         // Room for the inflated events, held until they are appended.
         let mut _inflated = None;
         let request = match request {
-            Request::Compressed(c) => match inflate(c, settings).await {
+            Request::Compressed(c) => match inflate(c, settings, reader.held.n).await {
                 Some((r, permit)) => {
                     _inflated = Some(permit);
                     r

@@ -328,6 +328,16 @@ impl Compressed {
         })
     }
 
+    /// The batch dropped as inflating past `limit`, without inflating it
+    /// again: for a caller whose room for it is below the decoder's own
+    /// limit, and whose [`Compressed::inflate_within`] gave it back.
+    pub fn too_large(self, limit: usize) -> Request {
+        Request::Dropped(Dropped {
+            error: Error::DecompressedTooLarge { limit },
+            chunk: self.options.chunk,
+        })
+    }
+
     /// Like [`Compressed::inflate`], giving up with the batch back when it
     /// inflates past `limit` and `limit` is below the decoder's own: the
     /// caller may try again with room for more.
