@@ -51,6 +51,11 @@ use bytes::Bytes;
 use hydra_forward::{BatchMode, Chunk as ChunkId, Compression, FrameBuilder, TimeFormat};
 use tokio::sync::Notify;
 
+/// Room a new chunk's frame gets beyond `chunk_bytes` (or beyond the
+/// first batch, when that is larger): estimates fall short by a little, by
+/// a per-event header, never by a whole batch.
+const CHUNK_SLACK: usize = 64 << 10;
+
 /// What the buffer can refuse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -333,7 +338,7 @@ impl Buffer {
                     return Err(Error::Closed);
                 }
                 if self.room_for(&state, bytes, events) {
-                    self.append_locked(&mut state, tag, commit, write);
+                    self.append_locked(&mut state, tag, bytes, commit, write);
                     return Ok(());
                 }
             }
@@ -363,7 +368,7 @@ impl Buffer {
         if !self.room_for(&state, bytes, events) {
             return Ok(false);
         }
-        self.append_locked(&mut state, tag, commit, write);
+        self.append_locked(&mut state, tag, bytes, commit, write);
         Ok(true)
     }
 
@@ -380,11 +385,21 @@ impl Buffer {
         &self,
         state: &mut State,
         tag: &str,
+        bytes: usize,
         commit: Option<Commit>,
         write: impl FnOnce(&mut FrameBuilder),
     ) {
         let config = &self.inner.config;
         let now = Instant::now();
+        if state.open.get(tag).is_some_and(|open| {
+            !open.builder.is_empty()
+                && open.builder.entries_len().saturating_add(bytes) > config.chunk_bytes
+        }) {
+            // Sealed before it would cross `chunk_bytes`: a chunk stays
+            // within what downstreams accept, and its frame within the room
+            // reserved for it (grown past it, a Vec doubles).
+            self.seal(state, tag);
+        }
         let open = match state.open.get_mut(tag) {
             Some(open) => open,
             None => {
@@ -397,10 +412,9 @@ impl Buffer {
                         &tag,
                         BatchMode::PackedForward,
                         config.time_format,
-                        // Room for the chunk and the batch that crosses its
-                        // size, so the frame is not reallocated (doubled) on
-                        // the way.
-                        config.chunk_bytes.saturating_add(512 << 10),
+                        // Room for a full chunk, and for the estimate of a
+                        // batch falling a little short of what it writes.
+                        config.chunk_bytes.max(bytes).saturating_add(CHUNK_SLACK),
                     ),
                     commits: Vec::new(),
                     opened: now,
@@ -669,6 +683,32 @@ mod tests {
             total += buffer.next_chunk().await.unwrap().events();
         }
         assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_would_cross_chunk_bytes_starts_a_new_chunk() {
+        // Batches of 400 bytes into 1,000-byte chunks: two fit, the third
+        // would cross, so it opens the next chunk. No chunk's frame grows
+        // past the room reserved for it.
+        let buffer = Buffer::new(BufferConfig {
+            chunk_bytes: 1_000,
+            flush_interval: Duration::from_millis(20),
+            ..BufferConfig::default()
+        });
+        let text = "x".repeat(380);
+        for _ in 0..5 {
+            buffer
+                .append("t", 400, 1, None, |f| line(f, &text))
+                .await
+                .unwrap();
+        }
+        let mut sizes = Vec::new();
+        while sizes.iter().sum::<usize>() < 5 {
+            let chunk = buffer.next_chunk().await.unwrap();
+            assert!(chunk.frame().len() < 1_000, "{}", chunk.frame().len());
+            sizes.push(chunk.events());
+        }
+        assert_eq!(sizes, [2, 2, 1]);
     }
 
     #[tokio::test]
