@@ -361,15 +361,24 @@ async fn fail(rx: &Receiver, fault: Option<Behaviour>) -> Option<Receiver> {
     }
 }
 
+/// How hydra is stopped while behind.
+#[derive(Clone, Copy)]
+enum Stop {
+    Clean,
+    /// `kill -9`: nothing is saved at the stop.
+    Kill9,
+}
+
 /// hydra, following `pattern` in `dir`, delivers lines 0..10 written to
 /// `file`; then the receiver fails as `fault` says and lines 10..500 are
-/// written, which hydra reads but cannot deliver; hydra is stopped cleanly
-/// while behind. `stopped` writes lines 500..700 and changes the files; a
+/// written, which hydra reads but cannot deliver; hydra is stopped as
+/// `stop` says while behind. `stopped` writes lines 500..700 and changes the files; a
 /// healthy receiver comes back on the same port and hydra runs again.
 /// Every line must arrive once, each of `files` (ranges of numbers) in
 /// order.
 async fn across_a_stop_while_behind(
     name: &str,
+    stop: Stop,
     pattern: &str,
     file: &str,
     fault: Option<Behaviour>,
@@ -392,11 +401,22 @@ async fn across_a_stop_while_behind(
     append(&log, 10, 500);
     // Long enough for hydra to read them and try to send.
     std::thread::sleep(Duration::from_millis(1500));
-    stop_having_said(
-        h,
-        "Stopped with undelivered events",
-        "hydra was not behind at the stop",
-    );
+    match stop {
+        Stop::Clean => stop_having_said(
+            h,
+            "Stopped with undelivered events",
+            "hydra was not behind at the stop",
+        ),
+        Stop::Kill9 => {
+            let mut h = h;
+            assert!(
+                received(&[&rx]).concat().len() < 500,
+                "hydra was not behind at the kill"
+            );
+            h.child.kill().unwrap();
+            h.child.wait().unwrap();
+        }
+    }
     drop(faulty);
     stopped(dir);
     let healthy = Receiver::start_on(rx.port(), Behaviour::Ack).await;
@@ -413,6 +433,7 @@ async fn across_a_stop_while_behind(
 async fn a_rename_rotation_while_stopped_behind_a_down_receiver_loses_nothing() {
     across_a_stop_while_behind(
         "rename rotation while stopped, receiver down",
+        Stop::Clean,
         "app.log",
         "app.log",
         None,
@@ -426,6 +447,7 @@ async fn a_rename_rotation_while_stopped_behind_a_down_receiver_loses_nothing() 
 async fn a_copytruncate_while_stopped_behind_a_stalled_receiver_loses_nothing() {
     across_a_stop_while_behind(
         "copytruncate while stopped, receiver stalled",
+        Stop::Clean,
         "app.log",
         "app.log",
         Some(Behaviour::Stall),
@@ -439,11 +461,40 @@ async fn a_copytruncate_while_stopped_behind_a_stalled_receiver_loses_nothing() 
 async fn a_new_glob_match_while_stopped_behind_a_never_acking_receiver_loses_nothing() {
     across_a_stop_while_behind(
         "a new glob match while stopped, receiver never acks",
+        Stop::Clean,
         "*.log",
         "a.log",
         Some(Behaviour::NeverAck),
         |dir| append(&dir.join("b.log"), 500, 700),
         &[0..500, 500..700],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_behind_a_stalled_receiver_then_a_copytruncate_loses_nothing() {
+    across_a_stop_while_behind(
+        "kill -9 behind a stalled receiver, then copytruncate",
+        Stop::Kill9,
+        "app.log",
+        "app.log",
+        Some(Behaviour::Stall),
+        |dir| copytruncate(dir, 500, 600, 700),
+        &[0..600, 600..700],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_behind_a_never_acking_receiver_then_a_rename_rotation_loses_nothing() {
+    across_a_stop_while_behind(
+        "kill -9 behind a never-acking receiver, then rename rotation",
+        Stop::Kill9,
+        "app.log",
+        "app.log",
+        Some(Behaviour::NeverAck),
+        |dir| rename_rotation(dir, 500, 600, 700),
+        &[0..600, 600..700],
     )
     .await;
 }
