@@ -459,18 +459,7 @@ async fn hostile_input_while_a_good_client_sends() {
     }));
     // Truncated frames, huge lengths, deep nesting, a gzip bomb.
     attackers.push(std::thread::spawn(move || {
-        let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..64 {
-            bomb.write_all(&zeros).unwrap();
-        }
-        let bomb = bomb.finish().unwrap();
-        let mut gz = vec![0x93, 0xa1, b't', 0xc6];
-        gz.extend_from_slice(&u32::try_from(bomb.len()).unwrap().to_be_bytes());
-        gz.extend_from_slice(&bomb);
-        gz.extend_from_slice(&[0x81, 0xaa]);
-        gz.extend_from_slice(b"compressed");
-        gz.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
+        let gz = gzip_bomb_frame("t");
         let mut deep = vec![0x92, 0xa1, b't'];
         deep.extend(std::iter::repeat_n(0x91, 100_000));
         let payloads: Vec<Vec<u8>> = vec![
@@ -622,6 +611,27 @@ async fn unwritable_positions_are_reported_and_forwarding_goes_on() {
     let _ = Instant::now();
 }
 
+/// A CompressedPackedForward frame for `tag` (shorter than 32 bytes)
+/// whose body is 64 MiB of zeros, gzipped: it inflates to the default
+/// limit, and to nothing that is an event.
+fn gzip_bomb_frame(tag: &str) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        gz.write_all(&zeros).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    let mut frame = vec![0x93, 0xa0 | u8::try_from(tag.len()).unwrap()];
+    frame.extend_from_slice(tag.as_bytes());
+    frame.push(0xc6);
+    frame.extend_from_slice(&u32::try_from(bomb.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&bomb);
+    frame.extend_from_slice(&[0x81, 0xaa]);
+    frame.extend_from_slice(b"compressed");
+    frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
+    frame
+}
+
 /// A PackedForward frame (`tag`, chunk id `id` when given) of `count`
 /// events `{"p": <pad bytes>}`: no `n` and no `message`, so the receiver
 /// counts only the good client's events.
@@ -702,21 +712,7 @@ async fn hostile_clients_on_the_default_limits() {
         }));
     }
     // 20 connections, a 64 MiB gzip bomb each.
-    let bomb = {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..64 {
-            gz.write_all(&zeros).unwrap();
-        }
-        let bomb = gz.finish().unwrap();
-        let mut frame = vec![0x93, 0xa4, b'b', b'o', b'm', b'b', 0xc6];
-        frame.extend_from_slice(&u32::try_from(bomb.len()).unwrap().to_be_bytes());
-        frame.extend_from_slice(&bomb);
-        frame.extend_from_slice(&[0x81, 0xaa]);
-        frame.extend_from_slice(b"compressed");
-        frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
-        Arc::new(frame)
-    };
+    let bomb = Arc::new(gzip_bomb_frame("bomb"));
     for _ in 0..20 {
         let frame = bomb.clone();
         attackers.push(std::thread::spawn(move || {

@@ -318,14 +318,10 @@ impl Compressed {
     /// past the limit.
     pub fn inflate(self) -> Request {
         let max = self.limits.max_decompressed_bytes;
-        self.inflate_within(max).unwrap_or_else(|c| {
-            // Unreachable: within the decoder's own limit, an overflow is a
-            // Dropped request.
-            Request::Dropped(Dropped {
-                error: Error::DecompressedTooLarge { limit: max },
-                chunk: c.options.chunk,
-            })
-        })
+        // Within the decoder's own limit an overflow is already a Dropped
+        // request: the batch never comes back.
+        self.inflate_within(max)
+            .unwrap_or_else(|c| c.too_large(max))
     }
 
     /// The batch dropped as inflating past `limit`, without inflating it
