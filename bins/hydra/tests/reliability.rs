@@ -432,6 +432,90 @@ async fn receiver_faults_and_long_outage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn tailing_waits_for_deliveries_instead_of_filling_the_buffer() {
+    // Defaults throughout (64 MiB buffer, `max_buffered_bytes` 1 MiB):
+    // the only server is down while 40 MB are written, with a rename
+    // rotation half way. A tail input holds its own small share of the
+    // buffer and leaves the rest in the files, rotated one included.
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let (server, mon) = (free_port(), free_port());
+    let config = tail_and_forward_config(
+        dir.path(),
+        "app.log",
+        None,
+        &[server],
+        &format!("monitor:\n  listen: 127.0.0.1:{mon}\n"),
+    );
+    let h = Hydra::start(dir.path(), &config);
+    assert!(
+        wait(10, || !http_get(mon, "/").is_empty()),
+        "the monitor came up"
+    );
+    let lines: u64 = 400_000;
+    let pad = "x".repeat(88);
+    let write = |from: u64, to: u64| {
+        let mut f =
+            std::io::BufWriter::new(std::fs::OpenOptions::new().append(true).open(&log).unwrap());
+        for i in from..to {
+            writeln!(f, "line {i} {pad}").unwrap();
+        }
+    };
+    write(0, lines / 2);
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    std::fs::write(&log, "").unwrap();
+    write(lines / 2, lines);
+    // Long enough for reading to have filled any ceiling it had.
+    let mut held = 0;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(100));
+        let stats: serde_json::Value = serde_json::from_str(&http_get(mon, "/")).unwrap();
+        held = held.max(stats["buffer"]["bytes"].as_u64().unwrap());
+    }
+    let rss_down = peak_rss_mib(h.child.id());
+    println!(
+        "server down, {} MB written: the buffer held at most {held} bytes, peak RSS {rss_down:.1} MiB",
+        lines * 100 / 1_000_000
+    );
+    // One chunk of room, and the batch that found it nearly spent.
+    assert!(
+        held > 0 && held <= (1 << 20) + (256 << 10),
+        "{held} bytes held"
+    );
+    let rx = Receiver::start_on(server, Behaviour::Ack).await;
+    let arrived = wait(60, || rx.messages.lock().unwrap().len() as u64 >= lines);
+    std::thread::sleep(Duration::from_millis(300));
+    let peak = peak_rss_mib(h.child.id());
+    assert!(h.stop().success());
+    let expected: Vec<String> = (0..lines).map(|i| format!("line {i} {pad}")).collect();
+    let got = rx.messages.lock().unwrap().clone();
+    let (lost, dups) = report(
+        "tailing waits while the server is down",
+        &expected,
+        &got,
+        peak,
+    );
+    assert!(arrived);
+    assert_eq!((lost, dups), (0, 0));
+    // Each file's lines in order (the rotated file and the new one are
+    // read side by side).
+    let numbers: Vec<u64> = got
+        .iter()
+        .map(|m| m.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    for file in [0..lines / 2, lines / 2..lines] {
+        let own: Vec<u64> = numbers
+            .iter()
+            .copied()
+            .filter(|n| file.contains(n))
+            .collect();
+        assert!(own.windows(2).all(|w| w[0] < w[1]), "out of order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn hostile_input_while_a_good_client_sends() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ use hydra_config::{Config, Input, TailInput};
 use hydra_forward::EventTime;
 use hydra_parse::{Parsed, Parser};
 use hydra_tail::{LongLines, Source, TailConfig, Tailer};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::{hostname, join_tag};
@@ -136,10 +137,24 @@ pub(crate) fn start(
             host_key: t.host_key.clone(),
         })
         .collect();
+    // Each input's own room in the buffer: a file is its own buffer, so
+    // reading waits for deliveries instead of filling the shared ceiling
+    // (which forward clients, who cannot be paused for free, need).
+    let quotas: Vec<(usize, Arc<Semaphore>)> = inputs
+        .iter()
+        .map(|t| {
+            // Validated to fit a semaphore's u32 permits.
+            let n = t.max_buffered_bytes.as_usize().clamp(1, u32::MAX as usize);
+            (n, Arc::new(Semaphore::new(n)))
+        })
+        .collect();
+    let tail_tags: Vec<String> = metas.iter().map(|m| m.tag.clone()).collect();
     let task = tokio::spawn(async move {
         let mut record = Vec::with_capacity(512);
         while let Some(batch) = batches.recv().await {
-            let Some(meta) = metas.get(batch.source) else {
+            let (Some(meta), Some((quota_max, quota))) =
+                (metas.get(batch.source), quotas.get(batch.source))
+            else {
                 continue;
             };
             // One clock reading per batch, not per line.
@@ -147,8 +162,29 @@ pub(crate) fn start(
             let n = batch.lines.len();
             let estimate = batch.lines.bytes() + n * (24 + meta.field.len());
             let (file, end) = (batch.file, batch.end_offset);
+            let want = u32::try_from(estimate.min(*quota_max)).unwrap_or(u32::MAX);
+            let permit = match quota.clone().try_acquire_many_owned(want) {
+                Ok(p) => p,
+                Err(_) => {
+                    // What holds the quota may sit in open chunks that fill
+                    // no further while this waits: sealed, they can be
+                    // delivered now, not at their flush interval.
+                    for tag in &tail_tags {
+                        buffer.flush(tag);
+                    }
+                    let Ok(p) = quota.clone().acquire_many_owned(want).await else {
+                        break;
+                    };
+                    p
+                }
+            };
             let c = committer.clone();
-            let commit: hydra_buffer::Commit = Box::new(move || c.commit(file, end));
+            // The room is given back when the chunk is delivered, or when
+            // it is dropped undelivered (its commits with it).
+            let commit: hydra_buffer::Commit = Box::new(move || {
+                c.commit(file, end);
+                drop(permit);
+            });
             let path = batch.path.as_os_str().as_bytes().to_vec();
             let mut extra: Vec<(&str, &[u8])> = Vec::new();
             if let Some(k) = &meta.path_key {
