@@ -36,17 +36,24 @@ pub struct Row {
     pub note: String,
 }
 
+impl Row {
+    /// The target rate, or `max` for "as fast as it goes".
+    pub fn rate_label(&self) -> String {
+        if self.rate == 0 {
+            "max".to_owned()
+        } else {
+            self.rate.to_string()
+        }
+    }
+}
+
 /// The markdown table.
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
         "| scenario | agent | rate/s | delivered/s | MB/s | CPU % | peak RSS MiB | steady RSS MiB | p50 ms | p99 ms | written | delivered | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
-        let rate = if r.rate == 0 {
-            "max".to_owned()
-        } else {
-            r.rate.to_string()
-        };
+        let rate = r.rate_label();
         let _ = writeln!(
             out,
             "| {} | {} | {rate} | {:.0} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
@@ -62,6 +69,43 @@ pub fn markdown(rows: &[Row]) -> String {
             r.written,
             r.delivered,
             r.note
+        );
+    }
+    out
+}
+
+/// For each scenario (and rate) that hydra and another agent both ran:
+/// the other agent's figures divided by hydra's, as a markdown table
+/// (`-` where hydra's figure is zero). An empty string with one agent.
+pub fn ratios(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for r in rows.iter().filter(|r| r.agent != "hydra") {
+        let Some(h) = rows
+            .iter()
+            .find(|h| h.agent == "hydra" && h.scenario == r.scenario && h.rate == r.rate)
+        else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str("| scenario | rate/s | agent | delivered/s vs hydra | CPU % vs hydra | peak RSS vs hydra | steady RSS vs hydra |\n|---|---|---|---|---|---|---|\n");
+        }
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.2}×", a / b)
+            } else {
+                "-".to_owned()
+            }
+        };
+        let rate = r.rate_label();
+        let _ = writeln!(
+            out,
+            "| {} | {rate} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            r.agent,
+            ratio(r.delivered_per_s, h.delivered_per_s),
+            ratio(r.cpu, h.cpu),
+            ratio(r.peak_rss, h.peak_rss),
+            ratio(r.steady_rss, h.steady_rss),
         );
     }
     out

@@ -93,7 +93,7 @@ impl Agent {
                     inputs = format!("  - type: forward\n    listen: 127.0.0.1:{p}\n");
                 }
                 let config = format!(
-                    "inputs:\n{inputs}output:\n  type: forward\n  flush_interval: 200ms\n  servers: [{{ host: 127.0.0.1, port: {server} }}]\nbuffer:\n  max_bytes: 16MiB\nlog_level: warn\n"
+                    "inputs:\n{inputs}output:\n  type: forward\n  flush_interval: 200ms\n  servers: [{{ host: 127.0.0.1, port: {server} }}]\nlog_level: warn\n"
                 );
                 let path = dir.join("hydra.yaml");
                 std::fs::write(&path, config).expect("write config");
@@ -359,15 +359,22 @@ fn tcp_to_tcp(env: &Env, agent: &Agent, secs: u64) -> Row {
         let line = load::line(0, 100);
         let start = Instant::now();
         let mut sent = 0u64;
-        while start.elapsed() < Duration::from_secs(secs) && !stop.load(Ordering::Relaxed) {
+        let end = start + Duration::from_secs(secs);
+        while Instant::now() < end && !stop.load(Ordering::Relaxed) {
             let t = hydra_forward::EventTime::now();
-            let _ = buffer
-                .append("bench.tcp", 1000 * 125, 1000, None, |f| {
+            // Bounded: an agent that never acks keeps the buffer full.
+            let appended = tokio::time::timeout_at(
+                end.into(),
+                buffer.append("bench.tcp", 1000 * 125, 1000, None, |f| {
                     for _ in 0..1000 {
                         f.push_line(t, "message", line.trim_end().as_bytes());
                     }
-                })
-                .await;
+                }),
+            )
+            .await;
+            if appended.is_err() {
+                break;
+            }
             sent += 1000;
         }
         buffer.close();
@@ -581,9 +588,17 @@ fn main() -> std::process::ExitCode {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_default();
+    let ratios = report::ratios(&rows);
     let md = format!(
-        "Machine: {cores} cores, {model}.\n\n{}",
-        report::markdown(&rows)
+        "Machine: {cores} cores, {model}.\n\n{}{}",
+        report::markdown(&rows),
+        if ratios.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\nAgainst hydra in this run (the other agent's figure divided by hydra's):\n\n{ratios}"
+            )
+        }
     );
     let _ = std::fs::write(args.out.join("results.md"), &md);
     let _ = std::fs::write(args.out.join("results.csv"), report::csv(&rows));
