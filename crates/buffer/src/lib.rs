@@ -6,13 +6,10 @@
 //! has been open for `flush_interval`. A consumer (the sender) takes sealed
 //! chunks, and reports each one delivered or not.
 //!
-//! Memory has a hard ceiling in every state: a chunk's frame counts as the
-//! memory it allocates (room not yet written included) from the moment it
-//! is opened until it is delivered, whether open, sealed, in flight or being
-//! retried, and so do events. When the ceiling is reached,
-//! [`Buffer::append`] waits: producers slow down, nothing is dropped. A new
-//! chunk's frame starts with room for what its tag's last chunk needed, so
-//! many quiet tags do not each hold a full chunk's worth.
+//! Memory has a hard ceiling in every state: bytes and events are counted
+//! from the moment they are appended until their chunk is delivered, whether
+//! open, sealed, in flight or being retried. When the ceiling is reached,
+//! [`Buffer::append`] waits: producers slow down, nothing is dropped.
 //!
 //! Each chunk carries the [`Commit`]s of its sources (a tail offset to save,
 //! an ack to send back to a forward client). They run when the chunk is
@@ -58,13 +55,6 @@ use tokio::sync::Notify;
 /// first batch, when that is larger): estimates fall short by a little, by
 /// a per-event header, never by a whole batch.
 const CHUNK_SLACK: usize = 64 << 10;
-
-/// The smallest frame a new chunk starts with.
-const MIN_FRAME: usize = 4 << 10;
-
-/// Tags whose last chunk size is remembered, to size their next frame;
-/// past it the memory starts again (tags can be a client's to invent).
-const SIZE_HINTS: usize = 4096;
 
 /// What the buffer can refuse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -120,8 +110,7 @@ pub fn split_commit(commit: Option<Commit>, n: usize) -> Vec<Option<Commit>> {
 /// Buffer limits and chunking.
 #[derive(Debug, Clone)]
 pub struct BufferConfig {
-    /// Ceiling on the bytes chunks' frames allocate, from the first append
-    /// to delivery.
+    /// Ceiling on bytes of encoded events held, from append to delivery.
     pub max_bytes: usize,
     /// Ceiling on events held.
     pub max_events: usize,
@@ -157,7 +146,6 @@ pub struct Chunk {
     frame: Bytes,
     id: Option<ChunkId>,
     events: usize,
-    /// Allocated for the frame, counted in the ceiling until delivery.
     bytes: usize,
     commits: Vec<Commit>,
     attempts: u32,
@@ -209,17 +197,13 @@ struct Open {
     builder: FrameBuilder,
     commits: Vec<Commit>,
     opened: Instant,
-    /// Allocated for the frame, and counted in the ceiling.
-    allocated: usize,
+    bytes: usize,
 }
 
 #[derive(Default)]
 struct State {
     open: HashMap<Arc<str>, Open>,
-    /// By tag, the entry bytes of its last sealed chunk.
-    last_size: HashMap<Arc<str>, usize>,
     sealed: VecDeque<Chunk>,
-    /// Allocated by the frames of open, sealed and taken chunks.
     bytes: usize,
     events: usize,
     closed: bool,
@@ -228,8 +212,7 @@ struct State {
 /// Counters, as a serde-serializable snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BufferStats {
-    /// Bytes of memory held by chunks (open, queued, in flight): their
-    /// frames as allocated, room not yet written included.
+    /// Encoded event bytes held (open, queued, in flight).
     pub bytes: usize,
     /// Events held.
     pub events: usize,
@@ -354,12 +337,9 @@ impl Buffer {
                 if state.closed {
                     return Err(Error::Closed);
                 }
-                if self.room_for(&state, tag, bytes, events) {
+                if self.room_for(&state, bytes, events) {
                     self.append_locked(&mut state, tag, bytes, commit, write);
                     return Ok(());
-                }
-                if self.seal_before_waiting(&mut state, tag, bytes) {
-                    continue;
                 }
             }
             if !waited {
@@ -385,94 +365,20 @@ impl Buffer {
         if state.closed {
             return Err(Error::Closed);
         }
-        if !self.room_for(&state, tag, bytes, events) {
-            self.seal_before_waiting(&mut state, tag, bytes);
-            if !self.room_for(&state, tag, bytes, events) {
-                return Ok(false);
-            }
+        if !self.room_for(&state, bytes, events) {
+            return Ok(false);
         }
         self.append_locked(&mut state, tag, bytes, commit, write);
         Ok(true)
     }
 
-    /// Whether `bytes` and `events` fit now: what appending them to `tag`
-    /// would allocate, next to what is held. An empty buffer takes
-    /// anything, so a batch larger than the whole ceiling cannot wait
-    /// forever.
-    fn room_for(&self, state: &State, tag: &str, bytes: usize, events: usize) -> bool {
+    /// Whether `bytes` and `events` fit now. An empty buffer takes anything,
+    /// so a batch larger than the whole ceiling cannot wait forever.
+    fn room_for(&self, state: &State, bytes: usize, events: usize) -> bool {
         let config = &self.inner.config;
-        // Room already allocated is written into whatever the ceiling says.
-        let more = self.allocation(state, tag, bytes);
         state.bytes == 0
-            || ((more == 0 || state.bytes + more <= config.max_bytes)
+            || (state.bytes + bytes <= config.max_bytes
                 && state.events + events <= config.max_events)
-    }
-
-    /// Whether a batch of `bytes` goes into a new chunk rather than `open`:
-    /// a chunk is sealed before it would cross `chunk_bytes`, so it stays
-    /// within what downstreams accept.
-    fn starts_new_chunk(&self, open: &Open, bytes: usize) -> bool {
-        !open.builder.is_empty()
-            && open.builder.entries_len().saturating_add(bytes) > self.inner.config.chunk_bytes
-    }
-
-    /// The bytes appending a batch of `bytes` to `tag` allocates: more room
-    /// for its open chunk's frame, or a new chunk's frame.
-    fn allocation(&self, state: &State, tag: &str, bytes: usize) -> usize {
-        match state.open.get(tag) {
-            Some(open) if !self.starts_new_chunk(open, bytes) => {
-                self.grown_capacity(open, bytes) - open.builder.capacity()
-            }
-            _ => self.first_capacity(state, tag, bytes),
-        }
-    }
-
-    /// A new chunk's frame: a tag whose last chunk was at least half full
-    /// gets room for a full one at once (no copies while it fills); a
-    /// quieter tag, what its last chunk needed, so a thousand quiet tags
-    /// do not each hold a chunk's worth.
-    fn first_capacity(&self, state: &State, tag: &str, bytes: usize) -> usize {
-        let chunk = self.inner.config.chunk_bytes;
-        let want = bytes.max(state.last_size.get(tag).copied().unwrap_or(0));
-        if want >= chunk / 2 {
-            chunk.max(bytes).saturating_add(self.slack())
-        } else {
-            want.saturating_add(want / 2).max(MIN_FRAME.min(chunk))
-        }
-    }
-
-    /// The capacity `open`'s frame needs for `bytes` more: the same, or
-    /// doubled (never past a full chunk's room unless the batch needs it).
-    fn grown_capacity(&self, open: &Open, bytes: usize) -> usize {
-        let cap = open.builder.capacity();
-        // With room for the options written when it is sealed.
-        let needed = open.builder.written() + bytes + 64;
-        if needed <= cap {
-            return cap;
-        }
-        let full = self.inner.config.chunk_bytes.saturating_add(self.slack());
-        cap.saturating_mul(2).min(full).max(needed)
-    }
-
-    /// A batch that finds no room and would start a new chunk seals the
-    /// open one now: delivered while the batch waits, it frees the room
-    /// the batch waits for (left open, it would wait for its flush
-    /// interval). `true` when it sealed one.
-    fn seal_before_waiting(&self, state: &mut State, tag: &str, bytes: usize) -> bool {
-        if state
-            .open
-            .get(tag)
-            .is_some_and(|open| self.starts_new_chunk(open, bytes))
-        {
-            self.seal(state, tag);
-            return true;
-        }
-        false
-    }
-
-    /// Room beyond `chunk_bytes` for estimates falling short.
-    fn slack(&self) -> usize {
-        CHUNK_SLACK.min(self.inner.config.chunk_bytes / 16 + 256)
     }
 
     fn append_locked(
@@ -485,54 +391,49 @@ impl Buffer {
     ) {
         let config = &self.inner.config;
         let now = Instant::now();
-        if state
-            .open
-            .get(tag)
-            .is_some_and(|open| self.starts_new_chunk(open, bytes))
-        {
-            // Sealed first; grown past its reserved room, a Vec doubles.
+        if state.open.get(tag).is_some_and(|open| {
+            !open.builder.is_empty()
+                && open.builder.entries_len().saturating_add(bytes) > config.chunk_bytes
+        }) {
+            // Sealed before it would cross `chunk_bytes`: a chunk stays
+            // within what downstreams accept, and its frame within the room
+            // reserved for it (grown past it, a Vec doubles).
             self.seal(state, tag);
         }
-        if !state.open.contains_key(tag) {
-            // A consumer idle in `next_chunk` has no flush deadline yet:
-            // wake it to arm one for this new chunk.
-            self.inner.sealed.notify_one();
-            let capacity = self.first_capacity(state, tag, bytes);
-            let builder = FrameBuilder::with_capacity(
-                tag,
-                BatchMode::PackedForward,
-                config.time_format,
-                capacity,
-            );
-            let allocated = builder.capacity();
-            state.bytes += allocated;
-            state.open.insert(
-                Arc::from(tag),
-                Open {
-                    builder,
+        let open = match state.open.get_mut(tag) {
+            Some(open) => open,
+            None => {
+                // A consumer idle in `next_chunk` has no flush deadline yet:
+                // wake it to arm one for this new chunk.
+                self.inner.sealed.notify_one();
+                let tag: Arc<str> = Arc::from(tag);
+                state.open.entry(tag.clone()).or_insert_with(|| Open {
+                    builder: FrameBuilder::with_capacity(
+                        &tag,
+                        BatchMode::PackedForward,
+                        config.time_format,
+                        // Room for a full chunk, and for the estimate of a
+                        // batch falling a little short of what it writes.
+                        config.chunk_bytes.max(bytes).saturating_add(CHUNK_SLACK),
+                    ),
                     commits: Vec::new(),
                     opened: now,
-                    allocated,
-                },
-            );
-        }
-        let Some(open) = state.open.get_mut(tag) else {
-            return;
+                    bytes: 0,
+                })
+            }
         };
-        let grown = self.grown_capacity(open, bytes);
-        open.builder.grow_to(grown);
-        let before_events = open.builder.len();
+        let (before, before_events) = (open.builder.entries_len(), open.builder.len());
         write(&mut open.builder);
+        let added = open.builder.entries_len() - before;
         // What was written counts, not what was announced: a parser may drop
-        // lines it was told to drop, and an estimate may fall short.
+        // lines it was told to drop.
         let events = open.builder.len() - before_events;
-        let allocated = open.builder.capacity();
-        state.bytes = state.bytes.saturating_sub(open.allocated) + allocated;
-        open.allocated = allocated;
+        open.bytes += added;
         if let Some(c) = commit {
             open.commits.push(c);
         }
         let full = open.builder.entries_len() >= config.chunk_bytes;
+        state.bytes += added;
         state.events += events;
         self.inner
             .events_in
@@ -554,11 +455,9 @@ impl Buffer {
         let Some((tag, open)) = state.open.remove_entry(tag) else {
             return;
         };
-        state.bytes = state.bytes.saturating_sub(open.allocated);
         if open.builder.is_empty() {
             // Nothing to send, but commits may wait on it (a batch that only
             // moved an offset past a skipped line): they are delivered.
-            self.inner.room.notify_waiters();
             for c in open.commits {
                 c();
             }
@@ -567,19 +466,7 @@ impl Buffer {
         let config = &self.inner.config;
         let id = config.require_ack.then(ChunkId::generate);
         let events = open.builder.len();
-        if state.last_size.len() >= SIZE_HINTS && !state.last_size.contains_key(&tag) {
-            state.last_size.clear();
-        }
-        state
-            .last_size
-            .insert(tag.clone(), open.builder.entries_len());
-        let (frame, allocated) = open.builder.finish_allocated(id.as_ref(), config.compress);
-        // Compressed, or sealed early and given back its spare room, the
-        // frame holds less than it did while open.
-        state.bytes += allocated;
-        if allocated < open.allocated {
-            self.inner.room.notify_waiters();
-        }
+        let frame = open.builder.finish(id.as_ref(), config.compress);
         if let Some(observe) = self.inner.observer.get() {
             observe(&tag, &frame, events);
         }
@@ -588,7 +475,7 @@ impl Buffer {
             frame,
             id,
             events,
-            bytes: allocated,
+            bytes: open.bytes,
             commits: open.commits,
             attempts: 0,
             refusals: 0,
@@ -774,70 +661,6 @@ mod tests {
         frame.push_line(EventTime::new(1, 0), "m", text.as_bytes());
     }
 
-    #[test]
-    fn the_ceiling_counts_what_frames_allocate() {
-        // 1 MiB chunks under a 64 KiB ceiling: one small event per tag.
-        // Each open chunk's frame is allocated memory whether written or
-        // not, so only as many tags fit as their frames do.
-        let buffer = Buffer::new(BufferConfig {
-            max_bytes: 64 << 10,
-            ..BufferConfig::default()
-        });
-        let mut taken = 0;
-        for i in 0..1000 {
-            if !buffer
-                .try_append(&format!("tag{i}"), 20, 1, None, |f| line(f, "x"))
-                .unwrap()
-            {
-                break;
-            }
-            taken += 1;
-        }
-        let held = buffer.stats().bytes;
-        assert!(
-            (2..=16).contains(&taken) && held >= taken * MIN_FRAME && held <= 64 << 10,
-            "{taken} tags took {held} bytes"
-        );
-        // Sealed, each frame gives back its spare room: the rest fit.
-        buffer.close();
-        while let Some(chunk) = buffer.try_next_chunk() {
-            assert!(chunk.bytes < 1024, "{chunk:?} holds {}", chunk.bytes);
-        }
-        assert!(buffer.stats().bytes < taken * 1024);
-    }
-
-    #[test]
-    fn a_tag_that_filled_its_last_chunk_gets_a_full_frame_at_once() {
-        let buffer = Buffer::new(BufferConfig::default());
-        let text = "y".repeat(1000);
-        for _ in 0..600 {
-            assert!(
-                buffer
-                    .try_append("busy", 1024, 1, None, |f| line(f, &text))
-                    .unwrap()
-            );
-        }
-        buffer.flush("busy");
-        let chunk = buffer.try_next_chunk().unwrap();
-        buffer.delivered(chunk);
-        assert_eq!(buffer.stats().bytes, 0);
-        assert!(
-            buffer
-                .try_append("busy", 20, 1, None, |f| line(f, "x"))
-                .unwrap()
-        );
-        assert!(
-            buffer
-                .try_append("quiet", 20, 1, None, |f| line(f, "x"))
-                .unwrap()
-        );
-        let held = buffer.stats().bytes;
-        assert!(
-            ((1 << 20)..(1 << 20) + CHUNK_SLACK + 2 * MIN_FRAME).contains(&held),
-            "{held}"
-        );
-    }
-
     #[tokio::test]
     async fn seals_by_size_and_by_interval() {
         let buffer = Buffer::new(BufferConfig {
@@ -909,9 +732,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!producer.is_finished());
         let stats = buffer.stats();
-        // Past the ceiling only with the one chunk let into an empty
-        // buffer (its frame's room is more than the ceiling here).
-        assert!(stats.bytes <= 200 || stats.events <= 2, "{stats:?}");
+        assert!(stats.bytes <= 200 + 25, "{stats:?}");
         assert!(stats.producer_waits >= 1);
         let mut got = 0;
         while got < 100 {
@@ -923,8 +744,7 @@ mod tests {
                 }
             };
             got += chunk.events();
-            let stats = buffer.stats();
-            assert!(stats.bytes <= 200 || stats.events <= 2, "{stats:?}");
+            assert!(buffer.stats().bytes <= 200 + 25);
             buffer.delivered(chunk);
         }
         producer.await.unwrap();
@@ -1000,10 +820,8 @@ mod tests {
             buffer.try_append("t", 60, 1, None, |f| line(f, &"x".repeat(60))),
             Ok(true)
         );
-        // Another tag needs a frame of its own, past the ceiling (the
-        // first tag's frame has room left, already counted).
         assert_eq!(
-            buffer.try_append("u", 60, 1, None, |f| line(f, &"y".repeat(60))),
+            buffer.try_append("t", 60, 1, None, |f| line(f, &"y".repeat(60))),
             Ok(false)
         );
         assert_eq!(buffer.stats().events, 1);

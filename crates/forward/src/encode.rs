@@ -156,38 +156,10 @@ impl FrameBuilder {
         self.buf.len() - self.len_at - 4
     }
 
-    /// Bytes of the frame written so far (head and entries).
-    pub fn written(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Bytes allocated for the frame so far, written or not.
-    pub fn capacity(&self) -> usize {
-        self.buf.capacity()
-    }
-
-    /// Makes room for the frame to reach `capacity` allocated bytes, in one
-    /// step (entries written past it double it, as a `Vec` does).
-    pub fn grow_to(&mut self, capacity: usize) {
-        if capacity > self.buf.capacity() {
-            self.buf.reserve_exact(capacity - self.buf.len());
-        }
-    }
-
     /// Completes the frame. With `chunk` the receiver will ack it; with
     /// `compress` the entries are gzipped (PackedForward only; a Forward
     /// frame is sent uncompressed).
-    pub fn finish(self, chunk: Option<&Chunk>, compress: Option<Compression>) -> Bytes {
-        self.finish_allocated(chunk, compress).0
-    }
-
-    /// Like [`FrameBuilder::finish`], with the bytes the frame keeps
-    /// allocated for as long as it lives (at least its length).
-    pub fn finish_allocated(
-        mut self,
-        chunk: Option<&Chunk>,
-        compress: Option<Compression>,
-    ) -> (Bytes, usize) {
+    pub fn finish(mut self, chunk: Option<&Chunk>, compress: Option<Compression>) -> Bytes {
         let compress = compress.filter(|_| self.mode == BatchMode::PackedForward);
         if compress.is_some() {
             let entries = &self.buf[self.len_at + 4..];
@@ -215,8 +187,7 @@ impl FrameBuilder {
             // not copied.
             self.buf.shrink_to_fit();
         }
-        let allocated = self.buf.capacity();
-        (self.buf.into(), allocated)
+        self.buf.into()
     }
 }
 
