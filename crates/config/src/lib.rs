@@ -266,9 +266,9 @@ fn default_max_line() -> Size {
     Size(256 << 10)
 }
 fn default_tail_buffered() -> Size {
-    // One chunk: as fast as more from a local disk to a nearby server
-    // (measured), and what reading from the head holds at full speed.
-    Size(1 << 20)
+    // Two chunks: one in flight while the next fills. One chunk was 10-20%
+    // slower when parsing lines; 64 MiB no faster (measured).
+    Size(2 << 20)
 }
 fn default_rotate_wait() -> Duration {
     Duration::from_secs(5)
