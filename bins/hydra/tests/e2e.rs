@@ -556,18 +556,29 @@ fn a_malformed_connection_is_closed_and_others_are_untouched() {
     assert!(h.stop().success());
 }
 
-#[test]
-fn zabbix_passive_checks_about_hydra() {
-    let dir = tempfile::tempdir().unwrap();
+/// Ports (forward, monitor, Zabbix) and a stdout config that answers
+/// Zabbix passive checks.
+fn zabbix_config() -> (u16, u16, u16, String) {
     let (fwd, mon) = (free_port(), free_port());
     // Zabbix agents' ports are 1024-32767; the real zabbix_get takes any.
-    let zbx = (20000..32000u16)
+    // From a point that differs per call, so tests side by side do not
+    // both take the first free one.
+    let from = 20000 + (std::time::UNIX_EPOCH.elapsed().unwrap().subsec_nanos() % 12000) as u16;
+    let zbx = (from..32000u16)
+        .chain(20000..from)
         .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
         .unwrap();
     let config = stdout_config(fwd, mon, "").replace(
         &format!("  listen: 127.0.0.1:{mon}\n"),
         &format!("  listen: 127.0.0.1:{mon}\n  zabbix_listen: 127.0.0.1:{zbx}\n"),
     );
+    (fwd, mon, zbx, config)
+}
+
+#[test]
+fn zabbix_passive_checks_about_hydra() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, _, zbx, config) = zabbix_config();
     let h = Hydra::start(dir.path(), &config);
     let port = fwd.to_string();
     let out = hydra_cat(&["-p", &port, "zbx.tag"], "{\"a\":1}\n{\"a\":2}\n");
@@ -600,6 +611,88 @@ fn zabbix_passive_checks_about_hydra() {
             "ZBX_NOTSUPPORTED: Unsupported item key."
         );
     }
+    assert!(h.stop().success());
+}
+
+/// User + system CPU seconds of a process, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    // utime and stime: fields 14 and 15, counted from after the name.
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+#[test]
+fn accept_loops_back_off_when_out_of_file_descriptors() {
+    // hydra's descriptor limit lowered to what it holds, then idle
+    // connections to its Zabbix and forward listeners: every accept fails
+    // with EMFILE while they wait in the backlog. Retried at once, each
+    // loop would spin a core; they wait, and serve again once descriptors
+    // are free.
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon, zbx, config) = zabbix_config();
+    let h = Hydra::start(dir.path(), &config);
+    assert!(wait(10, || !http_get(mon, "/").is_empty()));
+    let pid = h.child.id();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let soft: String = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap()
+        .to_owned();
+    // The soft limit only: raising it back needs no privilege.
+    let set_soft = |n: &str| {
+        let set = Command::new("prlimit")
+            .args(["--pid", &pid.to_string(), &format!("--nofile={n}:")])
+            .status()
+            .unwrap();
+        assert!(set.success(), "prlimit --nofile={n}:");
+    };
+    set_soft(&(open + 2).to_string());
+    let mut idle = Vec::new();
+    for port in [zbx, fwd] {
+        for _ in 0..20 {
+            idle.push(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+        }
+    }
+    assert!(
+        h.wait_log("Zabbix accept failed", 5),
+        "no EMFILE on the Zabbix listener"
+    );
+    assert!(
+        h.wait_log("Accept failed", 5),
+        "no EMFILE on the forward listener"
+    );
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_seconds(pid) - before;
+    println!("2 s with both accept loops out of descriptors: {spent:.2} CPU seconds");
+    assert!(spent < 0.5, "{spent:.2} CPU seconds in 2 s");
+    // Room again: the descriptors come back with the connections.
+    drop(idle);
+    set_soft(&soft);
+    let zport = zbx.to_string();
+    let ours = hydra_bin().with_file_name("hydra-zabbix-get");
+    assert!(
+        wait(15, || {
+            Command::new(&ours)
+                .args(["-s", "127.0.0.1", "-p", &zport, "-k", "agent.ping"])
+                .output()
+                .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"1"))
+        }),
+        "Zabbix served again"
+    );
+    let out = hydra_cat(
+        &["-p", &fwd.to_string(), "--event", "back", "{\"ok\":true}"],
+        "",
+    );
+    assert!(out.status.success());
+    assert_eq!(h.wait_events(1, 10).len(), 1);
     assert!(h.stop().success());
 }
 
