@@ -433,23 +433,33 @@ async fn receiver_faults_and_long_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn tailing_waits_for_deliveries_instead_of_filling_the_buffer() {
-    // Defaults throughout (64 MiB buffer, `max_buffered_bytes` 2 MiB):
-    // the only server is down while 40 MB are written, with a rename
-    // rotation half way. A tail input holds its own small share of the
-    // buffer and leaves the rest in the files, rotated one included.
+    tailing_while_the_only_server_is_down(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_kill_9_while_tailing_waits_on_a_down_server() {
+    tailing_while_the_only_server_is_down(true).await;
+}
+
+/// Every setting on its default (a positions file, `read_from_head:
+/// false`, a 64 MiB buffer, `max_buffered_bytes` 2 MiB, the output's
+/// timings): the only server is down while 40 MB are written, with a
+/// rename rotation half way. A tail input holds its own small share of the
+/// buffer and leaves the rest in the files, rotated one included. With
+/// `crash`, hydra is killed with SIGKILL while it waits, and started again
+/// before the server comes up.
+async fn tailing_while_the_only_server_is_down(crash: bool) {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     std::fs::write(&log, "").unwrap();
     let (server, mon) = (free_port(), free_port());
-    let config = tail_and_forward_config(
-        dir.path(),
-        "app.log",
-        None,
-        &[server],
-        &format!("monitor:\n  listen: 127.0.0.1:{mon}\n"),
+    let config = format!(
+        "positions: {}/pos.json\ninputs:\n  - type: tail\n    path: {}\n    tag: app\noutput:\n  type: forward\n  servers: [{{ host: 127.0.0.1, port: {server} }}]\nmonitor:\n  listen: 127.0.0.1:{mon}\n",
+        dir.path().display(),
+        log.display()
     );
-    let h = Hydra::start(dir.path(), &config);
+    let mut h = Hydra::start(dir.path(), &config);
     assert!(
         wait(10, || !http_get(mon, "/").is_empty()),
         "the monitor came up"
@@ -484,6 +494,11 @@ async fn tailing_waits_for_deliveries_instead_of_filling_the_buffer() {
         held > 0 && held <= (2 << 20) + (256 << 10),
         "{held} bytes held"
     );
+    if crash {
+        h.child.kill().unwrap();
+        h.child.wait().unwrap();
+        h = Hydra::start(dir.path(), &config);
+    }
     let rx = Receiver::start_on(server, Behaviour::Ack).await;
     let arrived = wait(60, || rx.messages.lock().unwrap().len() as u64 >= lines);
     std::thread::sleep(Duration::from_millis(300));
@@ -491,12 +506,12 @@ async fn tailing_waits_for_deliveries_instead_of_filling_the_buffer() {
     assert!(h.stop().success());
     let expected: Vec<String> = (0..lines).map(|i| format!("line {i} {pad}")).collect();
     let got = rx.messages.lock().unwrap().clone();
-    let (lost, dups) = report(
-        "tailing waits while the server is down",
-        &expected,
-        &got,
-        peak,
-    );
+    let name = if crash {
+        "tailing waits while the server is down, kill -9, restart"
+    } else {
+        "tailing waits while the server is down"
+    };
+    let (lost, dups) = report(name, &expected, &got, peak);
     assert!(arrived);
     assert_eq!((lost, dups), (0, 0));
     // Each file's lines in order (the rotated file and the new one are
