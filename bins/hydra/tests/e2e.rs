@@ -614,15 +614,6 @@ fn zabbix_passive_checks_about_hydra() {
     assert!(h.stop().success());
 }
 
-/// User + system CPU seconds of a process, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    // utime and stime: fields 14 and 15, counted from after the name.
-    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-}
-
 #[test]
 fn accept_loops_back_off_when_out_of_file_descriptors() {
     // hydra's descriptor limit lowered to what it holds, then idle
@@ -668,6 +659,7 @@ fn accept_loops_back_off_when_out_of_file_descriptors() {
         h.wait_log("Accept failed", 5),
         "no EMFILE on the forward listener"
     );
+    let cpu_seconds = |pid: u32| hydra_stats::read_process(&pid.to_string()).cpu_seconds;
     let before = cpu_seconds(pid);
     std::thread::sleep(Duration::from_secs(2));
     let spent = cpu_seconds(pid) - before;

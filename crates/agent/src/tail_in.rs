@@ -148,7 +148,6 @@ pub(crate) fn start(
             (n, Arc::new(Semaphore::new(n)))
         })
         .collect();
-    let tail_tags: Vec<String> = metas.iter().map(|m| m.tag.clone()).collect();
     let task = tokio::spawn(async move {
         let mut record = Vec::with_capacity(512);
         while let Some(batch) = batches.recv().await {
@@ -169,8 +168,8 @@ pub(crate) fn start(
                     // What holds the quota may sit in open chunks that fill
                     // no further while this waits: sealed, they can be
                     // delivered now, not at their flush interval.
-                    for tag in &tail_tags {
-                        buffer.flush(tag);
+                    for m in &metas {
+                        buffer.flush(&m.tag);
                     }
                     let Ok(p) = quota.clone().acquire_many_owned(want).await else {
                         break;
