@@ -450,6 +450,15 @@ impl Reader {
 
     /// The request taken out was handled: give back its room.
     fn settle(&mut self) {
+        if self.held.n > 0 {
+            // The buffer grew for a large frame. The frame taken out of it
+            // shared its allocation, and so would the rest of the buffer
+            // after the frame is gone: it is moved to a small one, so the
+            // room given back is memory given back.
+            let mut rest = BytesMut::with_capacity(self.buf.len().max(8 << 10));
+            rest.extend_from_slice(&self.buf);
+            self.buf = rest;
+        }
         self.held.keep(self.buf.len());
     }
 }
@@ -755,5 +764,63 @@ async fn serve(
     // The writer ends once every pending delivered-ack was sent or dropped.
     if !writer_done {
         let _ = (&mut writer.0).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hydra_forward::{BatchMode, EventTime, FrameBuilder, TimeFormat};
+
+    fn reader(read: tokio::io::ReadHalf<Conn>, budget: &Arc<Semaphore>, total: usize) -> Reader {
+        Reader {
+            read,
+            buf: BytesMut::with_capacity(8 << 10),
+            decoder: ForwardDecoder::with_limits(hydra_forward::Limits::default())
+                .defer_inflation(),
+            held: Held {
+                budget: budget.clone(),
+                total,
+                n: 0,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_is_freed_when_its_room_goes_back() {
+        // A connection that stays open after one large frame: its buffer
+        // kept the frame's whole allocation alive (shared with what was
+        // left of it) while the frame's room in max_pending_bytes was given
+        // back. Idle clients that once sent a large frame held memory the
+        // budget no longer counted.
+        let total = 8 << 20;
+        let budget = Arc::new(Semaphore::new(total));
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let (read, _write) = tokio::io::split(Box::new(server) as Conn);
+        let mut reader = reader(read, &budget, total);
+        let mut f = FrameBuilder::new("t", BatchMode::PackedForward, TimeFormat::EventTime);
+        let pad = vec![b'x'; 1000];
+        for _ in 0..2_000 {
+            f.push_fields(EventTime::new(1_700_000_000, 0), &[("p", &pad)]);
+        }
+        let frame = f.finish(None, None);
+        assert!(frame.len() > 2 * FREE);
+        let mut client = client;
+        let send = tokio::spawn(async move {
+            client.write_all(&frame).await.unwrap();
+            client
+        });
+        let entries = match reader.next(std::time::Duration::from_secs(10)).await {
+            Next::Request(Request::Events(batch)) => batch.entries().clone(),
+            _ => panic!("no events"),
+        };
+        assert!(budget.available_permits() < total, "the frame held no room");
+        reader.settle();
+        assert_eq!(budget.available_permits(), total);
+        assert!(
+            entries.is_unique(),
+            "the connection's buffer still holds the frame's allocation"
+        );
+        let _client = send.await.unwrap();
     }
 }
