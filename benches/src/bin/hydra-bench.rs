@@ -14,6 +14,7 @@
 #![allow(clippy::cast_possible_truncation)] // rates become counts: small, non-negative
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -101,6 +102,7 @@ impl Agent {
                     .arg("--config")
                     .arg(path)
                     .stdout(Stdio::null())
+                    .process_group(0)
                     .spawn()
                     .expect("start hydra")
             }
@@ -117,6 +119,10 @@ impl Agent {
                 .env("HYDRA_BENCH_DIR", dir)
                 .env("HYDRA_BENCH_FORMAT", format.name)
                 .stdout(Stdio::null())
+                // Its own group, stopped as one: `sh -c` may fork the
+                // agent rather than exec it, and an agent left running
+                // would skew every later figure.
+                .process_group(0)
                 .spawn()
                 .expect("start the agent command"),
         }
@@ -165,19 +171,29 @@ const FORMATS: [LineFormat; 4] = [
     },
 ];
 
+/// Stops the agent's whole process group: SIGTERM, then SIGKILL after
+/// 10 s.
 fn stop_agent(mut child: Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
+    let group = format!("-{}", child.id());
+    let signal = |s: &str| {
+        Command::new("kill")
+            .args([s, "--", &group])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success())
+    };
+    signal("-TERM");
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut reaped = false;
     while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
+        reaped = reaped || matches!(child.try_wait(), Ok(Some(_)));
+        // Signal 0 fails once no process of the group is left.
+        if reaped && !signal("-0") {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
+    signal("-KILL");
     let _ = child.wait();
 }
 
