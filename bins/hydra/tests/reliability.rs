@@ -846,13 +846,11 @@ async fn hostile_clients_on_the_default_limits() {
         receiver["receiver"]
     );
     assert!(arrived && lost == 0, "the good client was not served");
-    // Bounded by the buffer and max_pending_bytes, plus what glibc's
-    // allocator keeps of freed frames: 231-367 MiB measured (128-132 MiB
-    // with GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072), where the
-    // same attack held 2 GiB before max_pending_bytes existed. The 128 MiB
-    // (buffer + 64 MiB) aimed at is not reached on the allocator's
-    // defaults.
-    assert!(peak < 400.0, "peak RSS {peak:.1} MiB");
+    // The attack fills both the 64 MiB buffer and the 64 MiB of
+    // max_pending_bytes; hydra's own memory comes on top: 138-145 MiB
+    // measured. 215-379 MiB when glibc kept freed large frames in its
+    // heaps, 2 GiB before max_pending_bytes existed.
+    assert!(peak < 200.0, "peak RSS {peak:.1} MiB");
     assert!(h.stop().success());
 }
 

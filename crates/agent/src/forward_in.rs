@@ -148,6 +148,9 @@ pub(crate) async fn prepare(
                 usize::try_from(config.max_pending_bytes.0).unwrap_or(usize::MAX),
             )),
             budget_total: usize::try_from(config.max_pending_bytes.0).unwrap_or(usize::MAX),
+            inflating: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         },
         max_connections: config.max_connections,
     })
@@ -248,6 +251,8 @@ struct Settings {
     /// read frames and inflated events beyond [`FREE`] each.
     budget: Arc<Semaphore>,
     budget_total: usize,
+    /// Inflations at once: one per core.
+    inflating: Arc<Semaphore>,
 }
 
 /// What tells a resent chunk from another: a client whose ack timed out
@@ -343,9 +348,11 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for 
 
 type Conn = Box<dyn Stream>;
 
-/// Bytes a connection may buffer outside the memory budget: small frames
-/// never wait for it.
-const FREE: usize = 64 << 10;
+/// Bytes a connection may buffer outside the memory budget: a frame this
+/// small never waits for it (read this much at a time while the budget is
+/// spent). Times `max_connections`, this is all that the budget does not
+/// bound.
+const FREE: usize = 8 << 10;
 
 /// The most read from a connection at once.
 const READ: usize = 64 << 10;
@@ -367,6 +374,24 @@ struct Held {
 }
 
 impl Held {
+    /// Holds room for `bytes` buffered (beyond [`FREE`]) if it is there
+    /// now.
+    fn try_reserve(&mut self, bytes: usize) -> bool {
+        let need = bytes.saturating_sub(FREE).min(self.total);
+        if need <= self.n {
+            return true;
+        }
+        let more = u32::try_from(need - self.n).unwrap_or(u32::MAX);
+        match self.budget.try_acquire_many(more) {
+            Ok(p) => {
+                p.forget();
+                self.n += more as usize;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Holds room for `bytes` buffered (beyond [`FREE`]), waiting at most
     /// [`BUDGET_WAIT`] for it.
     async fn reserve(&mut self, bytes: usize) -> bool {
@@ -418,6 +443,8 @@ struct Reader {
     buf: BytesMut,
     decoder: ForwardDecoder,
     held: Held,
+    /// The buffer was grown for a large frame.
+    large: bool,
 }
 
 impl Reader {
@@ -431,15 +458,24 @@ impl Reader {
             // Room first, then the bytes: a frame's size is known from its
             // header, before its body is read.
             let want = self.decoder.wanted().max(self.buf.len() + READ);
-            if !self.held.reserve(want).await {
-                return Next::OverBudget;
+            let (mut read, mut upto) = (READ, want);
+            if !self.held.try_reserve(want) {
+                if self.decoder.wanted() <= FREE && self.buf.len() < FREE {
+                    // A small frame: read within what needs no room, so
+                    // small clients go on while large frames wait.
+                    (read, upto) = (FREE - self.buf.len(), FREE);
+                } else if !self.held.reserve(want).await {
+                    return Next::OverBudget;
+                }
             }
-            if want > self.buf.capacity() {
+            if upto > self.buf.capacity() {
                 // At once, to the size reserved: grown read by read, the
                 // buffer would double past it.
-                self.buf.reserve(want - self.buf.len());
+                let room = hydra_forward::transient_capacity(upto);
+                self.large |= room > 2 * READ;
+                self.buf.reserve(room - self.buf.len());
             }
-            let mut limited = (&mut self.read).take(READ as u64);
+            let mut limited = (&mut self.read).take(read as u64);
             match tokio::time::timeout(idle, limited.read_buf(&mut self.buf)).await {
                 Err(_) => return Next::Idle,
                 Ok(Ok(0) | Err(_)) => return Next::Closed,
@@ -450,7 +486,7 @@ impl Reader {
 
     /// The request taken out was handled: give back its room.
     fn settle(&mut self) {
-        if self.held.n > 0 {
+        if std::mem::take(&mut self.large) {
             // The buffer grew for a large frame. The frame taken out of it
             // shared its allocation, and so would the rest of the buffer
             // after the frame is gone: it is moved to a small one, so the
@@ -493,7 +529,15 @@ async fn inflate(
         .await
         .ok()?
         .ok()?;
-        match tokio::task::spawn_blocking(move || c.inflate_within(limit)).await {
+        let Ok(turn) = settings.inflating.clone().acquire_owned().await else {
+            return None;
+        };
+        let inflated = tokio::task::spawn_blocking(move || {
+            let r = c.inflate_within(limit);
+            drop(turn);
+            r
+        });
+        match inflated.await {
             Ok(Ok(request)) => return Some((request, permit)),
             // Inflates past the first guess: wait for room for all of it.
             Ok(Err(back)) if limit < max => {
@@ -587,6 +631,7 @@ async fn serve(
             total: settings.budget_total,
             n: 0,
         },
+        large: false,
     };
     if let Some(security) = &settings.security
         && let Err(reason) = handshake(&mut reader, &mut write, security).await
@@ -783,6 +828,7 @@ mod tests {
                 total,
                 n: 0,
             },
+            large: false,
         }
     }
 
@@ -822,5 +868,54 @@ mod tests {
             "the connection's buffer still holds the frame's allocation"
         );
         let _client = send.await.unwrap();
+    }
+
+    fn frame(events: usize, pad: usize) -> Bytes {
+        let mut f = FrameBuilder::new("t", BatchMode::PackedForward, TimeFormat::EventTime);
+        let pad = vec![b'x'; pad];
+        for _ in 0..events {
+            f.push_fields(EventTime::new(1_700_000_000, 0), &[("p", &pad)]);
+        }
+        f.finish(None, None)
+    }
+
+    #[tokio::test]
+    async fn small_frames_are_read_while_the_budget_is_spent() {
+        // Every permit is held elsewhere (large frames of other
+        // connections): a small frame still comes through, read within
+        // what a connection may hold on its own; a larger one waits.
+        let total = 1 << 20;
+        let budget = Arc::new(Semaphore::new(total));
+        let all = budget.clone().acquire_many_owned(1 << 20).await.unwrap();
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let (read, _write) = tokio::io::split(Box::new(server) as Conn);
+        let mut reader = reader(read, &budget, total);
+        let small = frame(40, 100);
+        assert!(small.len() < FREE);
+        let large = frame(400, 100);
+        assert!(large.len() > FREE);
+        let mut client = client;
+        client.write_all(&small).await.unwrap();
+        client.write_all(&large).await.unwrap();
+        let wait = std::time::Duration::from_secs(5);
+        let got = tokio::time::timeout(wait, reader.next(wait)).await;
+        assert!(
+            matches!(got, Ok(Next::Request(Request::Events(ref b))) if b.len() == 40),
+            "the small frame was not read"
+        );
+        reader.settle();
+        let short = std::time::Duration::from_millis(300);
+        assert!(
+            tokio::time::timeout(short, reader.next(wait))
+                .await
+                .is_err(),
+            "the large frame was read without room"
+        );
+        drop(all);
+        let got = tokio::time::timeout(wait, reader.next(wait)).await;
+        assert!(
+            matches!(got, Ok(Next::Request(Request::Events(ref b))) if b.len() == 400),
+            "the large frame was not read once room came"
+        );
     }
 }

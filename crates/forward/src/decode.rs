@@ -683,7 +683,7 @@ fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Error> {
     // Room for the limit at once (address space only: pages become
     // resident as they are written): grown by doubling, the copy would hold
     // one and a half times the output at its peak.
-    let mut out = Vec::with_capacity(limit.saturating_add(1));
+    let mut out = Vec::with_capacity(crate::transient_capacity(limit.saturating_add(1)));
     // MultiGzDecoder: clients may concatenate several gzip members.
     flate2::read::MultiGzDecoder::new(raw)
         .take(limit as u64 + 1)

@@ -51,6 +51,7 @@
 //! # Ok::<(), hydra_forward::Error>(())
 //! ```
 
+mod alloc;
 mod decode;
 mod encode;
 mod error;
@@ -59,6 +60,7 @@ mod msgpack;
 mod scan;
 mod time;
 
+pub use alloc::transient_capacity;
 pub use decode::{
     Chunk, Compressed, Compression, Dropped, Event, EventBatch, EventRef, Events, ForwardDecoder,
     Limits, Mode, Options, Request, udp_heartbeat_reply,
