@@ -919,3 +919,57 @@ async fn a_gzip_chunk_inflating_past_the_first_guess_is_served() {
     assert_eq!(numbers.len() as u64, events);
     assert!(h.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_keep_their_order_in_time() {
+    // Defaults (positions file, read_from_head false). 100,000 lines in
+    // writes of 10,000, across a rename rotation: every line's time is
+    // later than the line's before it, so a downstream that sorts by time
+    // keeps them in order. Every line of one read used to share one time.
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let rx = Receiver::start(Behaviour::Ack).await;
+    let mon = free_port();
+    let config = format!(
+        "positions: {}/pos.json\ninputs:\n  - type: tail\n    path: {}\n    tag: app\noutput:\n  type: forward\n  servers: [{{ host: 127.0.0.1, port: {} }}]\nmonitor:\n  listen: 127.0.0.1:{mon}\n",
+        dir.path().display(),
+        log.display(),
+        rx.port()
+    );
+    let h = Hydra::start(dir.path(), &config);
+    assert!(
+        wait(10, || !http_get(mon, "/").is_empty()),
+        "the monitor came up"
+    );
+    let lines = 100_000;
+    for w in 0..10 {
+        if w == 5 {
+            std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+            std::fs::write(&log, "").unwrap();
+        }
+        let chunk: String = (w * 10_000..(w + 1) * 10_000)
+            .map(|i| format!("line {i}\n"))
+            .collect();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(chunk.as_bytes()).unwrap();
+    }
+    assert!(
+        wait(60, || rx.messages.lock().unwrap().len() >= lines),
+        "only {} of {lines} lines arrived",
+        rx.messages.lock().unwrap().len()
+    );
+    let messages = rx.messages.lock().unwrap().clone();
+    let times = rx.times.lock().unwrap().clone();
+    let expected: Vec<String> = (0..lines).map(|i| format!("line {i}")).collect();
+    assert_eq!(messages, expected, "lines lost, repeated or out of order");
+    let distinct: std::collections::HashSet<_> = times.iter().collect();
+    let backwards = times.windows(2).filter(|w| w[1] <= w[0]).count();
+    println!(
+        "ordered times: {lines} lines, {} distinct times, {backwards} not later than the line before",
+        distinct.len()
+    );
+    assert_eq!(backwards, 0);
+    assert!(h.stop().success());
+}

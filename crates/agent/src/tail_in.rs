@@ -150,14 +150,20 @@ pub(crate) fn start(
         .collect();
     let task = tokio::spawn(async move {
         let mut record = Vec::with_capacity(512);
+        // The time the next line gets, at least: one nanosecond past the
+        // line before it.
+        let mut next_time = EventTime::default();
         while let Some(batch) = batches.recv().await {
             let (Some(meta), Some((quota_max, quota))) =
                 (metas.get(batch.source), quotas.get(batch.source))
             else {
                 continue;
             };
-            // One clock reading per batch, not per line.
-            let time = EventTime::from_system_time(batch.read_at);
+            // One clock reading per batch, not per line; the lines of one
+            // read get times one nanosecond apart, and never earlier than
+            // the lines before them, so a downstream that sorts by time
+            // (Elasticsearch, Loki) keeps them in order.
+            let start = EventTime::from_system_time(batch.read_at).max(next_time);
             let n = batch.lines.len();
             let estimate = batch.lines.bytes() + n * (24 + meta.field.len());
             let (file, end) = (batch.file, batch.end_offset);
@@ -195,6 +201,9 @@ pub(crate) fn start(
             let parser = parsers.get_mut(batch.source).and_then(Option::as_mut);
             let appended = buffer
                 .append(&meta.tag, estimate, n, Some(commit), |f| {
+                    // A local, not the captured variable, so it stays in a
+                    // register while the frame is written.
+                    let mut time = start;
                     if let Some((parser, _)) = parser {
                         for line in batch.lines.iter() {
                             record.clear();
@@ -203,10 +212,12 @@ pub(crate) fn start(
                             {
                                 f.push_raw(own.unwrap_or(time), &record);
                             }
+                            time = time.next();
                         }
                     } else if extra.is_empty() {
                         for line in batch.lines.iter() {
                             f.push_line(time, &meta.field, line);
+                            time = time.next();
                         }
                     } else {
                         let mut fields: Vec<(&str, &[u8])> = vec![(&meta.field, &[])];
@@ -214,8 +225,10 @@ pub(crate) fn start(
                         for line in batch.lines.iter() {
                             fields[0].1 = line;
                             f.push_fields(time, &fields);
+                            time = time.next();
                         }
                     }
+                    next_time = time;
                 })
                 .await;
             if let Some((parser, i)) = parsers.get(batch.source).and_then(Option::as_ref)

@@ -37,6 +37,18 @@ impl EventTime {
         }
     }
 
+    /// One nanosecond later (the last representable time stays itself).
+    #[inline]
+    pub fn next(self) -> Self {
+        if self.nanos < 999_999_999 {
+            EventTime::new(self.secs, self.nanos + 1)
+        } else if self.secs < u32::MAX {
+            EventTime::new(self.secs + 1, 0)
+        } else {
+            self
+        }
+    }
+
     /// The 10-byte msgpack encoding (fixext8, type 0).
     pub fn to_msgpack(self) -> [u8; 10] {
         let mut out = [0u8; 10];
@@ -75,6 +87,15 @@ pub enum TimeFormat {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn next_is_one_nanosecond_later() {
+        assert_eq!(EventTime::new(5, 7).next(), EventTime::new(5, 8));
+        assert_eq!(EventTime::new(5, 999_999_999).next(), EventTime::new(6, 0));
+        let last = EventTime::new(u32::MAX, 999_999_999);
+        assert_eq!(last.next(), last);
+    }
+
     use super::*;
 
     #[test]

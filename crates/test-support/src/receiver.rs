@@ -33,6 +33,8 @@ pub struct Receiver {
     pub seen: Arc<Mutex<Vec<u64>>>,
     /// The `message` field of every event received and acked.
     pub messages: Arc<Mutex<Vec<String>>>,
+    /// The event time of each of `messages`.
+    pub times: Arc<Mutex<Vec<hydra_forward::EventTime>>>,
     pub connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -61,7 +63,13 @@ impl Receiver {
         let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
         let messages: Arc<Mutex<Vec<String>>> = Arc::default();
         let connections = Arc::new(AtomicUsize::new(0));
-        let (s, c, m) = (seen.clone(), connections.clone(), messages.clone());
+        let times: Arc<Mutex<Vec<hydra_forward::EventTime>>> = Arc::default();
+        let (s, c, m, t) = (
+            seen.clone(),
+            connections.clone(),
+            messages.clone(),
+            times.clone(),
+        );
         let task = tokio::spawn(async move {
             // Dropping the set (when the task is aborted) closes every
             // connection.
@@ -73,6 +81,7 @@ impl Receiver {
                 c.fetch_add(1, Ordering::SeqCst);
                 let seen = s.clone();
                 let messages = m.clone();
+                let times = t.clone();
                 conns.spawn(async move {
                     if behaviour == Behaviour::Stall {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -104,6 +113,7 @@ impl Receiver {
                             {
                                 let mut seen = seen.lock().unwrap();
                                 let mut messages = messages.lock().unwrap();
+                                let mut times = times.lock().unwrap();
                                 for e in batch.events() {
                                     let record = e.record();
                                     if let Some(n) = record["n"].as_u64() {
@@ -111,6 +121,7 @@ impl Receiver {
                                     }
                                     if let Some(m) = record["message"].as_str() {
                                         messages.push(m.to_owned());
+                                        times.push(e.time);
                                     }
                                 }
                             }
@@ -128,6 +139,7 @@ impl Receiver {
             addr,
             seen,
             messages,
+            times,
             connections,
             task,
         }
