@@ -199,3 +199,111 @@ fn hydra_output_with_shared_key_and_tls_and_a_mismatched_certificate() {
     assert!(h.stop().success());
     std::thread::sleep(Duration::from_millis(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connections_end_with_close_notify_both_ways() {
+    // A TLS client → hydra's TLS input → hydra's TLS output → a TLS
+    // server, defaults otherwise (`ack: delivered`). When hydra stops,
+    // both of its connections end with close_notify: the peers read a
+    // clean end, not an unexpected EOF (which fluentd and Fluent Bit log as
+    // an error at every stop).
+    use hydra_forward::{BatchMode, Chunk, EventTime, ForwardDecoder, FrameBuilder, Request};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::Decoder;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let acceptor = hydra_tls::server_config(&hydra_tls::ServerTls {
+        cert: pki.server_cert.clone(),
+        key: pki.server_key.clone(),
+        client_ca: None,
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_port = listener.local_addr().unwrap().port();
+    // How the server's connection from hydra ended, and what it received.
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let mut decoder = ForwardDecoder::new();
+        let mut buf = bytes::BytesMut::new();
+        let mut events = 0;
+        loop {
+            match tls.read_buf(&mut buf).await {
+                Ok(0) => return (Ok(()), events),
+                Ok(_) => {}
+                Err(e) => return (Err(e.kind()), events),
+            }
+            while let Ok(Some(r)) = decoder.decode(&mut buf) {
+                if let Request::Events(b) = r {
+                    events += b.len();
+                    if let Some(ack) = b.ack() {
+                        tls.write_all(&ack).await.unwrap();
+                    }
+                }
+            }
+        }
+    });
+    let (fwd, mon) = (free_port(), free_port());
+    let config = format!(
+        "inputs:\n  - type: forward\n    listen: 127.0.0.1:{fwd}\n    tls: {{ cert: {}, key: {} }}\noutput:\n  type: forward\n  servers:\n    - {{ host: 127.0.0.1, port: {server_port}, tls: {{ ca: {}, server_name: localhost }} }}\nmonitor:\n  listen: 127.0.0.1:{mon}\n",
+        pki.server_cert.display(),
+        pki.server_key.display(),
+        pki.ca.display()
+    );
+    let h = Hydra::start(dir.path(), &config);
+    let client_tls = hydra_tls::ClientTls {
+        ca: Some(pki.ca.clone()),
+        ..hydra_tls::ClientTls::default()
+    };
+    let connector = hydra_tls::client_config(&client_tls).unwrap();
+    let name = hydra_tls::server_name(&client_tls, "localhost").unwrap();
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(tcp) = tokio::net::TcpStream::connect(("127.0.0.1", fwd)).await {
+            client = Some(connector.connect(name.clone(), tcp).await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut client = client.expect("hydra's TLS input did not come up");
+    let mut f = FrameBuilder::new(
+        "tls.close",
+        BatchMode::PackedForward,
+        hydra_forward::TimeFormat::EventTime,
+    );
+    for i in 0..10u32 {
+        f.push_fields(
+            EventTime::new(1_700_000_000, i),
+            &[("message", b"over TLS")],
+        );
+    }
+    client
+        .write_all(&f.finish(Some(&Chunk::from_id("close-notify")), None))
+        .await
+        .unwrap();
+    let mut ack = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(20), client.read(&mut ack))
+        .await
+        .expect("no ack within 20 s")
+        .unwrap();
+    assert!(n > 0, "hydra closed the connection instead of acking");
+    assert!(h.stop().success());
+    let end = tokio::time::timeout(Duration::from_secs(10), client.read(&mut ack))
+        .await
+        .expect("hydra's input did not end the client's connection");
+    println!("client side: {end:?}");
+    assert!(
+        matches!(end, Ok(0)),
+        "the client saw {end:?}, not close_notify"
+    );
+    let (server_end, events) = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("hydra's output did not end its connection")
+        .unwrap();
+    println!("server side: {server_end:?} after {events} events");
+    assert_eq!(events, 10);
+    assert!(
+        server_end.is_ok(),
+        "the server saw {server_end:?}, not close_notify"
+    );
+}

@@ -357,6 +357,9 @@ const FREE: usize = 8 << 10;
 /// The most read from a connection at once.
 const READ: usize = 64 << 10;
 
+/// How long closing a connection may take.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long a connection waits for room in the memory budget before it is
 /// closed (its client sends again), so connections holding part of it
 /// cannot wait on each other for ever.
@@ -652,6 +655,9 @@ async fn serve(
                 _ => return,
             }
         }
+        // Closed, not dropped: a TLS client sees close_notify rather than
+        // an unexpected EOF.
+        let _ = tokio::time::timeout(CLOSE_WAIT, write.shutdown()).await;
     }));
     let mut writer_done = false;
     loop {

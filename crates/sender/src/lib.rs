@@ -291,12 +291,13 @@ impl Sender {
         });
         let (events_tx, events) = mpsc::unbounded_channel();
         let mut links = Vec::new();
+        let mut link_tasks = Vec::new();
         for (index, server) in config.servers.iter().enumerate() {
             // TLS settings are checked here, so a bad file stops the start
             // with its name rather than failing every connection later.
             let tls = server.tls_connector()?;
             let (tx, rx) = mpsc::channel(config.max_in_flight.max(1));
-            tokio::spawn(
+            link_tasks.push(tokio::spawn(
                 link::Link {
                     index,
                     server: server.clone(),
@@ -307,7 +308,7 @@ impl Sender {
                     tls,
                 }
                 .run(),
-            );
+            ));
             links.push(LinkState { tx, in_flight: 0 });
         }
         drop(events_tx);
@@ -330,7 +331,15 @@ impl Sender {
             events,
             shared: shared.clone(),
         };
-        let task = tokio::spawn(dispatcher.run());
+        let task = tokio::spawn(async move {
+            dispatcher.run().await;
+            // Its end closes every link's queue: each closes its
+            // connection. Awaited, so that happens before the process ends.
+            let until = tokio::time::Instant::now() + Duration::from_secs(2);
+            for t in link_tasks {
+                let _ = tokio::time::timeout_at(until, t).await;
+            }
+        });
         Ok(Sender { shared, task })
     }
 

@@ -36,6 +36,9 @@ pub(crate) trait Stream:
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 pub(crate) type Conn = Box<dyn Stream>;
 
+/// How long closing a connection may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 pub(crate) struct Link {
     pub(crate) index: usize,
     pub(crate) server: ServerConfig,
@@ -181,6 +184,11 @@ impl Link {
         };
         let undelivered: Vec<Chunk> = in_flight.into_iter().map(|(c, _)| c).collect();
         self.give_back(undelivered);
+        // Closed, not dropped: over TLS, the server sees close_notify
+        // rather than an unexpected EOF (an error line in fluentd's and
+        // Fluent Bit's logs at every stop or reconnect).
+        let mut conn = replies.into_inner().unsplit(write);
+        let _ = tokio::time::timeout(CLOSE_WAIT, conn.shutdown()).await;
         result
     }
 }
