@@ -12,7 +12,7 @@ const ALWAYS_MAPPED: usize = 32 << 20;
 /// The capacity to allocate for a transient buffer that will hold up to
 /// `bytes`.
 ///
-/// A large one is asked for with more than [`ALWAYS_MAPPED`] of room.
+/// A large one is asked for with more than 32 MiB of room.
 /// Otherwise glibc raises its mmap threshold to the size of the first such
 /// buffer freed and serves the next ones from its per-thread heaps, which
 /// keep what is freed: under a flood of large frames and compressed
