@@ -46,6 +46,10 @@ enum Mode {
 /// Reads events from stdin (one JSON object per line by default), or sends
 /// the one given with --event. Exits 0 only when every event was
 /// acknowledged by the server (unless --no-ack).
+///
+/// The flags of Fluentd's fluent-cat work too (-p/--port, -u/--unix,
+/// --json, --msgpack, --none, --message-key, --time-as-integer), except
+/// -h, which is help here: the host is --host.
 #[derive(Debug, Parser)]
 #[command(version = env!("HYDRA_VERSION"), about)]
 struct Args {
@@ -55,6 +59,9 @@ struct Args {
     /// Server port.
     #[arg(short, long, default_value_t = 24224)]
     port: u16,
+    /// Connect to this unix socket instead of --host and --port.
+    #[arg(short, long, value_name = "PATH", conflicts_with_all = ["host", "port"])]
+    unix: Option<std::path::PathBuf>,
     /// Send one event: TAG and a JSON object.
     #[arg(long, num_args = 2, value_names = ["TAG", "JSON"])]
     event: Option<Vec<String>>,
@@ -64,6 +71,18 @@ struct Args {
     /// How stdin is read.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
+    /// Same as --format json (fluent-cat's name).
+    #[arg(long, conflicts_with_all = ["format", "msgpack", "none"])]
+    json: bool,
+    /// Same as --format msgpack (fluent-cat's name).
+    #[arg(long, conflicts_with_all = ["format", "none"])]
+    msgpack: bool,
+    /// Same as --format none (fluent-cat's name).
+    #[arg(long, conflicts_with = "format")]
+    none: bool,
+    /// With --format none: the record key of each line.
+    #[arg(long, value_name = "KEY", default_value = "message")]
+    message_key: String,
     /// How events are framed.
     #[arg(long, value_enum, default_value_t = Mode::Packed)]
     mode: Mode,
@@ -124,7 +143,11 @@ enum Item {
 
 /// Reads stdin one event at a time, so input of any size streams through
 /// with bounded memory.
-fn stdin_items(format: Format) -> Box<dyn Iterator<Item = anyhow::Result<Item>>> {
+fn stdin_items(
+    format: Format,
+    message_key: &str,
+) -> Box<dyn Iterator<Item = anyhow::Result<Item>>> {
+    let message_key = message_key.to_owned();
     let stdin = std::io::stdin().lock();
     match format {
         Format::Msgpack => {
@@ -157,7 +180,7 @@ fn stdin_items(format: Format) -> Box<dyn Iterator<Item = anyhow::Result<Item>>>
                 let line = line.strip_suffix(b"\r").unwrap_or(&line);
                 let record = if matches!(format, Format::None) {
                     rmpv::Value::Map(vec![(
-                        rmpv::Value::from("message"),
+                        rmpv::Value::from(message_key.as_str()),
                         rmpv::Value::from(String::from_utf8_lossy(line).as_ref()),
                     )])
                 } else {
@@ -212,17 +235,13 @@ async fn send(
     items: impl Iterator<Item = anyhow::Result<Item>>,
 ) -> anyhow::Result<Sent> {
     let timeout = Duration::from_secs_f64(args.timeout.max(0.001));
-    let addr = (args.host.as_str(), args.port);
-    let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| anyhow!("connecting to {}:{}: timed out", args.host, args.port))?
-        .with_context(|| format!("connecting to {}:{}", args.host, args.port))?;
+    let mut stream = connect(args, timeout).await?;
     if let Some(key) = &args.shared_key {
         hydra_sender::handshake(&mut stream, &args.self_hostname, key, None, timeout)
             .await
             .map_err(|e| anyhow!(e))?;
     }
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut replies = FramedRead::new(read, ReplyDecoder::new());
     let tf = if args.time_as_integer {
         TimeFormat::Integer
@@ -302,6 +321,40 @@ async fn send(
     Ok(sent)
 }
 
+/// A connection: TCP or a unix socket.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+async fn connect(args: &Args, timeout: Duration) -> anyhow::Result<Box<dyn Stream>> {
+    if let Some(path) = &args.unix {
+        let what = path.display();
+        let s = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
+            .await
+            .map_err(|_| anyhow!("connecting to {what}: timed out"))?
+            .with_context(|| format!("connecting to {what}"))?;
+        return Ok(Box::new(s));
+    }
+    let what = format!("{}:{}", args.host, args.port);
+    let s = tokio::time::timeout(timeout, TcpStream::connect((args.host.as_str(), args.port)))
+        .await
+        .map_err(|_| anyhow!("connecting to {what}: timed out"))?
+        .with_context(|| format!("connecting to {what}"))?;
+    Ok(Box::new(s))
+}
+
+/// --format, or the fluent-cat flag that stands for it.
+fn input_format(args: &Args) -> Format {
+    if args.msgpack {
+        Format::Msgpack
+    } else if args.none {
+        Format::None
+    } else if args.json {
+        Format::Json
+    } else {
+        args.format
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(kind) = args.generate {
@@ -335,7 +388,8 @@ fn main() -> ExitCode {
         Box::new(std::iter::once(item))
     } else if args.strict {
         // Nothing may be sent if any input is bad: read it all first.
-        let all: Vec<anyhow::Result<Item>> = stdin_items(args.format).collect();
+        let all: Vec<anyhow::Result<Item>> =
+            stdin_items(input_format(&args), &args.message_key).collect();
         let bad: Vec<String> = all
             .iter()
             .filter_map(|i| match i {
@@ -356,7 +410,7 @@ fn main() -> ExitCode {
         }
         Box::new(all.into_iter())
     } else {
-        stdin_items(args.format)
+        stdin_items(input_format(&args), &args.message_key)
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -68,6 +68,125 @@ fn hydra_cat_in_every_mode_reaches_stdout() {
 }
 
 #[test]
+fn hydra_cat_takes_fluent_cats_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, mon) = (free_port(), free_port());
+    let h = Hydra::start(dir.path(), &stdout_config(fwd, mon, ""));
+    let port = fwd.to_string();
+    let cat = |args: &[&str], stdin: &[u8]| {
+        hydra_test_support::run_with_stdin(&hydra_cat_bin(), args, stdin)
+    };
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(cat(
+        &["-p", &port, "--none", "--message-key", "msg", "cat.none"],
+        b"plain one\nplain two\n",
+    ));
+    ok(cat(&["-p", &port, "--json", "cat.json"], b"{\"a\":1}\n"));
+    // {"a": 2}, {"a": 3} as msgpack.
+    ok(cat(
+        &["-p", &port, "--msgpack", "--time-as-integer", "cat.msgpack"],
+        b"\x81\xa1a\x02\x81\xa1a\x03",
+    ));
+    let events = h.wait_events(5, 10);
+    let records = |tag: &str| -> Vec<serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["tag"] == tag)
+            .map(|e| e["record"].clone())
+            .collect()
+    };
+    assert_eq!(
+        records("cat.none"),
+        [
+            serde_json::json!({"msg": "plain one"}),
+            serde_json::json!({"msg": "plain two"})
+        ]
+    );
+    assert_eq!(records("cat.json"), [serde_json::json!({"a": 1})]);
+    assert_eq!(
+        records("cat.msgpack"),
+        [serde_json::json!({"a": 2}), serde_json::json!({"a": 3})]
+    );
+    // Two input formats at once: bad usage.
+    let out = cat(&["-p", &port, "--json", "--none", "t"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let out = cat(&["-p", &port, "--msgpack", "--format", "json", "t"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(h.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hydra_cat_sends_over_a_unix_socket() {
+    // A Forward server on a unix socket (as fluentd's in_unix): hydra-cat
+    // --unix sends to it and exits 0 once its chunks were acked.
+    use hydra_forward::{ForwardDecoder, Request};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::Decoder;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forward.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut decoder = ForwardDecoder::new();
+        let mut buf = bytes::BytesMut::new();
+        let mut messages = Vec::new();
+        loop {
+            match sock.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return messages,
+                Ok(_) => {}
+            }
+            while let Ok(Some(r)) = decoder.decode(&mut buf) {
+                if let Request::Events(b) = r {
+                    for e in b.events() {
+                        messages.push(e.record()["message"].as_str().unwrap().to_owned());
+                    }
+                    if let Some(ack) = b.ack() {
+                        sock.write_all(&ack).await.unwrap();
+                    }
+                }
+            }
+        }
+    });
+    let sock = path.to_str().unwrap().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        hydra_test_support::run_with_stdin(
+            &hydra_cat_bin(),
+            &["--unix", &sock, "--none", "--batch", "10", "unix.test"],
+            (0..25)
+                .map(|i| format!("line {i}\n"))
+                .collect::<String>()
+                .as_bytes(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let messages = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    let expected: Vec<String> = (0..25).map(|i| format!("line {i}")).collect();
+    assert_eq!(messages, expected);
+    // --unix with --host is bad usage.
+    let out = hydra_test_support::run_with_stdin(
+        &hydra_cat_bin(),
+        &["--unix", "/nonexistent.sock", "--host", "127.0.0.1", "t"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn hydra_cat_fails_clearly() {
     // Refused.
     let port = free_port().to_string();
