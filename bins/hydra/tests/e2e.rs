@@ -784,6 +784,20 @@ fn accept_loops_back_off_when_out_of_file_descriptors() {
     let spent = cpu_seconds(pid) - before;
     println!("2 s with both accept loops out of descriptors: {spent:.2} CPU seconds");
     assert!(spent < 0.5, "{spent:.2} CPU seconds in 2 s");
+    // Retried every 100 ms, logged once per 10 s: one line each so far,
+    // not one per retry.
+    let lines = |text: &str| {
+        h.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(text))
+            .count()
+    };
+    // "Accept failed" is the forward input's; the Zabbix line has "accept".
+    let (zabbix, forward) = (lines("Zabbix accept failed"), lines("Accept failed"));
+    println!("log lines after 2 s: Zabbix {zabbix}, forward {forward}");
+    assert_eq!((zabbix, forward), (1, 1));
     // Room again: the descriptors come back with the connections.
     drop(idle);
     set_soft(&soft);

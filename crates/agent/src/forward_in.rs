@@ -191,6 +191,7 @@ pub(crate) async fn start(
     let mut accept_stop = stop.clone();
     let acceptor = tokio::spawn(async move {
         let mut connections = tokio::task::JoinSet::new();
+        let mut failures = crate::log_limit::LogLimit::default();
         loop {
             // Past max_connections, new clients wait in the kernel's backlog.
             let permit = tokio::select! {
@@ -211,7 +212,9 @@ pub(crate) async fn start(
                         // Out of file descriptors, typically: retrying at
                         // once would spin. The pending client waits in the
                         // backlog meanwhile.
-                        warn!(error = %e, "Accept failed; retrying in 100 ms.");
+                        if let Some(held_back) = failures.allow(std::time::Instant::now()) {
+                            warn!(error = %e, held_back, "Accept failed; retrying every 100 ms (logged once per 10 s).");
+                        }
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         continue;
                     }

@@ -11,6 +11,7 @@
 //! and reports what was left.
 
 mod forward_in;
+mod log_limit;
 mod stdout_out;
 mod tail_in;
 mod zabbix_in;

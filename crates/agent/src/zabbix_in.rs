@@ -23,6 +23,7 @@ pub(crate) async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut failures = crate::log_limit::LogLimit::default();
     loop {
         // Past MAX_CONNECTIONS, new requests wait in the kernel's backlog.
         let permit = tokio::select! {
@@ -36,7 +37,9 @@ pub(crate) async fn serve(
                 Err(e) => {
                     // Out of file descriptors, typically: retrying at once
                     // would spin.
-                    warn!(error = %e, "Zabbix accept failed; retrying in 100 ms.");
+                    if let Some(held_back) = failures.allow(std::time::Instant::now()) {
+                        warn!(error = %e, held_back, "Zabbix accept failed; retrying every 100 ms (logged once per 10 s).");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
