@@ -114,11 +114,7 @@ pub(crate) async fn prepare(
     };
     let security = match &config.security {
         Some(s) => Some(SecuritySettings {
-            key: s
-                .key
-                .resolve()
-                .map_err(|e| Error::Config(e.to_string()))?
-                .unwrap_or_default(),
+            key: s.key.resolve()?.unwrap_or_default(),
             hostname: s.self_hostname.clone().unwrap_or_else(crate::hostname),
             users: s
                 .users

@@ -51,8 +51,16 @@ pub enum Error {
     #[error(transparent)]
     Sender(#[from] hydra_sender::Error),
     /// A secret or file the configuration names cannot be used.
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] hydra_config::Error),
+    /// A tail input's `format` settings do not make a parser.
+    #[error("tail input {tag}")]
+    Parser {
+        /// The input's tag.
+        tag: String,
+        /// What is wrong.
+        source: hydra_parse::Error,
+    },
     /// An input's TLS settings do not work.
     #[error("forward input {addr}: TLS")]
     Tls {
@@ -206,8 +214,7 @@ impl Prepared {
                     Some(z) => Some(Socket::new(z, &held).await?),
                     None => None,
                 },
-                m.resolve_token()
-                    .map_err(|e| Error::Config(e.to_string()))?,
+                m.resolve_token()?,
             ),
             None => (None, None, None),
         };
@@ -256,7 +263,7 @@ fn sender_config(f: &hydra_config::ForwardOutput) -> Result<SenderConfig, Error>
                     port: s.port,
                     weight: s.weight,
                     standby: s.standby,
-                    shared_key: s.key.resolve().map_err(|e| Error::Config(e.to_string()))?,
+                    shared_key: s.key.resolve()?,
                     username: s.username.clone(),
                     password: s.password.clone(),
                     tls: s.tls.as_ref().map(|t| hydra_tls::ClientTls {

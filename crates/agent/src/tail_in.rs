@@ -108,8 +108,12 @@ pub(crate) fn start(
     let mut parsers = Vec::with_capacity(inputs.len());
     let mut counters = ParseCounters::default();
     for t in inputs {
-        let parser = Parser::new(&t.parser_spec(&config.field_name))
-            .map_err(|e| crate::Error::Config(format!("tail input {}: {e}", t.tag)))?;
+        let parser = Parser::new(&t.parser_spec(&config.field_name)).map_err(|source| {
+            crate::Error::Parser {
+                tag: t.tag.clone(),
+                source,
+            }
+        })?;
         // `format: none` stays on the fast path, without a parser.
         let slot = (!parser.is_passthrough()).then(|| {
             counters.inputs.push((
