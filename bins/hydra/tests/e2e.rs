@@ -858,3 +858,136 @@ fn a_chunk_past_the_inbound_frame_limit_is_printed_whole() {
             .collect::<Vec<_>>()
     );
 }
+
+fn unix_input_config(sock: &std::path::Path, mon: u16, extra: &str) -> String {
+    format!(
+        "inputs:\n  - type: forward\n    listen: unix:{}\n{extra}output:\n  type: stdout\nmonitor:\n  listen: 127.0.0.1:{mon}\n",
+        sock.display()
+    )
+}
+
+#[test]
+fn a_forward_input_on_a_unix_socket() {
+    // As fluentd's in_unix: hydra-cat --unix and Python's fluent-logger
+    // (unix://) send over it. A socket file left by a killed hydra is
+    // replaced; `mode` sets its permissions; a clean stop removes it.
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("forward.sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists(), "the stale socket file stays");
+    let mon = free_port();
+    let h = Hydra::start(
+        dir.path(),
+        &unix_input_config(&sock, mon, "    mode: \"0660\"\n"),
+    );
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o660);
+    let input: String = (0..25).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    let out = hydra_cat(&["--unix", sock.to_str().unwrap(), "unix.cat"], &input);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let py = format!(
+        "from fluent import sender\ns = sender.FluentSender('unix', host='unix://{}', nanosecond_precision=True)\n\
+         ok = all(s.emit('py', {{'n': i}}) for i in range(25))\ns.close()\nprint('SENT' if ok else s.last_error)\n",
+        sock.display()
+    );
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(py)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "SENT",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = h.wait_events(50, 15);
+    for tag in ["unix.cat", "unix.py"] {
+        let ns: Vec<u64> = events
+            .iter()
+            .filter(|e| e["tag"] == tag)
+            .map(|e| e["record"]["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ns, (0..25).collect::<Vec<_>>(), "{tag}");
+    }
+    let stats = http_get(mon, "/");
+    assert!(
+        stats.contains(&format!("unix:{}", sock.display())),
+        "the monitor names the socket: {stats}"
+    );
+    // A reload hands the path over: the new pipeline listens on it.
+    h.signal("HUP");
+    assert!(h.wait_log("Reloaded", 10), "{:?}", h.stderr.lock().unwrap());
+    let out = hydra_cat(
+        &["--unix", sock.to_str().unwrap(), "unix.again"],
+        "{\"n\":0}\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(h.wait_events(51, 10).len(), 51);
+    assert!(h.stop().success());
+    assert!(!sock.exists(), "a clean stop removes the socket file");
+}
+
+#[test]
+fn a_unix_socket_path_that_cannot_be_used_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a-socket");
+    std::fs::write(&path, "data").unwrap();
+    let live = dir.path().join("live.sock");
+    let _other = std::os::unix::net::UnixListener::bind(&live).unwrap();
+    for (sock, why) in [
+        (&path, "exists and is not a socket"),
+        (&live, "another process listens on it"),
+    ] {
+        let config = dir.path().join("hydra.yaml");
+        std::fs::write(&config, unix_input_config(sock, free_port(), "")).unwrap();
+        let out = Command::new(hydra_bin())
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("unix:{}: {why}", sock.display())),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "data",
+        "left alone"
+    );
+    assert!(live.exists(), "the live socket is left alone");
+    // `mode` without a unix socket, and a mode that is not octal.
+    for (extra, needle) in [
+        ("    mode: \"0660\"\n", "`mode` is for `listen: unix:PATH`"),
+        ("    mode: rw\n", "not an octal file mode"),
+    ] {
+        let text = if needle.contains("unix:PATH") {
+            stdout_config(free_port(), free_port(), extra)
+        } else {
+            unix_input_config(&dir.path().join("x.sock"), free_port(), extra)
+        };
+        let config = dir.path().join("hydra.yaml");
+        std::fs::write(&config, text).unwrap();
+        let out = Command::new(hydra_bin())
+            .arg("--check-config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+}

@@ -1,22 +1,22 @@
-//! The forward input: Forward protocol clients over TCP, and the UDP
-//! heartbeat on the same port.
+//! The forward input: Forward protocol clients over TCP (and the UDP
+//! heartbeat on the same port) or a unix socket.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use hydra_buffer::{Buffer, Commit};
-use hydra_config::{AckWhen, ForwardInput};
+use hydra_config::{AckWhen, ForwardInput, Listen};
 use hydra_forward::{Chunk, ForwardDecoder, Helo, Limits, Pong, Request, udp_heartbeat_reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::codec::Decoder;
 use tracing::{debug, warn};
 
+use crate::listen::{Bound, Conn, Peer};
 use crate::{Error, join_tag};
 
 /// Counters of all forward inputs.
@@ -59,28 +59,11 @@ impl ReceiverCounters {
 /// A forward input ready to start: its TLS files and secrets loaded, its
 /// sockets bound unless the running pipeline still holds the address.
 pub(crate) struct Prepared {
-    listen: SocketAddr,
-    sockets: Option<(TcpListener, UdpSocket)>,
+    listen: Listen,
+    mode: Option<u32>,
+    sockets: Option<Bound>,
     settings: Settings,
     max_connections: usize,
-}
-
-/// The TCP listener and the UDP heartbeat socket on `listen`.
-async fn bind(listen: SocketAddr) -> Result<(TcpListener, UdpSocket), Error> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: listen,
-        source,
-    })?;
-    let udp = UdpSocket::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    Ok((listener, udp))
 }
 
 /// Loads what `config` needs and, when `bind_now`, binds its sockets:
@@ -106,7 +89,7 @@ pub(crate) async fn prepare(
                 client_ca: t.client_ca.clone(),
             })
             .map_err(|source| Error::Tls {
-                addr: config.listen,
+                addr: config.listen.clone(),
                 source,
             })?,
         ),
@@ -124,13 +107,15 @@ pub(crate) async fn prepare(
         }),
         None => None,
     };
+    let mode = config.socket_mode();
     let sockets = if bind_now {
-        Some(bind(config.listen).await?)
+        Some(crate::listen::bind(&config.listen, mode).await?)
     } else {
         None
     };
     Ok(Prepared {
-        listen: config.listen,
+        listen: config.listen.clone(),
+        mode,
         sockets,
         settings: Settings {
             prefix,
@@ -157,20 +142,19 @@ pub(crate) async fn start(
     buffer: Buffer,
     counters: Arc<ReceiverCounters>,
     stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, Vec<JoinHandle<()>>), Error> {
-    let (listener, udp) = match prepared.sockets {
+) -> Result<(Listen, Vec<JoinHandle<()>>), Error> {
+    let bound = match prepared.sockets {
         Some(s) => s,
-        None => bind(prepared.listen).await?,
+        None => crate::listen::bind(&prepared.listen, prepared.mode).await?,
     };
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: prepared.listen,
-        source,
-    })?;
+    let addr = bound.local(&prepared.listen);
+    let (listener, udp) = bound.split();
     let settings = Arc::new(prepared.settings);
     let slots = Arc::new(Semaphore::new(prepared.max_connections));
 
     let mut udp_stop = stop.clone();
     let heartbeat = tokio::spawn(async move {
+        let Some(udp) = udp else { return };
         let mut buf = [0u8; 64];
         loop {
             tokio::select! {
@@ -340,12 +324,6 @@ struct SecuritySettings {
     hostname: String,
     users: Vec<(String, String)>,
 }
-
-/// A client connection: plain TCP or TLS.
-trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
-
-type Conn = Box<dyn Stream>;
 
 /// Bytes a connection may buffer outside the memory budget: a frame this
 /// small never waits for it (read this much at a time while the budget is
@@ -595,14 +573,13 @@ async fn handshake(
 }
 
 async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Conn,
+    peer: Peer,
     buffer: &Buffer,
     counters: &Arc<ReceiverCounters>,
     settings: &Arc<Settings>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let conn: Conn = match &settings.tls {
         None => Box::new(stream),
         Some(acceptor) => {
@@ -719,7 +696,7 @@ async fn serve(
                     let commit: Option<Commit> = match (&batch.options().chunk, settings.ack) {
                         (Some(chunk), AckWhen::Delivered) => {
                             let key = ChunkKey {
-                                host: peer.ip(),
+                                host: peer.host(),
                                 tag: tag.clone(),
                                 chunk: chunk.clone(),
                                 events: n,

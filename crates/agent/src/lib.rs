@@ -11,6 +11,7 @@
 //! and reports what was left.
 
 mod forward_in;
+mod listen;
 mod log_limit;
 mod stdout_out;
 mod tail_in;
@@ -40,9 +41,17 @@ pub enum Error {
     #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
-        addr: SocketAddr,
+        addr: hydra_config::Listen,
         /// Why.
         source: std::io::Error,
+    },
+    /// A unix socket path that cannot be listened on.
+    #[error("cannot listen on unix:{}: {reason}", path.display())]
+    UnixPath {
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why: it is not a socket, or a live one.
+        reason: &'static str,
     },
     /// The tail input could not start.
     #[error(transparent)]
@@ -65,7 +74,7 @@ pub enum Error {
     #[error("forward input {addr}: TLS")]
     Tls {
         /// The input's address.
-        addr: SocketAddr,
+        addr: hydra_config::Listen,
         /// What is wrong.
         source: hydra_tls::Error,
     },
@@ -104,7 +113,8 @@ pub struct Agent {
     parse_counters: Option<Arc<tail_in::ParseCounters>>,
     tap: Option<hydra_stats::TapHub>,
     rates: Option<JoinHandle<()>>,
-    /// Addresses actually bound, in config order (forward inputs, monitor).
+    /// TCP addresses actually bound, in config order (forward inputs,
+    /// monitor); unix sockets are not listed.
     pub bound: Vec<SocketAddr>,
     /// Reloads refused since hydra started, carried from pipeline to
     /// pipeline.
@@ -140,7 +150,7 @@ impl Socket {
         tokio::net::TcpListener::bind(addr)
             .await
             .map(|l| Socket::Bound(l, addr))
-            .map_err(|source| Error::Bind { addr, source })
+            .map_err(|source| bind_error(addr, source))
     }
 
     /// The listener, bound now if it was not yet, and its address.
@@ -150,14 +160,34 @@ impl Socket {
             Socket::Later(addr) => (
                 tokio::net::TcpListener::bind(addr)
                     .await
-                    .map_err(|source| Error::Bind { addr, source })?,
+                    .map_err(|source| bind_error(addr, source))?,
                 addr,
             ),
         };
         let local = listener
             .local_addr()
-            .map_err(|source| Error::Bind { addr, source })?;
+            .map_err(|source| bind_error(addr, source))?;
         Ok((listener, local))
+    }
+}
+
+fn bind_error(addr: SocketAddr, source: std::io::Error) -> Error {
+    Error::Bind {
+        addr: hydra_config::Listen::Tcp(addr),
+        source,
+    }
+}
+
+/// Whether a forward input's `listen` is held by the running pipeline: a
+/// TCP address that [`shares`] a port, or the same unix socket path.
+fn listen_held(listen: &hydra_config::Listen, running: Option<&Config>) -> bool {
+    match listen {
+        hydra_config::Listen::Tcp(a) => shares(*a, &running.map(listen_addrs).unwrap_or_default()),
+        hydra_config::Listen::Unix(p) => running.is_some_and(|r| {
+            r.inputs.iter().any(|i| {
+                matches!(i, Input::Forward(f) if f.listen == hydra_config::Listen::Unix(p.clone()))
+            })
+        }),
     }
 }
 
@@ -204,7 +234,8 @@ impl Prepared {
                     (Some(a), Some(b)) => Some(format!("{a}.{b}")),
                     (a, b) => a.clone().or_else(|| b.clone()),
                 };
-                forward.push(forward_in::prepare(f, prefix, !shares(f.listen, &held)).await?);
+                forward
+                    .push(forward_in::prepare(f, prefix, !listen_held(&f.listen, running)).await?);
             }
         }
         let (monitor, zabbix, token) = match &config.monitor {
@@ -240,7 +271,7 @@ fn listen_addrs(config: &Config) -> Vec<SocketAddr> {
         .inputs
         .iter()
         .filter_map(|i| match i {
-            Input::Forward(f) => Some(f.listen),
+            Input::Forward(f) => f.listen.tcp(),
             Input::Tail(_) => None,
         })
         .collect();
@@ -425,14 +456,14 @@ impl Agent {
         let (stop_inputs, stop_rx) = watch::channel(false);
         let mut input_tasks = Vec::new();
         let mut bound = Vec::new();
-        let mut listeners: Vec<(SocketAddr, Arc<ReceiverCounters>)> = Vec::new();
+        let mut listeners: Vec<(String, Arc<ReceiverCounters>)> = Vec::new();
         for input in prepared.forward {
             let counters = Arc::new(ReceiverCounters::default());
             let (addr, tasks) =
                 forward_in::start(input, buffer.clone(), counters.clone(), stop_rx.clone()).await?;
             info!(%addr, "Accepting Forward clients.");
-            listeners.push((addr, counters));
-            bound.push(addr);
+            bound.extend(addr.tcp());
+            listeners.push((addr.to_string(), counters));
             input_tasks.extend(tasks);
         }
         let tails: Vec<&hydra_config::TailInput> = config
@@ -540,7 +571,7 @@ impl Agent {
 
     fn snapshot_fn(
         &self,
-        listeners: Vec<(SocketAddr, Arc<ReceiverCounters>)>,
+        listeners: Vec<(String, Arc<ReceiverCounters>)>,
     ) -> hydra_stats::SnapshotFn {
         let buffer = self.buffer.clone();
         let tail_stats: Option<TailStatsFn> = self.tailer.as_ref().map(|t| t.stats_fn());
@@ -556,7 +587,7 @@ impl Agent {
             let b = buffer.stats();
             let per_listener: Vec<hydra_stats::Receiver> = listeners
                 .iter()
-                .map(|(addr, c)| c.snapshot(vec![addr.to_string()]))
+                .map(|(addr, c)| c.snapshot(vec![addr.clone()]))
                 .collect();
             let mut snap = hydra_stats::Snapshot {
                 receiver: hydra_stats::Receiver::total(&per_listener, b.events as u64),

@@ -305,7 +305,7 @@ fn convert(go: GoConfig) -> Result<Config, Error> {
         let port = r.port.filter(|p| *p != 0).unwrap_or(DEFAULT_PORT);
         let mut input: ForwardInput =
             serde_yaml::from_str("{}").map_err(|e| Error::Invalid(e.to_string()))?;
-        input.listen = resolve(&host, port, "[Receiver]")?;
+        input.listen = crate::Listen::Tcp(resolve(&host, port, "[Receiver]")?);
         config.inputs.push(Input::Forward(input));
         config.buffer = BufferConfig {
             max_events: match r.max_buffer_messages {

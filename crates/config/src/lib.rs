@@ -311,13 +311,73 @@ impl OneOrMany {
     }
 }
 
+/// Where a forward input listens: a TCP address (`127.0.0.1:24224`), or a
+/// unix socket (`unix:/run/hydra/forward.sock`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// TCP; the UDP heartbeat is answered on the same port.
+    Tcp(SocketAddr),
+    /// A unix stream socket at this path.
+    Unix(PathBuf),
+}
+
+impl Listen {
+    /// The TCP address, if it is one.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            Listen::Tcp(a) => Some(*a),
+            Listen::Unix(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "{a}"),
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.strip_prefix("unix:") {
+            Some("") => Err("`unix:` needs a socket path after it".to_owned()),
+            Some(path) => Ok(Listen::Unix(PathBuf::from(path))),
+            None => s.parse().map(Listen::Tcp).map_err(|_| {
+                format!("invalid listen address {s:?} (expected HOST:PORT or unix:PATH)")
+            }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Listen {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// `type: forward` input.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardInput {
-    /// TCP address; the UDP heartbeat is answered on the same port.
+    /// TCP address (the UDP heartbeat is answered on the same port), or
+    /// `unix:PATH`.
     #[serde(default = "default_forward_listen")]
-    pub listen: SocketAddr,
+    pub listen: Listen,
+    /// With `listen: unix:PATH`: the socket file's permissions, in octal
+    /// (`"0660"`). By default, what the umask leaves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// When a client's chunk is acked: once `delivered` (the default) or
     /// once `buffered`.
     #[serde(default)]
@@ -465,8 +525,18 @@ pub struct User {
     pub password: String,
 }
 
-fn default_forward_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 24224))
+impl ForwardInput {
+    /// `mode` as permission bits, when it is set and valid.
+    pub fn socket_mode(&self) -> Option<u32> {
+        let m = self.mode.as_deref()?;
+        u32::from_str_radix(m.strip_prefix("0o").unwrap_or(m), 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+    }
+}
+
+fn default_forward_listen() -> Listen {
+    Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 24224)))
 }
 fn default_max_connections() -> usize {
     1024
@@ -829,10 +899,22 @@ impl Config {
                             "inputs[{i}] (forward): `security` needs exactly one of `shared_key`, `shared_key_file`, `shared_key_env`"
                         ));
                     }
-                    if f.listen.port() == 0 {
+                    if f.listen.tcp().is_some_and(|a| a.port() == 0) {
                         return bad(format!(
                             "inputs[{i}] (forward): `listen` needs a port other than 0"
                         ));
+                    }
+                    if let Some(m) = &f.mode {
+                        if !matches!(f.listen, Listen::Unix(_)) {
+                            return bad(format!(
+                                "inputs[{i}] (forward): `mode` is for `listen: unix:PATH`"
+                            ));
+                        }
+                        if f.socket_mode().is_none() {
+                            return bad(format!(
+                                "inputs[{i}] (forward): `mode` {m:?} is not an octal file mode such as \"0660\""
+                            ));
+                        }
                     }
                     if f.max_pending_bytes.0 == 0 || f.max_pending_bytes.0 > u64::from(u32::MAX) {
                         return bad(format!(
@@ -852,15 +934,19 @@ impl Config {
                 }
             }
         }
-        let listens: Vec<SocketAddr> = self
+        let listens: Vec<Listen> = self
             .inputs
             .iter()
             .filter_map(|i| match i {
-                Input::Forward(f) => Some(f.listen),
+                Input::Forward(f) => Some(f.listen.clone()),
                 Input::Tail(_) => None,
             })
-            .chain(self.monitor.iter().map(|m| m.listen))
-            .chain(self.monitor.iter().filter_map(|m| m.zabbix_listen))
+            .chain(self.monitor.iter().map(|m| Listen::Tcp(m.listen)))
+            .chain(
+                self.monitor
+                    .iter()
+                    .filter_map(|m| m.zabbix_listen.map(Listen::Tcp)),
+            )
             .collect();
         for (i, a) in listens.iter().enumerate() {
             if listens[..i].contains(a) {
