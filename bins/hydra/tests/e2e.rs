@@ -12,6 +12,22 @@ use std::time::{Duration, Instant};
 use common::*;
 use hydra_test_support::FluentServer;
 
+/// Runs a Python script that prints SENT once Python's fluent-logger
+/// sent everything.
+fn python_sends(script: &str) {
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "SENT",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn hydra_cat(args: &[&str], stdin: &str) -> std::process::Output {
     hydra_test_support::run_with_stdin(&hydra_cat_bin(), args, stdin.as_bytes())
 }
@@ -279,17 +295,7 @@ fn real_clients_reach_stdout_once_each() {
         "from fluent import sender\ns = sender.FluentSender('py', host='127.0.0.1', port={fwd}, nanosecond_precision=True)\n\
          ok = all(s.emit('test', {{'n': i, 'lib': 'python', 'mode': 'Message'}}) for i in range(25))\ns.close()\nprint('SENT' if ok else s.last_error)\n"
     );
-    let out = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(py)
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "SENT",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_sends(&py);
     expected += 25;
 
     let events = h.wait_events(expected, 15);
@@ -896,17 +902,7 @@ fn a_forward_input_on_a_unix_socket() {
          ok = all(s.emit('py', {{'n': i}}) for i in range(25))\ns.close()\nprint('SENT' if ok else s.last_error)\n",
         sock.display()
     );
-    let out = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(py)
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "SENT",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_sends(&py);
     let events = h.wait_events(50, 15);
     for tag in ["unix.cat", "unix.py"] {
         let ns: Vec<u64> = events
