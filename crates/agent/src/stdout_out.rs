@@ -18,7 +18,7 @@ pub(crate) async fn run(buffer: Buffer) {
     });
     while let Some(chunk) = buffer.next_chunk().await {
         let mut out = Vec::with_capacity(chunk.frame().len() * 2);
-        let printed = hydra_stats::json_lines(&mut decoder, chunk.frame(), &mut out);
+        let printed = hydra_forward::json_lines(&mut decoder, chunk.frame(), &mut out);
         if printed != chunk.events() {
             // Never marked delivered: its clients are not acked, its lines'
             // positions do not advance past it.

@@ -56,6 +56,7 @@ mod decode;
 mod encode;
 mod error;
 mod handshake;
+mod json;
 mod msgpack;
 mod scan;
 mod time;
@@ -70,4 +71,5 @@ pub use error::Error;
 pub use handshake::{
     Helo, Ping, Pong, Reply, ReplyDecoder, password_digest, ping_digest, pong_digest,
 };
+pub use json::{json_lines, to_json};
 pub use time::{EVENT_TIME_EXT, EventTime, TimeFormat};

@@ -276,7 +276,7 @@ fn nested_json_and_escapes() {
     let (_, v, stats) = run(&spec(Format::Json), line);
     assert_eq!(stats, ParseStats::default());
     let want: serde_json::Value = serde_json::from_slice(line).expect("json");
-    assert_eq!(hydra_stats::to_json(&v), want);
+    assert_eq!(hydra_forward::to_json(&v), want);
 }
 
 #[test]
@@ -333,7 +333,7 @@ proptest! {
         let (parsed, v, stats) = run(&spec(Format::Json), &line);
         prop_assert_eq!(parsed, Parsed::Record { time: None });
         prop_assert_eq!(stats, ParseStats::default());
-        prop_assert_eq!(hydra_stats::to_json(&v), obj);
+        prop_assert_eq!(hydra_forward::to_json(&v), obj);
     }
 
     #[test]

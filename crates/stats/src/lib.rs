@@ -22,7 +22,7 @@ mod rates;
 mod tap;
 
 pub use rates::{HISTORY, RateSampler};
-pub use tap::{Subscription, TagPattern, TapHub, json_lines, to_json};
+pub use tap::{Subscription, TagPattern, TapHub};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -349,7 +349,7 @@ async fn tap_stream(
         if missed > 0 {
             out.extend_from_slice(format!("{{\"missed\":{missed}}}\n").as_bytes());
         }
-        tap::json_lines(&mut decoder, &frame, &mut out);
+        hydra_forward::json_lines(&mut decoder, &frame, &mut out);
         Some((
             Ok::<_, std::convert::Infallible>(bytes::Bytes::from(out)),
             (sub, decoder),
