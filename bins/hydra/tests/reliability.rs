@@ -926,8 +926,9 @@ async fn lines_keep_their_order_in_time() {
     // writes of 10,000, across a rename rotation: every line's time is
     // later than the line's before it, so a downstream that sorts by time
     // keeps each file's lines in order. Every line of one read used to
-    // share one time. While hydra is behind, the new file may be read
-    // before the rest of the rotated one: the order holds per file.
+    // share one time. The order across the rotation is hydra-tail's
+    // (`a_rotated_file_is_read_to_its_end_before_the_new_one`); here each
+    // file's lines are checked in order.
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");

@@ -647,7 +647,7 @@ impl Engine {
             self.poll_path(path);
         }
         let mut busy = false;
-        let keys: Vec<FileKey> = if all {
+        let mut keys: Vec<FileKey> = if all {
             self.files.keys().copied().collect()
         } else {
             // One written line must not cost a syscall on every other file.
@@ -665,11 +665,25 @@ impl Engine {
             keys.dedup();
             keys
         };
+        // Files left by their path (rotated, removed) first: their lines
+        // were written before those of the files that took their place.
+        let draining = |k: &FileKey| self.files.get(k).is_some_and(|t| t.gone_since.is_some());
+        keys.sort_by_key(|k| !draining(k));
+        // Paths whose left file has more to read: the file now at that
+        // path waits until it is read to its end, so lines go out in the
+        // order they were written across a rotation.
+        let mut behind: Vec<PathBuf> = Vec::new();
         let now = Instant::now();
         for key in keys {
             let Some(mut t) = self.files.remove(&key) else {
                 continue;
             };
+            if t.gone_since.is_none() && behind.contains(&t.path) {
+                t.more = true;
+                busy = true;
+                self.files.insert(key, t);
+                continue;
+            }
             if t.gone_since.is_some()
                 && let Ok(meta) = t.file.metadata()
             {
@@ -696,6 +710,9 @@ impl Engine {
             };
             busy |= more;
             t.more = more;
+            if more && t.gone_since.is_some() {
+                behind.push(t.path.clone());
+            }
             if let Some(since) = t.gone_since
                 && !more
                 && now.duration_since(since) >= self.cfg.sources[t.source].rotate_wait

@@ -450,6 +450,24 @@ fn permission_denied_is_reported_and_others_keep_going() {
 
 /// A tailer of `log` whose consumer takes one small batch at a time, so
 /// reading soon waits.
+#[test]
+fn a_rotated_file_is_read_to_its_end_before_the_new_one() {
+    // The tailer is behind (its consumer stalled) when the file is renamed
+    // and a new one written: the rest of the old file comes first, so the
+    // lines arrive in the order they were written.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0, 20_000));
+    let (tailer, mut rx) = slow_consumer_tailer(&log);
+    std::thread::sleep(Duration::from_millis(300));
+    fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, &numbered(20_000, 40_000));
+    // Paths are looked after while reading waits: the new file is opened.
+    std::thread::sleep(Duration::from_millis(500));
+    let got = take_committed(&tailer, &mut rx, 40_000);
+    assert_lines(&got, &expect_numbered(0, 40_000));
+}
+
 fn slow_consumer_tailer(
     log: &std::path::Path,
 ) -> (
