@@ -934,6 +934,21 @@ fn a_forward_input_on_a_unix_socket() {
     assert!(!sock.exists(), "a clean stop removes the socket file");
 }
 
+/// Runs hydra with `flag` (`--config` or `--check-config`) on `text`;
+/// it must exit 1. Its stderr.
+fn refused(dir: &std::path::Path, flag: &str, text: &str) -> String {
+    let config = dir.join("hydra.yaml");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(hydra_bin())
+        .arg(flag)
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}
+
 #[test]
 fn a_unix_socket_path_that_cannot_be_used_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -945,15 +960,11 @@ fn a_unix_socket_path_that_cannot_be_used_is_refused_by_name() {
         (&path, "exists and is not a socket"),
         (&live, "another process listens on it"),
     ] {
-        let config = dir.path().join("hydra.yaml");
-        std::fs::write(&config, unix_input_config(sock, free_port(), "")).unwrap();
-        let out = Command::new(hydra_bin())
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let err = refused(
+            dir.path(),
+            "--config",
+            &unix_input_config(sock, free_port(), ""),
+        );
         assert!(
             err.contains(&format!("unix:{}: {why}", sock.display())),
             "{err}"
@@ -966,24 +977,18 @@ fn a_unix_socket_path_that_cannot_be_used_is_refused_by_name() {
     );
     assert!(live.exists(), "the live socket is left alone");
     // `mode` without a unix socket, and a mode that is not octal.
-    for (extra, needle) in [
-        ("    mode: \"0660\"\n", "`mode` is for `listen: unix:PATH`"),
-        ("    mode: rw\n", "not an octal file mode"),
+    let sock = dir.path().join("x.sock");
+    for (text, needle) in [
+        (
+            stdout_config(free_port(), free_port(), "    mode: \"0660\"\n"),
+            "`mode` is for `listen: unix:PATH`",
+        ),
+        (
+            unix_input_config(&sock, free_port(), "    mode: rw\n"),
+            "not an octal file mode",
+        ),
     ] {
-        let text = if needle.contains("unix:PATH") {
-            stdout_config(free_port(), free_port(), extra)
-        } else {
-            unix_input_config(&dir.path().join("x.sock"), free_port(), extra)
-        };
-        let config = dir.path().join("hydra.yaml");
-        std::fs::write(&config, text).unwrap();
-        let out = Command::new(hydra_bin())
-            .arg("--check-config")
-            .arg(&config)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let err = refused(dir.path(), "--check-config", &text);
         assert!(err.contains(needle), "{err}");
     }
 }

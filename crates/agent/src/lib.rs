@@ -179,14 +179,19 @@ fn bind_error(addr: SocketAddr, source: std::io::Error) -> Error {
 }
 
 /// Whether a forward input's `listen` is held by the running pipeline: a
-/// TCP address that [`shares`] a port, or the same unix socket path.
-fn listen_held(listen: &hydra_config::Listen, running: Option<&Config>) -> bool {
+/// TCP address that [`shares`] a port of `held` (the running pipeline's
+/// TCP addresses), or the same unix socket path.
+fn listen_held(
+    listen: &hydra_config::Listen,
+    held: &[SocketAddr],
+    running: Option<&Config>,
+) -> bool {
     match listen {
-        hydra_config::Listen::Tcp(a) => shares(*a, &running.map(listen_addrs).unwrap_or_default()),
-        hydra_config::Listen::Unix(p) => running.is_some_and(|r| {
-            r.inputs.iter().any(|i| {
-                matches!(i, Input::Forward(f) if f.listen == hydra_config::Listen::Unix(p.clone()))
-            })
+        hydra_config::Listen::Tcp(a) => shares(*a, held),
+        hydra_config::Listen::Unix(_) => running.is_some_and(|r| {
+            r.inputs
+                .iter()
+                .any(|i| matches!(i, Input::Forward(f) if f.listen == *listen))
         }),
     }
 }
@@ -234,8 +239,9 @@ impl Prepared {
                     (Some(a), Some(b)) => Some(format!("{a}.{b}")),
                     (a, b) => a.clone().or_else(|| b.clone()),
                 };
-                forward
-                    .push(forward_in::prepare(f, prefix, !listen_held(&f.listen, running)).await?);
+                forward.push(
+                    forward_in::prepare(f, prefix, !listen_held(&f.listen, &held, running)).await?,
+                );
             }
         }
         let (monitor, zabbix, token) = match &config.monitor {
