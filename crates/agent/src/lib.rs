@@ -622,6 +622,7 @@ impl Agent {
                             committed: fs.committed,
                             behind: fs.size.saturating_sub(fs.position),
                             lines: fs.lines,
+                            multiline_cuts: fs.multiline_cuts,
                             error: fs.error.unwrap_or_default(),
                             ..hydra_stats::File::default()
                         },

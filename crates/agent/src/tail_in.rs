@@ -69,6 +69,22 @@ pub(crate) fn start(
     buffer: Buffer,
     handoff: &mut Option<hydra_tail::Handoff>,
 ) -> Result<(Tailer, JoinHandle<()>, Arc<ParseCounters>), crate::Error> {
+    let mut multilines = Vec::with_capacity(inputs.len());
+    for t in inputs {
+        let m = match &t.multiline {
+            Some(m) => Some(hydra_tail::Multiline {
+                rules: Arc::new(m.rules().map_err(|source| crate::Error::Parser {
+                    tag: t.tag.clone(),
+                    source,
+                })?),
+                flush_timeout: m.flush_timeout,
+                max_lines: m.max_lines,
+                max_bytes: m.max_bytes.as_usize(),
+            }),
+            None => None,
+        };
+        multilines.push(m);
+    }
     // One tailer for all inputs. Line rules are each input's own; of the
     // polling settings, which are the tailer's, the most frequent serves
     // every input (looking more often never loses a line), and inotify is
@@ -76,7 +92,8 @@ pub(crate) fn start(
     let tail_config = TailConfig {
         sources: inputs
             .iter()
-            .map(|t| Source {
+            .zip(multilines)
+            .map(|(t, multiline)| Source {
                 include: t.path.to_vec(),
                 exclude: t.exclude.clone(),
                 read_from_head: t.read_from_head,
@@ -88,6 +105,7 @@ pub(crate) fn start(
                 strip_cr: t.strip_cr,
                 partial_flush: t.partial_flush,
                 rotate_wait: t.rotate_wait,
+                multiline,
             })
             .collect(),
         refresh_interval: inputs

@@ -235,6 +235,55 @@ pub struct TailInput {
     /// `{field_name: line}`, or `drop` it (counted either way).
     #[serde(default)]
     pub unmatched: Unmatched,
+    /// Join lines into multiline events (stack traces) before parsing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiline: Option<Multiline>,
+}
+
+/// How a tail input joins lines into multiline events: a preset, or a
+/// `start` and/or `continue` pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Multiline {
+    /// `java`, `python`, `go` or `ruby`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<hydra_parse::multiline::Preset>,
+    /// A line matching this starts an event; other lines continue it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// Only lines matching this continue an event; others start one.
+    #[serde(default, rename = "continue", skip_serializing_if = "Option::is_none")]
+    pub continue_: Option<String>,
+    /// A pending event is emitted after this long without a new line.
+    #[serde(default = "default_flush_timeout", with = "humantime_serde")]
+    pub flush_timeout: Duration,
+    /// An event is cut at this many lines (the cut is counted).
+    #[serde(default = "default_max_lines")]
+    pub max_lines: usize,
+    /// An event is cut before it grows past this size (counted).
+    #[serde(default = "default_max_event")]
+    pub max_bytes: Size,
+}
+
+impl Multiline {
+    /// The compiled rules.
+    pub fn rules(&self) -> Result<hydra_parse::multiline::Rules, hydra_parse::Error> {
+        use hydra_parse::multiline::Rules;
+        match self.preset {
+            Some(p) => Rules::preset(p),
+            None => Rules::custom(self.start.as_deref(), self.continue_.as_deref()),
+        }
+    }
+}
+
+fn default_flush_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_lines() -> usize {
+    1000
+}
+fn default_max_event() -> Size {
+    Size(1 << 20)
 }
 
 fn default_time_key() -> String {
@@ -889,6 +938,21 @@ impl Config {
                     }
                     if let Err(e) = hydra_parse::Parser::new(&t.parser_spec(&self.field_name)) {
                         return bad(format!("inputs[{i}] (tail): {e}"));
+                    }
+                    if let Some(m) = &t.multiline {
+                        if m.preset.is_some() && (m.start.is_some() || m.continue_.is_some()) {
+                            return bad(format!(
+                                "inputs[{i}] (tail): `multiline` takes a `preset` or `start`/`continue` patterns, not both"
+                            ));
+                        }
+                        if let Err(e) = m.rules() {
+                            return bad(format!("inputs[{i}] (tail): {e}"));
+                        }
+                        if m.flush_timeout.is_zero() || m.max_lines == 0 || m.max_bytes.0 == 0 {
+                            return bad(format!(
+                                "inputs[{i}] (tail): `multiline.flush_timeout`, `max_lines` and `max_bytes` must be positive"
+                            ));
+                        }
                     }
                 }
                 Input::Forward(f) => {

@@ -29,6 +29,7 @@
 //! ```
 
 mod json;
+pub mod multiline;
 pub mod samples;
 mod spec;
 mod time;
@@ -58,6 +59,17 @@ pub enum Error {
     /// An unknown time format name or a bad strftime pattern.
     #[error("invalid time_format {0:?}")]
     TimeFormat(String),
+    /// A multiline pattern that does not compile.
+    #[error("invalid multiline.{key}: {source}")]
+    Multiline {
+        /// `start`, `continue` (or `preset`, for a built-in pattern).
+        key: &'static str,
+        /// Why. Boxed: the regex error is large.
+        source: Box<regex::Error>,
+    },
+    /// Custom multiline rules need `start`, `continue`, or both.
+    #[error("multiline needs a preset, a start pattern or a continue pattern")]
+    MultilineRule,
 }
 
 /// What happened to one line.

@@ -141,10 +141,17 @@ pub struct File {
     pub behind: u64,
     /// Lines read.
     pub lines: u64,
+    /// Multiline events cut at `max_lines` or `max_bytes`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub multiline_cuts: u64,
     /// Why it cannot be read, empty when it can.
     pub error: String,
     /// Lines read per second, over the last second.
     pub lines_per_sec: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Per tag.
@@ -679,6 +686,12 @@ pub fn prometheus(s: &Snapshot, sys: &System) -> String {
         "counter",
         "Lines read.",
         by_file(&|f| f.lines as f64),
+    );
+    metric(
+        "file_multiline_cuts_total",
+        "counter",
+        "Multiline events cut at max_lines or max_bytes.",
+        by_file(&|f| f.multiline_cuts as f64),
     );
     metric(
         "process_resident_memory_bytes",

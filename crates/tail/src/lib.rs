@@ -44,6 +44,7 @@ mod checkpoint;
 mod discover;
 mod error;
 mod lines;
+pub mod multiline;
 mod restart;
 mod tailer;
 
@@ -61,6 +62,7 @@ pub use checkpoint::{
 };
 pub use error::Error;
 pub use lines::{Lines, LongLines};
+pub use multiline::{Joiner, Multiline};
 
 /// Splits `input`, fed in pieces of `piece` bytes, as the tailer would, and
 /// returns the lines and the bytes consumed (everything up to the last
@@ -111,6 +113,11 @@ pub struct Source {
     /// How long a rotated or deleted file is still read after it left its
     /// path, for writers that have not reopened yet.
     pub rotate_wait: Duration,
+    /// Join lines into multiline events (stack traces). A batch then holds
+    /// events, their lines joined with `\n`, and ends before the event
+    /// still pending: its offset is committed only once the whole event
+    /// is delivered.
+    pub multiline: Option<Multiline>,
 }
 
 impl Source {
@@ -125,6 +132,7 @@ impl Source {
             strip_cr: false,
             partial_flush: None,
             rotate_wait: Duration::from_secs(5),
+            multiline: None,
         }
     }
 
@@ -218,6 +226,8 @@ pub struct FileStats {
     pub truncations: u64,
     /// Times the file left its path (rotated or deleted).
     pub rotations: u64,
+    /// Multiline events cut at `max_lines` or `max_bytes`.
+    pub multiline_cuts: u64,
     /// Renamed or deleted and being drained.
     pub rotated: bool,
     /// Why the path cannot be followed right now.

@@ -51,6 +51,39 @@ impl Lines {
     pub fn bytes(&self) -> usize {
         self.spans.iter().map(|s| (s.end - s.start) as usize).sum()
     }
+
+    /// Each line with the offset of its first byte among the bytes the
+    /// split consumed.
+    pub(crate) fn iter_at(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        self.spans.iter().map(|s| {
+            (
+                u64::from(s.start),
+                &self.data[s.start as usize..s.end as usize],
+            )
+        })
+    }
+}
+
+/// Builds [`Lines`] out of lines copied in (multiline events).
+#[derive(Debug, Default)]
+pub(crate) struct LinesBuilder {
+    data: BytesMut,
+    spans: Vec<Span>,
+}
+
+impl LinesBuilder {
+    pub(crate) fn push(&mut self, line: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(line);
+        self.spans.push(span(start, self.data.len()));
+    }
+
+    pub(crate) fn finish(self) -> Lines {
+        Lines {
+            data: self.data.freeze(),
+            spans: self.spans,
+        }
+    }
 }
 
 /// What a [`LineSplitter::split`] call produced.

@@ -17,7 +17,8 @@ use crate::checkpoint::{
     FINGERPRINT_BYTES, FileId, FileKey, Fingerprint, Ledger, Position, Saved, born, store_positions,
 };
 use crate::discover::Matcher;
-use crate::lines::{LineSplitter, Split};
+use crate::lines::{LineSplitter, Lines, LinesBuilder, Split};
+use crate::multiline::Joiner;
 use crate::restart::{History, Resume, find_beside};
 use crate::{Batch, Committer, Error, FileStats, TailConfig};
 
@@ -49,6 +50,7 @@ pub(crate) struct Live {
     pub(crate) long_lines: AtomicU64,
     pub(crate) truncations: AtomicU64,
     pub(crate) rotations: AtomicU64,
+    pub(crate) multiline_cuts: AtomicU64,
     pub(crate) rotated: AtomicBool,
     pub(crate) error: Mutex<Option<String>>,
 }
@@ -71,6 +73,7 @@ impl Shared {
                 long_lines: l.long_lines.load(Ordering::Relaxed),
                 truncations: l.truncations.load(Ordering::Relaxed),
                 rotations: l.rotations.load(Ordering::Relaxed),
+                multiline_cuts: l.multiline_cuts.load(Ordering::Relaxed),
                 rotated: l.rotated.load(Ordering::Relaxed),
                 error: lock(&l.error).clone(),
             })
@@ -101,6 +104,14 @@ struct Tracked {
     path: PathBuf,
     source: usize,
     splitter: LineSplitter,
+    /// The source's multiline rules at work on this file.
+    joiner: Option<Joiner>,
+    /// The end offset of the last batch handed out. Behind `line_offset`
+    /// while a multiline event is pending.
+    sent_offset: u64,
+    /// The last event of contents a truncation replaced, sent before the
+    /// new contents' lines.
+    held: Option<Batch>,
     /// Where the file cursor is: bytes read so far.
     read_offset: u64,
     /// Offset just past the last line handed out: where a restart resumes.
@@ -148,6 +159,10 @@ const COALESCE: Duration = Duration::from_millis(20);
 /// While reading waits on a full channel, how often paths are looked after
 /// and a stop request noticed.
 const BACKPRESSURE_LOOK: Duration = Duration::from_millis(50);
+
+/// The longest a stopping tailer waits to hand out a last pending
+/// multiline event.
+const FINAL_SEND: Duration = Duration::from_secs(2);
 
 /// How long a name that a file left a followed path for is still followed
 /// through further renames.
@@ -413,6 +428,9 @@ impl Engine {
             // saved positions, or the next tailer, know of it.
             self.flush_events();
             self.observe_paths();
+            if self.cfg.positions.is_none() {
+                self.emit_pending_at_stop();
+            }
         }
         self.checkpoint();
         self.files.into_iter().map(|(k, t)| (k, t.file)).collect()
@@ -484,11 +502,23 @@ impl Engine {
     }
 
     fn next_partial_flush(&self) -> Option<Instant> {
-        self.files
+        let lines = self
+            .files
             .values()
             .filter(|t| t.splitter.pending() > 0)
-            .filter_map(|t| Some(t.last_data + self.cfg.sources[t.source].partial_flush?))
-            .min()
+            .filter_map(|t| Some(t.last_data + self.cfg.sources[t.source].partial_flush?));
+        let events = self
+            .files
+            .values()
+            .filter(|t| {
+                t.joiner
+                    .as_ref()
+                    .is_some_and(|j| j.pending_since().is_some())
+            })
+            .filter_map(|t| {
+                Some(t.last_data + self.cfg.sources[t.source].multiline.as_ref()?.flush_timeout)
+            });
+        lines.chain(events).min()
     }
 
     /// The saved position of the file `meta` describes, taken. One for its
@@ -1004,6 +1034,9 @@ impl Engine {
             path,
             source,
             splitter: LineSplitter::new(rules.max_line_bytes, rules.long_lines, rules.strip_cr),
+            joiner: rules.multiline.as_ref().map(Joiner::new),
+            sent_offset: start,
+            held: None,
             read_offset: start,
             line_offset: start,
             fingerprint,
@@ -1050,6 +1083,14 @@ impl Engine {
             };
             info!(path = %t.path.display(), size, offset = t.read_offset, "File truncated; reading from the start.");
             self.drain_copy(t);
+            // Without a copy to go on with it, the old contents' last event
+            // is complete: sent before the new contents.
+            if let Some(held) = self.pending_batch(t) {
+                t.held = Some(held);
+            }
+            if let Some(j) = t.joiner.as_mut() {
+                j.flush(|_| {});
+            }
             t.live.truncations.fetch_add(1, Ordering::Relaxed);
             t.live.position.store(0, Ordering::Relaxed);
             t.splitter.reset();
@@ -1094,7 +1135,7 @@ impl Engine {
     /// drain it from where reading stopped, as the same generation: batches
     /// still in flight commit to the copy's position, so a crash before they
     /// are delivered reads them again from the copy.
-    fn drain_copy(&mut self, t: &Tracked) {
+    fn drain_copy(&mut self, t: &mut Tracked) {
         if t.line_offset == 0 && t.fingerprint.len < FINGERPRINT_BYTES {
             // Not one whole line of it was handed out: its first bytes may
             // be part of a line only (`2026-12-01 1`), which the next
@@ -1124,6 +1165,12 @@ impl Engine {
         let resume = Resume::Continue { id: t.id, offset };
         if let Some(mut copy) = self.track(path, key, file, &meta, t.source, resume) {
             mark_gone(&mut copy);
+            // The copy goes on where the file stopped: with its pending
+            // event, whose first line is in the copy too.
+            copy.joiner = t.joiner.take();
+            copy.sent_offset = t.sent_offset;
+            let rules = &self.cfg.sources[t.source];
+            t.joiner = rules.multiline.as_ref().map(Joiner::new);
             self.files.insert(key, copy);
         }
     }
@@ -1166,6 +1213,9 @@ impl Engine {
         let budget = self.cfg.read_buffer * 4;
         let mut read_now = 0;
         loop {
+            if let Some(held) = t.held.take() {
+                self.send(held)?;
+            }
             // The open handle's size (fstat): cheap, right for renamed and
             // deleted files too, and it spares a quiet file both the read
             // and a buffer.
@@ -1232,17 +1282,86 @@ impl Engine {
         let closing = t
             .gone_since
             .is_some_and(|s| s.elapsed() >= rules.rotate_wait);
+        let event_due = rules
+            .multiline
+            .as_ref()
+            .is_some_and(|m| t.last_data.elapsed() >= m.flush_timeout);
         if t.splitter.pending() > 0 && (flush_due || closing) {
             let split = t.splitter.flush();
             self.emit(t, split)?;
         }
+        // A file that left its path and is read to its end has its last
+        // event complete: emitted now, before the file that took its path
+        // is read, not after `rotate_wait`.
+        let rotated = t.gone_since.is_some();
+        if t.joiner
+            .as_ref()
+            .is_some_and(|j| j.pending_since().is_some())
+            && (event_due || closing || rotated)
+        {
+            self.emit_pending(t)?;
+        }
         Ok(false)
+    }
+
+    /// Without a positions file, a pending multiline event would not be read
+    /// again by the next run: it is handed out now, to a consumer that is
+    /// still taking batches (one that is not gets a bounded wait). With
+    /// positions, it is left uncommitted, and read again whole.
+    fn emit_pending_at_stop(&mut self) {
+        let keys: Vec<FileKey> = self.files.keys().copied().collect();
+        for key in keys {
+            let Some(mut t) = self.files.remove(&key) else {
+                continue;
+            };
+            let batches = [t.held.take(), self.pending_batch(&mut t)];
+            for batch in batches.into_iter().flatten() {
+                let _ = self.rt.block_on(self.tx.send_timeout(batch, FINAL_SEND));
+            }
+            self.files.insert(key, t);
+        }
+    }
+
+    /// Hands out the pending multiline event of `t`.
+    fn emit_pending(&mut self, t: &mut Tracked) -> Result<(), ()> {
+        match self.pending_batch(t) {
+            Some(batch) => self.send(batch),
+            None => Ok(()),
+        }
+    }
+
+    /// The batch of `t`'s pending multiline event, if there is one.
+    fn pending_batch(&mut self, t: &mut Tracked) -> Option<Batch> {
+        let j = t.joiner.as_mut()?;
+        j.pending_since()?;
+        let mut out = LinesBuilder::default();
+        j.flush(|e| out.push(e));
+        self.batch(t, out.finish(), t.line_offset)
+    }
+
+    /// A batch of `lines` ending at `end`, recorded with the ledger; `None`
+    /// when it would hand out nothing (no line, no progress).
+    fn batch(&mut self, t: &mut Tracked, lines: Lines, end: u64) -> Option<Batch> {
+        if lines.is_empty() && end <= t.sent_offset {
+            return None;
+        }
+        t.sent_offset = end;
+        lock(&self.shared.ledger).emitted(t.id, end);
+        Some(Batch {
+            file: t.id,
+            path: t.path.clone(),
+            source: t.source,
+            lines,
+            end_offset: end,
+            read_at: SystemTime::now(),
+        })
     }
 
     fn emit(&mut self, t: &mut Tracked, split: Split) -> Result<(), ()> {
         if split.consumed == 0 {
             return Ok(());
         }
+        let base = t.line_offset;
         t.line_offset += split.consumed;
         let raw = split.lines.raw();
         if raw.len() >= WINDOW {
@@ -1276,16 +1395,23 @@ impl Engine {
             t.fingerprint = fp;
             lock(&self.shared.ledger).refingerprint(t.id, fp);
         }
-        lock(&self.shared.ledger).emitted(t.id, t.line_offset);
-        let batch = Batch {
-            file: t.id,
-            path: t.path.clone(),
-            source: t.source,
-            lines: split.lines,
-            end_offset: t.line_offset,
-            read_at: SystemTime::now(),
+        let (lines, end) = match t.joiner.as_mut() {
+            None => (split.lines, t.line_offset),
+            Some(j) => {
+                let mut out = LinesBuilder::default();
+                for (at, line) in split.lines.iter_at() {
+                    j.push(line, base + at, |e| out.push(e));
+                }
+                t.live.multiline_cuts.store(j.cuts(), Ordering::Relaxed);
+                // Up to the pending event's first line: a crash or a restart
+                // reads it again whole.
+                (out.finish(), j.pending_since().unwrap_or(t.line_offset))
+            }
         };
-        self.send(batch)
+        match self.batch(t, lines, end) {
+            Some(batch) => self.send(batch),
+            None => Ok(()),
+        }
     }
 
     /// Sends a batch, waiting while the channel is full (backpressure), but

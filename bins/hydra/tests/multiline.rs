@@ -1,0 +1,255 @@
+//! Multiline events through the real binary, on the defaults operators run
+//! (`read_from_head: false`, a positions file, stdout output): every preset
+//! on hand-written traces, a custom `start` pattern, the flush timeout, the
+//! `max_lines` cut and its count, a rotation while an event is pending, and
+//! `kill -9` mid-event.
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // a test reports and panics
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// The messages hydra printed for `tag`, in order.
+fn messages(h: &Hydra, tag: &str) -> Vec<String> {
+    h.events()
+        .iter()
+        .filter(|e| e["tag"] == tag)
+        .filter_map(|e| e["record"]["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn input(dir: &Path, file: &str, tag: &str, multiline: &str) -> String {
+    format!(
+        "  - type: tail\n    path: {}/{file}\n    tag: {tag}\n    multiline:\n{multiline}",
+        dir.display()
+    )
+}
+
+/// The defaults with one tail input, `app.log` tagged `app`.
+fn app_config(d: &Path, multiline: &str) -> String {
+    format!(
+        "positions: {}/pos.json\ninputs:\n{}output:\n  type: stdout\n",
+        d.display(),
+        input(d, "app.log", "app", multiline)
+    )
+}
+
+const JAVA: &str = "2026-12-01 12:00:00.001 ERROR [http-nio-8080-exec-1] c.e.OrderController - order failed
+org.springframework.web.util.NestedServletException: Request processing failed; nested exception is java.lang.IllegalStateException: no stock
+\tat org.springframework.web.servlet.FrameworkServlet.processRequest(FrameworkServlet.java:1014)
+\tat javax.servlet.http.HttpServlet.service(HttpServlet.java:681)
+\tSuppressed: java.io.IOException: stream closed
+\t\tat com.example.Stream.close(Stream.java:88)
+\t\t... 2 more
+Caused by: java.lang.IllegalStateException: no stock
+\tat com.example.Stock.take(Stock.java:31)
+\tat com.example.OrderService.place(OrderService.java:57)
+\t... 40 common frames omitted";
+
+const PYTHON: &str = "2026-12-01 12:00:00,002 ERROR worker: job 7 failed
+Traceback (most recent call last):
+  File \"/srv/app/jobs.py\", line 21, in run
+    value = int(payload[\"count\"])
+ValueError: invalid literal for int() with base 10: 'x'
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File \"/srv/app/worker.py\", line 40, in loop
+    job.run()
+  File \"/srv/app/jobs.py\", line 23, in run
+    raise JobError(\"bad payload\") from e
+app.jobs.JobError: bad payload";
+
+const GO: &str = "panic: runtime error: invalid memory address or nil pointer dereference
+[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4a1b2c]
+
+goroutine 23 [running]:
+main.(*Server).handle(0x0, {0x7f3a20, 0xc0001a2000})
+\t/srv/cmd/api/server.go:88 +0x2c
+net/http.HandlerFunc.ServeHTTP(...)
+\t/usr/lib/go/src/net/http/server.go:2166
+created by net/http.(*Server).Serve in goroutine 1
+\t/usr/lib/go/src/net/http/server.go:3285 +0x4b4";
+
+const RUBY: &str = "/srv/app/lib/billing.rb:12:in `charge': card declined (Billing::Declined)
+\tfrom /srv/app/lib/billing.rb:30:in `block in run'
+\tfrom /srv/app/lib/billing.rb:29:in `each'
+\tfrom /srv/app/bin/billing:5:in `<main>'";
+
+#[test]
+fn each_preset_joins_its_traces_on_the_default_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let presets = [
+        (
+            "java",
+            JAVA,
+            "2026-12-01 12:00:01.000 INFO [main] c.e.App - next",
+        ),
+        (
+            "python",
+            PYTHON,
+            "2026-12-01 12:00:01,000 INFO worker: next",
+        ),
+        ("go", GO, "2026/12/01 12:00:01 api: restarted"),
+        ("ruby", RUBY, "I, [2026-12-01T12:00:01] INFO -- : next"),
+    ];
+    let mut inputs = String::new();
+    for (p, _, _) in presets {
+        std::fs::write(d.join(format!("{p}.log")), "").unwrap();
+        inputs += &input(d, &format!("{p}.log"), p, &format!("      preset: {p}\n"));
+    }
+    let cfg = format!(
+        "positions: {}/pos.json\ninputs:\n{inputs}output:\n  type: stdout\n",
+        d.display()
+    );
+    let h = Hydra::start(d, &cfg);
+    for (p, trace, next) in presets {
+        append(
+            &d.join(format!("{p}.log")),
+            &format!("before {p}\n{trace}\n{next}\n"),
+        );
+    }
+    // The line after each trace closes it; that last line is emitted at
+    // the flush timeout (1 s by default).
+    assert!(wait(10, || presets
+        .iter()
+        .all(|(p, _, _)| messages(&h, p).len() >= 3)));
+    std::thread::sleep(Duration::from_millis(300));
+    for (p, trace, next) in presets {
+        assert_eq!(
+            messages(&h, p),
+            [format!("before {p}").as_str(), trace, next],
+            "preset {p}"
+        );
+    }
+    assert!(h.stop().success());
+}
+
+#[test]
+fn a_custom_start_pattern_flushes_on_time_and_cuts_long_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("app.log"), "").unwrap();
+    let monitor = free_port();
+    let ml =
+        "      start: '^\\d{4}-\\d\\d-\\d\\d '\n      flush_timeout: 400ms\n      max_lines: 5\n";
+    let cfg = format!(
+        "positions: {}/pos.json\ninputs:\n{}output:\n  type: stdout\nmonitor:\n  listen: 127.0.0.1:{monitor}\n",
+        d.display(),
+        input(d, "app.log", "app", ml)
+    );
+    let h = Hydra::start(d, &cfg);
+    let long: String = (0..11).map(|i| format!("  detail {i}\n")).collect();
+    append(
+        &d.join("app.log"),
+        &format!("2026-12-01 a\n  more a\n2026-12-01 long\n{long}2026-12-01 last\n  more last\n"),
+    );
+    // No line follows `last`: only the flush timeout emits it.
+    assert!(wait(10, || messages(&h, "app").len() >= 5));
+    std::thread::sleep(Duration::from_millis(300));
+    let got = messages(&h, "app");
+    let lines: Vec<usize> = got.iter().map(|m| m.lines().count()).collect();
+    assert_eq!(got[0], "2026-12-01 a\n  more a");
+    assert_eq!(lines, [2, 5, 5, 2, 2], "{got:#?}");
+    assert_eq!(got[4], "2026-12-01 last\n  more last");
+    let json: serde_json::Value = serde_json::from_str(&http_get(monitor, "/")).unwrap();
+    let file = &json["files"][d.join("app.log").display().to_string()];
+    assert_eq!(file["multiline_cuts"], 2, "{json}");
+    assert!(http_get(monitor, "/metrics").contains("hydra_file_multiline_cuts_total{"));
+    assert!(h.stop().success());
+}
+
+#[test]
+fn a_pending_event_survives_a_rotation_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let cfg = app_config(d, "      preset: java\n      flush_timeout: 1h\n");
+    let h = Hydra::start(d, &cfg);
+    append(&log, &format!("{JAVA}\n"));
+    // Read, pending (the flush timeout is far away), then rotated.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::rename(&log, d.join("app.log.1")).unwrap();
+    append(
+        &log,
+        "2026-12-01 12:00:02.000 INFO [main] c.e.App - after\n2026-12-01 12:00:03.000 INFO end\n",
+    );
+    assert!(wait(10, || messages(&h, "app").len() >= 2));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        messages(&h, "app"),
+        [JAVA, "2026-12-01 12:00:02.000 INFO [main] c.e.App - after"]
+    );
+    assert!(h.stop().success());
+}
+
+/// Event `n`: a header and three continuation lines.
+fn event(n: u64) -> String {
+    format!("2026-12-01 event {n}\n  a {n}\n  b {n}\n  c {n}\n")
+}
+
+#[test]
+fn kill_9_mid_event_then_a_restart_loses_nothing_and_cuts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let cfg = app_config(d, "      start: '^2026-'\n      flush_timeout: 1h\n");
+    let mut h = Hydra::start(d, &cfg);
+    let all: String = (0..200).map(event).collect();
+    append(&log, &all);
+    // Half of event 200: pending when hydra dies.
+    append(&log, "2026-12-01 event 200\n  a 200\n");
+    assert!(wait(10, || messages(&h, "app").len() >= 200));
+    // A checkpoint passes.
+    std::thread::sleep(Duration::from_millis(600));
+    h.child.kill().unwrap();
+    h.child.wait().unwrap();
+    let mut runs = vec![messages(&h, "app")];
+    append(&log, "  b 200\n  c 200\n");
+    let more: String = (201..300).map(event).collect();
+    append(&log, &format!("{more}2026-12-01 event 300\n"));
+    h = Hydra::start(d, &cfg);
+    assert!(wait(10, || messages(&h, "app").len() >= 100));
+    std::thread::sleep(Duration::from_millis(500));
+    runs.push(messages(&h, "app"));
+    assert!(h.stop().success());
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for m in runs.iter().flatten() {
+        *counts.entry(m.clone()).or_default() += 1;
+    }
+    let expected: Vec<String> = (0..300).map(|n| event(n).trim_end().to_owned()).collect();
+    let lost: Vec<&String> = expected
+        .iter()
+        .filter(|e| !counts.contains_key(*e))
+        .collect();
+    let whole = runs.iter().flatten().all(|m| expected.contains(m));
+    println!(
+        "kill -9 mid-event: {} events printed in two runs, {} lost",
+        runs.iter().map(Vec::len).sum::<usize>(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "lost {lost:?}");
+    assert!(whole, "a half event was printed: {runs:?}");
+    assert_eq!(
+        counts[&expected[200]], 1,
+        "event 200 was pending at the kill"
+    );
+}
