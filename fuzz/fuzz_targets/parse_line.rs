@@ -1,11 +1,15 @@
 //! Feeds arbitrary lines to every parser format. Each must append exactly
 //! one valid msgpack map (nothing is lost), or nothing when a line is
-//! dropped, and never panic.
+//! dropped, and never panic. The same bytes, split on newlines, go through
+//! every multiline preset and a custom rule: the events, joined, must be
+//! the lines, joined (none lost, doubled or reordered).
 #![no_main]
 
 use std::cell::RefCell;
 
+use hydra_parse::multiline::{Preset, Rules};
 use hydra_parse::{Format, Parsed, Parser, ParserSpec};
+use hydra_tail::{Joiner, Multiline};
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {
@@ -32,9 +36,27 @@ thread_local! {
         })
         .collect(),
     );
+    static JOINERS: Vec<Multiline> = [Preset::Java, Preset::Python, Preset::Go, Preset::Ruby]
+        .into_iter()
+        .map(|p| Rules::preset(p).unwrap())
+        .chain([Rules::custom(Some(r"^\d{4}-"), Some(r"^\s")).unwrap()])
+        .map(Multiline::new)
+        .collect();
 }
 
 fuzz_target!(|line: &[u8]| {
+    JOINERS.with(|multilines| {
+        let lines: Vec<&[u8]> = line.split(|b| *b == b'\n').collect();
+        for m in multilines {
+            let mut joiner = Joiner::new(m);
+            let mut events: Vec<Vec<u8>> = Vec::new();
+            for (i, l) in lines.iter().enumerate() {
+                joiner.push(l, i as u64, |e| events.push(e.to_vec()));
+            }
+            joiner.flush(|e| events.push(e.to_vec()));
+            assert_eq!(events.join(&b'\n'), lines.join(&b'\n'));
+        }
+    });
     PARSERS.with_borrow_mut(|parsers| {
         for parser in parsers.iter_mut() {
             let mut out = Vec::new();
