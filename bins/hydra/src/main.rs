@@ -2,7 +2,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 //! `hydra`: parses flags, loads the configuration, runs the agent, and
 //! turns errors into exit codes (0 done, 1 bad configuration or start
-//! failure).
+//! failure; `hydra test`: 1 a case failed, 2 unusable configuration or
+//! cases).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -93,6 +94,35 @@ enum Command {
         #[arg(value_name = "TAG_GLOB")]
         tag: Option<String>,
     },
+    /// Run a configuration's multiline and format rules on the lines of a
+    /// cases file (no files, sockets or outputs) and show how each failing
+    /// case differs. Exit 0 only if every case passes.
+    Test {
+        /// The configuration.
+        config: PathBuf,
+        /// A YAML list of cases: `name`, `input` (a tail input's tag),
+        /// `lines`, `expect` (a list of `{tag, record}`).
+        cases: PathBuf,
+    },
+}
+
+fn run_test(config: &std::path::Path, cases: &std::path::Path) -> ExitCode {
+    let run = || -> anyhow::Result<_> {
+        let config = Config::load(config)?;
+        let cases = hydra_config::load_cases(cases)?;
+        Ok(hydra_agent::cases::run(&config, &cases)?)
+    };
+    match run() {
+        Ok(outcomes) => {
+            let (report, passed) = hydra_agent::cases::report(&outcomes);
+            print!("{report}");
+            ExitCode::from(if passed { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("hydra: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// A runtime with I/O and timers, or exit 1 with the reason.
@@ -107,6 +137,9 @@ fn build_runtime(
 
 /// Runs `hydra top` or `hydra tap`; exit 1 when the monitor cannot be used.
 fn run_command(command: Command) -> ExitCode {
+    if let Command::Test { config, cases } = &command {
+        return run_test(config, cases);
+    }
     let runtime = match build_runtime(&mut tokio::runtime::Builder::new_current_thread()) {
         Ok(r) => r,
         Err(code) => return code,
@@ -149,6 +182,7 @@ fn run_command(command: Command) -> ExitCode {
                     std::io::stdout().lock(),
                 ))
             }),
+        Command::Test { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -253,3 +253,55 @@ fn kill_9_mid_event_then_a_restart_loses_nothing_and_cuts_nothing() {
         "event 200 was pending at the kill"
     );
 }
+
+fn hydra_test(config: &Path, cases: &Path) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(hydra_bin())
+        .arg("test")
+        .arg(config)
+        .arg(cases)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn hydra_test_passes_the_examples_and_shows_how_a_failing_case_differs() {
+    let example = repo().join("examples/java-app-server.yaml");
+    let (code, out, err) = hydra_test(
+        &example,
+        &repo().join("examples/cases/java-app-server.yaml"),
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.ends_with("3 cases, 0 failed\n"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases.yaml");
+    std::fs::write(
+        &cases,
+        "- name: joined\n  input: app.java\n  lines: [\"boom\", \"\\tat a.B.c(B.java:1)\"]\n  expect:\n    - {tag: app.java, record: {message: \"boom\\n\\tat a.B.c(B.java:1)\"}}\n\
+         - name: wrong\n  input: app.java\n  lines: [\"one\", \"two\"]\n  expect:\n    - {tag: app.java, record: {message: \"one\\ntwo\"}}\n",
+    )
+    .unwrap();
+    let (code, out, _) = hydra_test(&example, &cases);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(
+        out,
+        "ok    joined\nFAIL  wrong\n  event 1:\n  - {\"tag\":\"app.java\",\"record\":{\"message\":\"one\\ntwo\"}}\n  + {\"tag\":\"app.java\",\"record\":{\"message\":\"one\"}}\n  event 2:\n  - (none)\n  + {\"tag\":\"app.java\",\"record\":{\"message\":\"two\"}}\n2 cases, 1 failed\n"
+    );
+
+    std::fs::write(&cases, "- {name: n, input: nope, lines: [], expect: []}\n").unwrap();
+    let (code, _, err) = hydra_test(&example, &cases);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no tail input has the tag \"nope\""), "{err}");
+    std::fs::write(&cases, "- {name: n, lines: []}\n").unwrap();
+    let (code, _, err) = hydra_test(&example, &cases);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("cases.yaml") && err.contains("missing field"),
+        "{err}"
+    );
+}

@@ -10,6 +10,7 @@
 //! delivers what was accepted within `shutdown_timeout`, saves positions,
 //! and reports what was left.
 
+pub mod cases;
 mod forward_in;
 mod listen;
 mod log_limit;
@@ -62,6 +63,14 @@ pub enum Error {
     /// A secret or file the configuration names cannot be used.
     #[error(transparent)]
     Config(#[from] hydra_config::Error),
+    /// A `hydra test` case names no tail input of the configuration.
+    #[error("case {case:?}: no tail input has the tag {input:?}")]
+    NoSuchInput {
+        /// The case's name.
+        case: String,
+        /// The tag it named.
+        input: String,
+    },
     /// A tail input's `format` settings do not make a parser.
     #[error("tail input {tag}")]
     Parser {

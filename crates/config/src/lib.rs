@@ -27,7 +27,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use hydra_parse::{Format, ParserSpec, Types, Unmatched};
 
+mod cases;
 mod go;
+pub use cases::{Case, Event, cases_from_yaml, load_cases};
 pub use go::GoArgs;
 
 /// A configuration that cannot be used.

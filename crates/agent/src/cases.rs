@@ -1,0 +1,211 @@
+//! `hydra test`: a configuration's line handling (multiline joining, then
+//! the input's `format`) run on the lines of a cases file, without files,
+//! sockets or outputs, and compared with the events the case expects.
+
+use std::fmt::Write;
+
+use hydra_config::{Case, Config, Event, Input, TailInput};
+use hydra_parse::{Parsed, Parser};
+use hydra_tail::{Joiner, Multiline};
+
+use crate::{Error, join_tag};
+
+/// What one case gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The case's name.
+    pub name: String,
+    /// What it expected.
+    pub expected: Vec<Event>,
+    /// What the configuration made of its lines.
+    pub got: Vec<Event>,
+}
+
+impl Outcome {
+    /// Whether the events are the expected ones.
+    pub fn passed(&self) -> bool {
+        self.got == self.expected
+    }
+}
+
+/// Runs every case through `config`. A case naming no tail input of the
+/// configuration is an error, as is a rule that does not compile.
+///
+/// ```
+/// use hydra_config::Config;
+///
+/// let config = Config::from_yaml(
+///     "inputs:\n  - {type: tail, path: /var/log/app.log, tag: app, multiline: {preset: java}}\noutput: {type: stdout}\n",
+/// )?;
+/// let cases = hydra_config::cases_from_yaml(
+///     r#"
+/// - name: a trace is one event
+///   input: app
+///   lines: ["boom", "java.lang.IllegalStateException: x", "\tat a.B.c(B.java:1)"]
+///   expect:
+///     - {tag: app, record: {message: "boom\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)"}}
+/// "#,
+/// )?;
+/// let outcomes = hydra_agent::cases::run(&config, &cases)?;
+/// assert!(outcomes[0].passed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn run(config: &Config, cases: &[Case]) -> Result<Vec<Outcome>, Error> {
+    cases.iter().map(|case| run_one(config, case)).collect()
+}
+
+fn run_one(config: &Config, case: &Case) -> Result<Outcome, Error> {
+    let prefix = config.tag_prefix.as_deref();
+    let input = config
+        .inputs
+        .iter()
+        .find_map(|i| match i {
+            Input::Tail(t) if t.tag == case.input || join_tag(prefix, &t.tag) == case.input => {
+                Some(t)
+            }
+            _ => None,
+        })
+        .ok_or_else(|| Error::NoSuchInput {
+            case: case.name.clone(),
+            input: case.input.clone(),
+        })?;
+    let tag = join_tag(prefix, &input.tag);
+    let bad = |source| Error::Parser {
+        tag: input.tag.clone(),
+        source,
+    };
+    let mut parser = Parser::new(&input.parser_spec(&config.field_name)).map_err(bad)?;
+    let mut events = Vec::new();
+    match joiner(input).map_err(bad)? {
+        Some(mut j) => {
+            let mut at = 0;
+            for line in &case.lines {
+                j.push(line.as_bytes(), at, |e| events.push(e.to_vec()));
+                at += line.len() as u64 + 1;
+            }
+            j.flush(|e| events.push(e.to_vec()));
+        }
+        None => events.extend(case.lines.iter().map(|l| l.as_bytes().to_vec())),
+    }
+    let mut got = Vec::with_capacity(events.len());
+    let mut record = Vec::new();
+    for event in events {
+        record.clear();
+        if let Parsed::Record { .. } = parser.parse(&event, &[], &mut record) {
+            // The parser writes one valid map (fuzzed); nil would show a bug.
+            let value =
+                rmpv::decode::read_value(&mut record.as_slice()).unwrap_or(rmpv::Value::Nil);
+            got.push(Event {
+                tag: tag.clone(),
+                record: hydra_forward::to_json(&value),
+            });
+        }
+    }
+    Ok(Outcome {
+        name: case.name.clone(),
+        expected: case.expect.clone(),
+        got,
+    })
+}
+
+fn joiner(input: &TailInput) -> Result<Option<Joiner>, hydra_parse::Error> {
+    let Some(m) = &input.multiline else {
+        return Ok(None);
+    };
+    let rules = Multiline {
+        flush_timeout: m.flush_timeout,
+        max_lines: m.max_lines,
+        max_bytes: m.max_bytes.as_usize(),
+        ..Multiline::new(m.rules()?)
+    };
+    Ok(Some(Joiner::new(&rules)))
+}
+
+/// The report `hydra test` prints: one line per case, and for a failing
+/// one, each event that differs (`-` expected, `+` got). True when every
+/// case passed.
+pub fn report(outcomes: &[Outcome]) -> (String, bool) {
+    let mut out = String::new();
+    let json = |e: Option<&Event>| {
+        e.map_or_else(
+            || "(none)".to_owned(),
+            |e| serde_json::json!({"tag": e.tag, "record": e.record}).to_string(),
+        )
+    };
+    for o in outcomes {
+        if o.passed() {
+            let _ = writeln!(out, "ok    {}", o.name);
+            continue;
+        }
+        let _ = writeln!(out, "FAIL  {}", o.name);
+        for i in 0..o.expected.len().max(o.got.len()) {
+            let (want, got) = (o.expected.get(i), o.got.get(i));
+            if want != got {
+                let _ = writeln!(
+                    out,
+                    "  event {}:\n  - {}\n  + {}",
+                    i + 1,
+                    json(want),
+                    json(got)
+                );
+            }
+        }
+    }
+    let failed = outcomes.iter().filter(|o| !o.passed()).count();
+    let _ = writeln!(out, "{} cases, {failed} failed", outcomes.len());
+    (out, failed == 0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is how a test fails
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_case_shows_the_events_that_differ() {
+        let config = Config::from_yaml(
+            "tag_prefix: web\ninputs:\n  - {type: tail, path: /x.log, tag: app, format: json}\noutput: {type: stdout}\n",
+        )
+        .unwrap();
+        let case = |expect: serde_json::Value| Case {
+            name: "json".into(),
+            input: "app".into(),
+            lines: vec![r#"{"a":1}"#.into(), "not json".into()],
+            expect: serde_json::from_value(expect).unwrap(),
+        };
+        let good = case(serde_json::json!([
+            {"tag": "web.app", "record": {"a": 1}},
+            {"tag": "web.app", "record": {"message": "not json"}},
+        ]));
+        let bad = case(serde_json::json!([{"tag": "web.app", "record": {"a": 2}}]));
+        let outcomes = run(&config, &[good, bad]).unwrap();
+        let (text, ok) = report(&outcomes);
+        assert!(!ok);
+        assert!(text.starts_with("ok    json\nFAIL  json\n"), "{text}");
+        assert!(
+            text.contains("  event 1:\n  - {\"tag\":\"web.app\",\"record\":{\"a\":2}}\n  + {\"tag\":\"web.app\",\"record\":{\"a\":1}}\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  event 2:\n  - (none)\n  + {\"tag\":\"web.app\",\"record\":{\"message\":\"not json\"}}\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("2 cases, 1 failed\n"), "{text}");
+    }
+
+    #[test]
+    fn a_case_for_an_input_that_does_not_exist_is_an_error() {
+        let config = Config::from_yaml(
+            "inputs:\n  - {type: tail, path: /x.log, tag: app}\noutput: {type: stdout}\n",
+        )
+        .unwrap();
+        let case = Case {
+            name: "n".into(),
+            input: "nope".into(),
+            lines: vec![],
+            expect: vec![],
+        };
+        let e = run(&config, &[case]).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+}
