@@ -1096,6 +1096,7 @@ impl Engine {
             t.splitter.reset();
             t.read_offset = 0;
             t.line_offset = 0;
+            t.sent_offset = 0;
             t.window.clear();
             t.edge.clear();
             if t.file.seek(SeekFrom::Start(0)).is_err() {
