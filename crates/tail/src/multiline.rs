@@ -52,8 +52,8 @@ impl Multiline {
 ///     at += line.len() as u64 + 1;
 /// }
 /// assert_eq!(events, ["boom\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)"]);
-/// // "next" waits for the line after it (or the flush timeout), from offset 61.
-/// assert_eq!(joiner.pending_since(), Some(61));
+/// // "next" waits for the line after it (or the flush timeout), from offset 60.
+/// assert_eq!(joiner.pending_since(), Some(60));
 /// joiner.flush(|e| events.push(String::from_utf8_lossy(e).into_owned()));
 /// assert_eq!(events[1], "next");
 /// # Ok::<(), hydra_parse::Error>(())
