@@ -1214,9 +1214,6 @@ impl Engine {
         let budget = self.cfg.read_buffer * 4;
         let mut read_now = 0;
         loop {
-            if let Some(held) = t.held.take() {
-                self.send(held)?;
-            }
             // The open handle's size (fstat): cheap, right for renamed and
             // deleted files too, and it spares a quiet file both the read
             // and a buffer.
@@ -1243,6 +1240,11 @@ impl Engine {
                 // makes the check below take it for truncated.)
                 t.last_size = u64::MAX;
                 self.check_truncation(t, meta);
+            }
+            // A truncation found just now (or while reading waited) left
+            // the old contents' last event: out before the new contents.
+            if let Some(held) = t.held.take() {
+                self.send(held)?;
             }
             if size <= t.read_offset {
                 t.splitter.release_if_empty();

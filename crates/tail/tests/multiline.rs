@@ -125,6 +125,9 @@ fn a_rotation_emits_the_old_files_event_whole_and_apart_from_the_new_file() {
     );
 }
 
+/// Regression: when the read itself found the truncation, it went on to
+/// send the new contents' lines before the old contents' last event (2 runs
+/// in 20 failed).
 #[test]
 fn a_truncation_emits_the_old_contents_event_before_the_new_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,6 +142,30 @@ fn a_truncation_emits_the_old_contents_event_before_the_new_lines() {
     )
     .unwrap();
     assert_eq!(c.wait_for(2), [TRACE, "2026-12-01 12:00:05 INFO after"]);
+}
+
+/// New contents longer than the old ones: the size does not tell of the
+/// truncation, the bytes before the offset do.
+#[test]
+fn a_truncation_to_longer_contents_emits_the_old_event_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    fs::write(&log, "").unwrap();
+    // No periodic look: the look that inotify wakes finds the truncation.
+    let config = TailConfig {
+        poll_interval: Duration::from_secs(30),
+        ..fast(vec![java(&log, Duration::from_secs(60))])
+    };
+    let c = Collector::start(config);
+    append(&log, &format!("{TRACE}\n"));
+    c.wait_stats(|s| s.first().is_some_and(|f| f.position > 0));
+    let after: String = (0..100)
+        .map(|i| format!("2026-12-01 12:00:05 INFO after {i}\n"))
+        .collect();
+    fs::write(&log, after).unwrap();
+    let got = c.wait_for(100);
+    assert_eq!(got[0], TRACE);
+    assert_eq!(got[1], "2026-12-01 12:00:05 INFO after 0");
 }
 
 #[test]
