@@ -59,6 +59,7 @@ mod handshake;
 mod json;
 mod msgpack;
 mod scan;
+mod tag;
 mod time;
 
 pub use alloc::transient_capacity;
@@ -72,4 +73,5 @@ pub use handshake::{
     Helo, Ping, Pong, Reply, ReplyDecoder, password_digest, ping_digest, pong_digest,
 };
 pub use json::{json_lines, to_json};
+pub use tag::TagPattern;
 pub use time::{EVENT_TIME_EXT, EventTime, TimeFormat};

@@ -21,8 +21,9 @@
 mod rates;
 mod tap;
 
+pub use hydra_forward::TagPattern;
 pub use rates::{HISTORY, RateSampler};
-pub use tap::{Subscription, TagPattern, TapHub};
+pub use tap::{Subscription, TapHub};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
