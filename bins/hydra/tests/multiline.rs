@@ -8,20 +8,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
 
 /// The messages hydra printed for `tag`, in order.
 fn messages(h: &Hydra, tag: &str) -> Vec<String> {
@@ -120,7 +110,7 @@ fn each_preset_joins_its_traces_on_the_default_config() {
     );
     let h = Hydra::start(d, &cfg);
     for (p, trace, next) in presets {
-        append(
+        append_text(
             &d.join(format!("{p}.log")),
             &format!("before {p}\n{trace}\n{next}\n"),
         );
@@ -156,7 +146,7 @@ fn a_custom_start_pattern_flushes_on_time_and_cuts_long_events() {
     );
     let h = Hydra::start(d, &cfg);
     let long: String = (0..11).map(|i| format!("  detail {i}\n")).collect();
-    append(
+    append_text(
         &d.join("app.log"),
         &format!("2026-12-01 a\n  more a\n2026-12-01 long\n{long}2026-12-01 last\n  more last\n"),
     );
@@ -183,11 +173,11 @@ fn a_pending_event_survives_a_rotation_whole() {
     std::fs::write(&log, "").unwrap();
     let cfg = app_config(d, "      preset: java\n      flush_timeout: 1h\n");
     let h = Hydra::start(d, &cfg);
-    append(&log, &format!("{JAVA}\n"));
+    append_text(&log, &format!("{JAVA}\n"));
     // Read, pending (the flush timeout is far away), then rotated.
     std::thread::sleep(Duration::from_millis(500));
     std::fs::rename(&log, d.join("app.log.1")).unwrap();
-    append(
+    append_text(
         &log,
         "2026-12-01 12:00:02.000 INFO [main] c.e.App - after\n2026-12-01 12:00:03.000 INFO end\n",
     );
@@ -214,18 +204,18 @@ fn kill_9_mid_event_then_a_restart_loses_nothing_and_cuts_nothing() {
     let cfg = app_config(d, "      start: '^2026-'\n      flush_timeout: 1h\n");
     let mut h = Hydra::start(d, &cfg);
     let all: String = (0..200).map(event).collect();
-    append(&log, &all);
+    append_text(&log, &all);
     // Half of event 200: pending when hydra dies.
-    append(&log, "2026-12-01 event 200\n  a 200\n");
+    append_text(&log, "2026-12-01 event 200\n  a 200\n");
     assert!(wait(10, || messages(&h, "app").len() >= 200));
     // A checkpoint passes.
     std::thread::sleep(Duration::from_millis(600));
     h.child.kill().unwrap();
     h.child.wait().unwrap();
     let mut runs = vec![messages(&h, "app")];
-    append(&log, "  b 200\n  c 200\n");
+    append_text(&log, "  b 200\n  c 200\n");
     let more: String = (201..300).map(event).collect();
-    append(&log, &format!("{more}2026-12-01 event 300\n"));
+    append_text(&log, &format!("{more}2026-12-01 event 300\n"));
     h = Hydra::start(d, &cfg);
     assert!(wait(10, || messages(&h, "app").len() >= 100));
     std::thread::sleep(Duration::from_millis(500));
@@ -276,21 +266,21 @@ fn hydra_test_passes_the_examples_and_shows_how_a_failing_case_differs() {
         &repo().join("examples/cases/java-app-server.yaml"),
     );
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.ends_with("3 cases, 0 failed\n"), "{out}");
+    assert!(out.ends_with("4 cases, 0 failed\n"), "{out}");
 
     let dir = tempfile::tempdir().unwrap();
     let cases = dir.path().join("cases.yaml");
     std::fs::write(
         &cases,
-        "- name: joined\n  input: app.java\n  lines: [\"boom\", \"\\tat a.B.c(B.java:1)\"]\n  expect:\n    - {tag: app.java, record: {message: \"boom\\n\\tat a.B.c(B.java:1)\"}}\n\
-         - name: wrong\n  input: app.java\n  lines: [\"one\", \"two\"]\n  expect:\n    - {tag: app.java, record: {message: \"one\\ntwo\"}}\n",
+        "- name: joined\n  input: app.java\n  lines: [\"boom\", \"\\tat a.B.c(B.java:1)\"]\n  expect:\n    - {tag: app.java, record: {message: \"boom\\n\\tat a.B.c(B.java:1)\", env: prod}}\n\
+         - name: wrong\n  input: app.java\n  lines: [\"one\", \"two\"]\n  expect:\n    - {tag: app.java, record: {message: \"one\\ntwo\", env: prod}}\n",
     )
     .unwrap();
     let (code, out, _) = hydra_test(&example, &cases);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(
         out,
-        "ok    joined\nFAIL  wrong\n  event 1:\n  - {\"tag\":\"app.java\",\"record\":{\"message\":\"one\\ntwo\"}}\n  + {\"tag\":\"app.java\",\"record\":{\"message\":\"one\"}}\n  event 2:\n  - (none)\n  + {\"tag\":\"app.java\",\"record\":{\"message\":\"two\"}}\n2 cases, 1 failed\n"
+        "ok    joined\nFAIL  wrong\n  event 1:\n  - {\"tag\":\"app.java\",\"record\":{\"message\":\"one\\ntwo\",\"env\":\"prod\"}}\n  + {\"tag\":\"app.java\",\"record\":{\"message\":\"one\",\"env\":\"prod\"}}\n  event 2:\n  - (none)\n  + {\"tag\":\"app.java\",\"record\":{\"message\":\"two\",\"env\":\"prod\"}}\n2 cases, 1 failed\n"
     );
 
     std::fs::write(&cases, "- {name: n, input: nope, lines: [], expect: []}\n").unwrap();

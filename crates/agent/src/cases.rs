@@ -1,6 +1,7 @@
-//! `hydra test`: a configuration's line handling (multiline joining, then
-//! the input's `format`) run on the lines of a cases file, without files,
-//! sockets or outputs, and compared with the events the case expects.
+//! `hydra test`: a configuration's line handling (multiline joining, the
+//! input's `format`, then the filters, throttles letting everything
+//! through) run on the lines of a cases file, without files, sockets or
+//! outputs, and compared with the events the case expects.
 
 use std::fmt::Write;
 
@@ -51,10 +52,14 @@ impl Outcome {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn run(config: &Config, cases: &[Case]) -> Result<Vec<Outcome>, Error> {
-    cases.iter().map(|case| run_one(config, case)).collect()
+    let filters = hydra_filter::Chain::new(&config.filters, &crate::hostname())?;
+    cases
+        .iter()
+        .map(|case| run_one(config, &filters, case))
+        .collect()
 }
 
-fn run_one(config: &Config, case: &Case) -> Result<Outcome, Error> {
+fn run_one(config: &Config, filters: &hydra_filter::Chain, case: &Case) -> Result<Outcome, Error> {
     let prefix = config.tag_prefix.as_deref();
     let input = config
         .inputs
@@ -87,7 +92,7 @@ fn run_one(config: &Config, case: &Case) -> Result<Outcome, Error> {
         }
         None => events.extend(case.lines.iter().map(|l| l.as_bytes().to_vec())),
     }
-    let mut got = Vec::with_capacity(events.len());
+    let mut records = Vec::with_capacity(events.len());
     let mut record = Vec::new();
     for event in events {
         record.clear();
@@ -95,12 +100,20 @@ fn run_one(config: &Config, case: &Case) -> Result<Outcome, Error> {
             // The parser writes one valid map (fuzzed); nil would show a bug.
             let value =
                 rmpv::decode::read_value(&mut record.as_slice()).unwrap_or(rmpv::Value::Nil);
-            got.push(Event {
-                tag: tag.clone(),
-                record: hydra_forward::to_json(&value),
+            records.push(hydra_forward::Event {
+                time: hydra_forward::EventTime::default(),
+                record: value,
             });
         }
     }
+    filters.apply_now(&tag, &mut records);
+    let got = records
+        .iter()
+        .map(|e| Event {
+            tag: tag.clone(),
+            record: hydra_forward::to_json(&e.record),
+        })
+        .collect();
     Ok(Outcome {
         name: case.name.clone(),
         expected: case.expect.clone(),

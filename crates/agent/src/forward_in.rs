@@ -132,6 +132,7 @@ pub(crate) async fn prepare(
             inflating: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
+            filters: Arc::default(),
         },
         max_connections: config.max_connections,
     })
@@ -142,6 +143,7 @@ pub(crate) async fn start(
     buffer: Buffer,
     counters: Arc<ReceiverCounters>,
     stop: watch::Receiver<bool>,
+    filters: Arc<hydra_filter::Chain>,
 ) -> Result<(Listen, Vec<JoinHandle<()>>), Error> {
     let bound = match prepared.sockets {
         Some(s) => s,
@@ -149,7 +151,10 @@ pub(crate) async fn start(
     };
     let addr = bound.local(&prepared.listen);
     let (listener, udp) = bound.split();
-    let settings = Arc::new(prepared.settings);
+    let settings = Arc::new(Settings {
+        filters,
+        ..prepared.settings
+    });
     let slots = Arc::new(Semaphore::new(prepared.max_connections));
 
     let mut udp_stop = stop.clone();
@@ -236,6 +241,45 @@ struct Settings {
     budget_total: usize,
     /// Inflations at once: one per core.
     inflating: Arc<Semaphore>,
+    /// The configuration's filters.
+    filters: Arc<hydra_filter::Chain>,
+}
+
+/// Appends a frame's entries as they are, in pieces within `chunk_bytes`;
+/// false when the buffer closed (shutting down: not accepted).
+async fn append_pieces(
+    buffer: &Buffer,
+    tag: &str,
+    batch: &hydra_forward::EventBatch,
+    commit: Option<Commit>,
+) -> bool {
+    let pieces = batch.pieces(buffer.config().chunk_bytes);
+    let commits = hydra_buffer::split_commit(commit, pieces.len());
+    for ((piece, count), commit) in pieces.iter().zip(commits) {
+        let appended = buffer
+            .append(tag, piece.len(), *count, commit, |f| {
+                f.extend_entries(piece, *count);
+            })
+            .await;
+        if appended.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Appends what the filters leave of a frame's events, in pieces within
+/// `chunk_bytes`, a throttle's burst at a time. A throttle waits here:
+/// nothing more is read from the client meanwhile. Events dropped by a
+/// filter are done with: a piece left with none commits (acks) at once.
+async fn append_filtered(
+    buffer: &Buffer,
+    filters: &hydra_filter::Chain,
+    tag: &str,
+    batch: &hydra_forward::EventBatch,
+    commit: Option<Commit>,
+) -> bool {
+    crate::filtered::append(buffer, filters, tag, batch.to_events(), commit).await
 }
 
 /// What tells a resent chunk from another: a client whose ack timed out
@@ -729,20 +773,11 @@ async fn serve(
                     // within what a downstream accepts (Fluent Bit takes 6 MiB
                     // by default); the ack waits for all of them.
                     let waits_for_delivery = commit.is_some();
-                    let pieces = batch.pieces(buffer.config().chunk_bytes);
-                    let commits = hydra_buffer::split_commit(commit, pieces.len());
-                    let mut accepted = true;
-                    for ((piece, count), commit) in pieces.iter().zip(commits) {
-                        let appended = buffer
-                            .append(&tag, piece.len(), *count, commit, |f| {
-                                f.extend_entries(piece, *count);
-                            })
-                            .await;
-                        if appended.is_err() {
-                            accepted = false;
-                            break;
-                        }
-                    }
+                    let accepted = if settings.filters.applies(&tag) {
+                        append_filtered(buffer, &settings.filters, &tag, &batch, commit).await
+                    } else {
+                        append_pieces(buffer, &tag, &batch, commit).await
+                    };
                     if !accepted {
                         // Shutting down: not accepted, so not acked; the
                         // client will send it again.

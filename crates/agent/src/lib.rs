@@ -11,6 +11,7 @@
 //! and reports what was left.
 
 pub mod cases;
+mod filtered;
 mod forward_in;
 mod listen;
 mod log_limit;
@@ -71,6 +72,9 @@ pub enum Error {
         /// The tag it named.
         input: String,
     },
+    /// A filter that cannot be built.
+    #[error(transparent)]
+    Filter(#[from] hydra_filter::Error),
     /// A tail input's `format` settings do not make a parser.
     #[error("tail input {tag}")]
     Parser {
@@ -120,6 +124,7 @@ pub struct Agent {
     monitor_stop: watch::Sender<bool>,
     zabbix: Option<JoinHandle<()>>,
     parse_counters: Option<Arc<tail_in::ParseCounters>>,
+    filters: Arc<hydra_filter::Chain>,
     tap: Option<hydra_stats::TapHub>,
     rates: Option<JoinHandle<()>>,
     /// TCP addresses actually bound, in config order (forward inputs,
@@ -468,14 +473,21 @@ impl Agent {
             None => OutputTask::Stdout(tokio::spawn(stdout_out::run(buffer.clone()))),
         };
 
+        let filters = Arc::new(hydra_filter::Chain::new(&config.filters, &hostname())?);
         let (stop_inputs, stop_rx) = watch::channel(false);
         let mut input_tasks = Vec::new();
         let mut bound = Vec::new();
         let mut listeners: Vec<(String, Arc<ReceiverCounters>)> = Vec::new();
         for input in prepared.forward {
             let counters = Arc::new(ReceiverCounters::default());
-            let (addr, tasks) =
-                forward_in::start(input, buffer.clone(), counters.clone(), stop_rx.clone()).await?;
+            let (addr, tasks) = forward_in::start(
+                input,
+                buffer.clone(),
+                counters.clone(),
+                stop_rx.clone(),
+                filters.clone(),
+            )
+            .await?;
             info!(%addr, "Accepting Forward clients.");
             bound.extend(addr.tcp());
             listeners.push((addr.to_string(), counters));
@@ -516,7 +528,8 @@ impl Agent {
         let tailer = if tails.is_empty() {
             None
         } else {
-            let (tailer, task, counters) = tail_in::start(&config, &tails, buffer.clone(), tail)?;
+            let (tailer, task, counters) =
+                tail_in::start(&config, &tails, buffer.clone(), tail, filters.clone())?;
             input_tasks.push(task);
             parse_counters = Some(counters);
             Some(tailer)
@@ -533,6 +546,7 @@ impl Agent {
             monitor_stop,
             zabbix: None,
             parse_counters,
+            filters,
             tap: None,
             rates: None,
             bound,
@@ -597,6 +611,7 @@ impl Agent {
             };
         let tags: Vec<String> = tail_in::tags(&self.config);
         let parse_counters = self.parse_counters.clone();
+        let filters = self.filters.clone();
         let reload_failures = self.reload_failures.clone();
         Arc::new(move || {
             let b = buffer.stats();
@@ -640,6 +655,18 @@ impl Agent {
                 snap.errors
                     .extend(positions_error.map(|e| format!("positions: {e}")));
             }
+            snap.filters = filters
+                .stats()
+                .into_iter()
+                .map(|f| hydra_stats::Filter {
+                    pattern: f.pattern,
+                    kind: f.kind.to_owned(),
+                    passed: f.passed,
+                    dropped: f.dropped,
+                    errors: f.errors,
+                    held_ms: f.held_ms,
+                })
+                .collect();
             if let Some(c) = &parse_counters {
                 snap.parsing = c.snapshot().into_iter().collect();
             }

@@ -63,11 +63,27 @@ impl ParseCounters {
     }
 }
 
+/// Publishes what a source's parser could not parse.
+fn publish(parsers: &[Option<(Parser, usize)>], counters: &ParseCounters, source: usize) {
+    if let Some((parser, i)) = parsers.get(source).and_then(Option::as_ref)
+        && let Some((_, c)) = counters.inputs.get(*i)
+    {
+        let st = parser.stats();
+        for (a, v) in c
+            .iter()
+            .zip([st.unmatched, st.dropped, st.type_errors, st.time_errors])
+        {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+}
+
 pub(crate) fn start(
     config: &Config,
     inputs: &[&TailInput],
     buffer: Buffer,
     handoff: &mut Option<hydra_tail::Handoff>,
+    filters: Arc<hydra_filter::Chain>,
 ) -> Result<(Tailer, JoinHandle<()>, Arc<ParseCounters>), crate::Error> {
     let mut multilines = Vec::with_capacity(inputs.len());
     for t in inputs {
@@ -132,8 +148,10 @@ pub(crate) fn start(
                 source,
             }
         })?;
-        // `format: none` stays on the fast path, without a parser.
-        let slot = (!parser.is_passthrough()).then(|| {
+        // `format: none` stays on the fast path, without a parser, unless
+        // a filter needs the record.
+        let filtered = filters.applies(&join_tag(config.tag_prefix.as_deref(), &t.tag));
+        let slot = (!parser.is_passthrough() || filtered).then(|| {
             counters.inputs.push((
                 join_tag(config.tag_prefix.as_deref(), &t.tag),
                 Default::default(),
@@ -221,6 +239,36 @@ pub(crate) fn start(
                 extra.push((k, host.as_bytes()));
             }
             let parser = parsers.get_mut(batch.source).and_then(Option::as_mut);
+            if filters.applies(&meta.tag)
+                && let Some((parser, _)) = parser
+            {
+                let mut events = Vec::with_capacity(n);
+                let mut time = start;
+                for line in batch.lines.iter() {
+                    record.clear();
+                    if let Parsed::Record { time: own } = parser.parse(line, &extra, &mut record) {
+                        // The parser writes one valid map (fuzzed).
+                        let record = rmpv::decode::read_value(&mut record.as_slice())
+                            .unwrap_or(rmpv::Value::Nil);
+                        events.push(hydra_forward::Event {
+                            time: own.unwrap_or(time),
+                            record,
+                        });
+                    }
+                    time = time.next();
+                }
+                next_time = time;
+                publish(&parsers, &counters, batch.source);
+                // A throttle waits here: the tailer's channel fills and
+                // reading stops. Dropped lines are committed in turn (the
+                // ledger advances over delivered prefixes only).
+                if !crate::filtered::append(&buffer, &filters, &meta.tag, events, Some(commit))
+                    .await
+                {
+                    break;
+                }
+                continue;
+            }
             let appended = buffer
                 .append(&meta.tag, estimate, n, Some(commit), |f| {
                     // A local, not the captured variable, so it stays in a
@@ -253,17 +301,7 @@ pub(crate) fn start(
                     next_time = time;
                 })
                 .await;
-            if let Some((parser, i)) = parsers.get(batch.source).and_then(Option::as_ref)
-                && let Some((_, c)) = counters.inputs.get(*i)
-            {
-                let st = parser.stats();
-                for (a, v) in
-                    c.iter()
-                        .zip([st.unmatched, st.dropped, st.type_errors, st.time_errors])
-                {
-                    a.store(v, Ordering::Relaxed);
-                }
-            }
+            publish(&parsers, &counters, batch.source);
             if appended.is_err() {
                 // The buffer closed for shutdown: these lines were not
                 // accepted, so their offset is not committed.

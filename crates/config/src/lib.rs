@@ -124,6 +124,9 @@ pub struct Config {
     /// Where events come from.
     #[serde(default)]
     pub inputs: Vec<Input>,
+    /// Applied in order, before the buffer, to events whose tag matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<hydra_filter::Spec>,
     /// Where events go.
     pub output: Output,
     /// The in-memory buffer between inputs and the output.
@@ -911,6 +914,9 @@ impl Config {
         let bad = |m: String| Err(Error::Invalid(m));
         if let Some(m) = &self.monitor {
             m.resolve_token()?;
+        }
+        if let Err(e) = hydra_filter::Chain::new(&self.filters, "localhost") {
+            return bad(e.to_string());
         }
         for (i, input) in self.inputs.iter().enumerate() {
             match input {

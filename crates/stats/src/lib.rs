@@ -151,6 +151,26 @@ pub struct File {
     pub lines_per_sec: f64,
 }
 
+/// What one filter did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Filter {
+    /// Its `match` pattern.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// `grep`, `record` or `throttle`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Events it let through.
+    pub passed: u64,
+    /// Events it dropped (committed: they do not come back).
+    pub dropped: u64,
+    /// Events it could not judge, passed unchanged.
+    pub errors: u64,
+    /// Milliseconds inputs were held back (throttle).
+    pub held_ms: u64,
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -221,6 +241,9 @@ pub struct Snapshot {
     /// Per tag of a tail input with a `format`, what did not parse.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub parsing: BTreeMap<String, Parsing>,
+    /// Each configured filter, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<Filter>,
     /// Problems not tied to one file or server (for example, positions
     /// that cannot be saved).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -653,6 +676,52 @@ pub fn prometheus(s: &Snapshot, sys: &System) -> String {
             })
         })
         .collect();
+    let filter_events = s
+        .filters
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| {
+            [
+                ("passed", f.passed),
+                ("dropped", f.dropped),
+                ("error", f.errors),
+            ]
+            .map(|(result, v)| {
+                (
+                    format!(
+                        "{{filter=\"{i}\",match=\"{}\",type=\"{}\",result=\"{result}\"}}",
+                        escape(&f.pattern),
+                        escape(&f.kind)
+                    ),
+                    v as f64,
+                )
+            })
+        })
+        .collect();
+    metric(
+        "filter_events_total",
+        "counter",
+        "Events each filter let through, dropped, or could not judge (passed unchanged).",
+        filter_events,
+    );
+    let held = s
+        .filters
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.kind == "throttle")
+        .map(|(i, f)| {
+            (
+                format!("{{filter=\"{i}\",match=\"{}\"}}", escape(&f.pattern)),
+                f.held_ms as f64 / 1000.0,
+            )
+        })
+        .collect();
+    metric(
+        "filter_held_seconds_total",
+        "counter",
+        "Time inputs waited in each throttle.",
+        held,
+    );
     metric(
         "parse_errors_total",
         "counter",

@@ -237,3 +237,15 @@ pub fn padded_frame(tag: &str, id: Option<&str>, from: u64, to: u64, pad: usize)
     }
     f.finish(id.map(Chunk::from_id).as_ref(), None).to_vec()
 }
+
+/// Appends `text` to `path`, creating it, as a writer that reopens its log
+/// does.
+pub fn append_text(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
