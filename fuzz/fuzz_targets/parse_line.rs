@@ -2,14 +2,18 @@
 //! one valid msgpack map (nothing is lost), or nothing when a line is
 //! dropped, and never panic. The same bytes, split on newlines, go through
 //! every multiline preset and a custom rule: the events, joined, must be
-//! the lines, joined (none lost, doubled or reordered).
+//! the lines, joined (none lost, doubled or reordered). And they go through
+//! the CRI and Docker decoders and the tailer's partial-line joining, which
+//! must not panic, must make no more events than lines, and must keep
+//! every complete line's log.
 #![no_main]
 
 use std::cell::RefCell;
 
 use hydra_parse::multiline::{Preset, Rules};
 use hydra_parse::{Format, Parsed, Parser, ParserSpec};
-use hydra_tail::{Joiner, Multiline};
+use hydra_parse::container::{Container, decode};
+use hydra_tail::{Joiner, Multiline, Source};
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {
@@ -55,6 +59,16 @@ fuzz_target!(|line: &[u8]| {
             }
             joiner.flush(|e| events.push(e.to_vec()));
             assert_eq!(events.join(&b'\n'), lines.join(&b'\n'));
+        }
+        for container in [Container::Cri, Container::Docker] {
+            let source = Source {
+                container: Some(container),
+                ..Source::new("")
+            };
+            let (events, meta) = hydra_tail::group_lines(&source, &lines);
+            assert!(events.len() <= lines.len() && meta.len() == events.len());
+            let logs: usize = lines.iter().map(|l| decode(container, l).log.len()).sum();
+            assert!(events.iter().map(Vec::len).sum::<usize>() <= logs);
         }
     });
     PARSERS.with_borrow_mut(|parsers| {

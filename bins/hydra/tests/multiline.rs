@@ -246,6 +246,8 @@ fn kill_9_mid_event_then_a_restart_loses_nothing_and_cuts_nothing() {
 
 fn hydra_test(config: &Path, cases: &Path) -> (Option<i32>, String, String) {
     let out = std::process::Command::new(hydra_bin())
+        // The examples' cases expect `${env:NODE_NAME}` empty.
+        .env_remove("NODE_NAME")
         .arg("test")
         .arg(config)
         .arg(cases)
@@ -260,13 +262,18 @@ fn hydra_test(config: &Path, cases: &Path) -> (Option<i32>, String, String) {
 
 #[test]
 fn hydra_test_passes_the_examples_and_shows_how_a_failing_case_differs() {
+    // Every cases file under examples/cases/ passes on its example.
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo().join("examples/cases")).unwrap() {
+        let cases = entry.unwrap().path();
+        let config = repo().join("examples").join(cases.file_name().unwrap());
+        let (code, out, err) = hydra_test(&config, &cases);
+        assert_eq!(code, Some(0), "{}: {out}{err}", cases.display());
+        assert!(out.ends_with(" 0 failed\n"), "{out}");
+        checked += 1;
+    }
+    assert!(checked >= 2, "{checked} cases files");
     let example = repo().join("examples/java-app-server.yaml");
-    let (code, out, err) = hydra_test(
-        &example,
-        &repo().join("examples/cases/java-app-server.yaml"),
-    );
-    assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.ends_with("4 cases, 0 failed\n"), "{out}");
 
     let dir = tempfile::tempdir().unwrap();
     let cases = dir.path().join("cases.yaml");
@@ -294,4 +301,83 @@ fn hydra_test_passes_the_examples_and_shows_how_a_failing_case_differs() {
         err.contains("cases.yaml") && err.contains("missing field"),
         "{err}"
     );
+}
+
+#[test]
+fn cri_and_docker_partial_lines_are_joined_and_traces_in_them_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for f in ["cri.log", "docker.log"] {
+        std::fs::write(d.join(f), "").unwrap();
+    }
+    let cfg = format!(
+        "positions: {pos}/pos.json\ninputs:\n  - type: tail\n    path: {pos}/cri.log\n    tag: kube.cri\n    format: cri\n    multiline:\n      preset: java\n  - type: tail\n    path: {pos}/docker.log\n    tag: kube.docker\n    format: docker\noutput:\n  type: stdout\n",
+        pos = d.display()
+    );
+    let h = Hydra::start(d, &cfg);
+    append_text(
+        &d.join("cri.log"),
+        "2026-12-01T12:00:00.100000000Z stdout F starting\n\
+         2026-12-01T12:00:01.000000000Z stderr P 2026-12-01 ERROR req\n\
+         2026-12-01T12:00:01.000000001Z stderr F uest failed\n\
+         2026-12-01T12:00:01.000000002Z stderr F java.lang.IllegalStateException: x\n\
+         2026-12-01T12:00:01.000000003Z stderr F \tat a.B.c(B.java:1)\n\
+         2026-12-01T12:00:02.000000000Z stdout F next\n\
+         2026-12-01T12:00:03.000000000Z stdout F last\n",
+    );
+    append_text(
+        &d.join("docker.log"),
+        "{\"log\":\"first half, \",\"stream\":\"stdout\",\"time\":\"2026-12-01T12:00:00.5Z\"}\n\
+         {\"log\":\"second half\\n\",\"stream\":\"stdout\",\"time\":\"2026-12-01T12:00:00.6Z\"}\n\
+         {\"log\":\"oops\\n\",\"stream\":\"stderr\",\"time\":\"2026-12-01T12:00:01Z\"}\n",
+    );
+    assert!(wait(10, || h.events().len() >= 6));
+    std::thread::sleep(Duration::from_millis(300));
+    let events = h.events();
+    let of = |tag: &str| -> Vec<(String, String, String)> {
+        events
+            .iter()
+            .filter(|e| e["tag"] == tag)
+            .map(|e| {
+                let r = &e["record"];
+                (
+                    e["time"].as_str().unwrap_or_default().to_owned(),
+                    r["stream"].as_str().unwrap().to_owned(),
+                    r["message"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let t = |s: &str| s.to_owned();
+    assert_eq!(
+        of("kube.cri"),
+        [
+            (
+                t("2026-12-01T12:00:00.100000000Z"),
+                t("stdout"),
+                t("starting")
+            ),
+            (
+                t("2026-12-01T12:00:01.000000000Z"),
+                t("stderr"),
+                t(
+                    "2026-12-01 ERROR request failed\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)"
+                )
+            ),
+            (t("2026-12-01T12:00:02.000000000Z"), t("stdout"), t("next")),
+            (t("2026-12-01T12:00:03.000000000Z"), t("stdout"), t("last")),
+        ]
+    );
+    assert_eq!(
+        of("kube.docker"),
+        [
+            (
+                t("2026-12-01T12:00:00.500000000Z"),
+                t("stdout"),
+                t("first half, second half")
+            ),
+            (t("2026-12-01T12:00:01.000000000Z"), t("stderr"), t("oops")),
+        ]
+    );
+    assert!(h.stop().success());
 }

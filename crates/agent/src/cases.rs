@@ -5,9 +5,9 @@
 
 use std::fmt::Write;
 
-use hydra_config::{Case, Config, Event, Input, TailInput};
+use hydra_config::{Case, Config, Event, Input};
 use hydra_parse::{Parsed, Parser};
-use hydra_tail::{Joiner, Multiline};
+use hydra_tail::Source;
 
 use crate::{Error, join_tag};
 
@@ -75,31 +75,30 @@ fn run_one(config: &Config, filters: &hydra_filter::Chain, case: &Case) -> Resul
             input: case.input.clone(),
         })?;
     let tag = join_tag(prefix, &input.tag);
-    let bad = |source| Error::Parser {
-        tag: input.tag.clone(),
-        source,
+    let mut parser =
+        Parser::new(&input.parser_spec(&config.field_name)).map_err(|source| Error::Parser {
+            tag: input.tag.clone(),
+            source,
+        })?;
+    let source = Source {
+        max_line_bytes: input.max_line_bytes.as_usize(),
+        multiline: crate::tail_in::multiline(input)?,
+        container: input.format.container(),
+        ..Source::new("")
     };
-    let mut parser = Parser::new(&input.parser_spec(&config.field_name)).map_err(bad)?;
-    let mut events = Vec::new();
-    match joiner(input).map_err(bad)? {
-        Some(mut j) => {
-            let mut at = 0;
-            for line in &case.lines {
-                j.push(line.as_bytes(), at, |e| events.push(e.to_vec()));
-                at += line.len() as u64 + 1;
-            }
-            j.flush(|e| events.push(e.to_vec()));
-        }
-        None => events.extend(case.lines.iter().map(|l| l.as_bytes().to_vec())),
-    }
+    let lines: Vec<&[u8]> = case.lines.iter().map(|l| l.as_bytes()).collect();
+    let (events, meta) = hydra_tail::group_lines(&source, &lines);
     let mut records = Vec::with_capacity(events.len());
     let mut record = Vec::new();
-    for event in events {
+    for (i, event) in events.iter().enumerate() {
         record.clear();
-        if let Parsed::Record { .. } = parser.parse(&event, &[], &mut record) {
+        if let Parsed::Record { .. } = parser.parse(event, &[], &mut record) {
             // The parser writes one valid map (fuzzed); nil would show a bug.
-            let value =
+            let mut value =
                 rmpv::decode::read_value(&mut record.as_slice()).unwrap_or(rmpv::Value::Nil);
+            if let (Some(m), rmpv::Value::Map(fields)) = (meta.get(i), &mut value) {
+                fields.insert(1, ("stream".into(), m.stream.as_str().into()));
+            }
             records.push(hydra_forward::Event {
                 time: hydra_forward::EventTime::default(),
                 record: value,
@@ -119,19 +118,6 @@ fn run_one(config: &Config, filters: &hydra_filter::Chain, case: &Case) -> Resul
         expected: case.expect.clone(),
         got,
     })
-}
-
-fn joiner(input: &TailInput) -> Result<Option<Joiner>, hydra_parse::Error> {
-    let Some(m) = &input.multiline else {
-        return Ok(None);
-    };
-    let rules = Multiline {
-        flush_timeout: m.flush_timeout,
-        max_lines: m.max_lines,
-        max_bytes: m.max_bytes.as_usize(),
-        ..Multiline::new(m.rules()?)
-    };
-    Ok(Some(Joiner::new(&rules)))
 }
 
 /// The report `hydra test` prints: one line per case, and for a failing

@@ -63,6 +63,23 @@ impl ParseCounters {
     }
 }
 
+/// An input's multiline rules, compiled.
+pub(crate) fn multiline(t: &TailInput) -> Result<Option<hydra_tail::Multiline>, crate::Error> {
+    let Some(m) = &t.multiline else {
+        return Ok(None);
+    };
+    let rules = m.rules().map_err(|source| crate::Error::Parser {
+        tag: t.tag.clone(),
+        source,
+    })?;
+    Ok(Some(hydra_tail::Multiline {
+        rules: Arc::new(rules),
+        flush_timeout: m.flush_timeout,
+        max_lines: m.max_lines,
+        max_bytes: m.max_bytes.as_usize(),
+    }))
+}
+
 /// Publishes what a source's parser could not parse.
 fn publish(parsers: &[Option<(Parser, usize)>], counters: &ParseCounters, source: usize) {
     if let Some((parser, i)) = parsers.get(source).and_then(Option::as_ref)
@@ -85,22 +102,10 @@ pub(crate) fn start(
     handoff: &mut Option<hydra_tail::Handoff>,
     filters: Arc<hydra_filter::Chain>,
 ) -> Result<(Tailer, JoinHandle<()>, Arc<ParseCounters>), crate::Error> {
-    let mut multilines = Vec::with_capacity(inputs.len());
-    for t in inputs {
-        let m = match &t.multiline {
-            Some(m) => Some(hydra_tail::Multiline {
-                rules: Arc::new(m.rules().map_err(|source| crate::Error::Parser {
-                    tag: t.tag.clone(),
-                    source,
-                })?),
-                flush_timeout: m.flush_timeout,
-                max_lines: m.max_lines,
-                max_bytes: m.max_bytes.as_usize(),
-            }),
-            None => None,
-        };
-        multilines.push(m);
-    }
+    let multilines = inputs
+        .iter()
+        .map(|t| multiline(t))
+        .collect::<Result<Vec<_>, _>>()?;
     // One tailer for all inputs. Line rules are each input's own; of the
     // polling settings, which are the tailer's, the most frequent serves
     // every input (looking more often never loses a line), and inotify is
@@ -122,6 +127,7 @@ pub(crate) fn start(
                 partial_flush: t.partial_flush,
                 rotate_wait: t.rotate_wait,
                 multiline,
+                container: t.format.container(),
             })
             .collect(),
         refresh_interval: inputs
@@ -244,12 +250,19 @@ pub(crate) fn start(
             {
                 let mut events = Vec::with_capacity(n);
                 let mut time = start;
-                for line in batch.lines.iter() {
+                for (i, line) in batch.lines.iter().enumerate() {
                     record.clear();
                     if let Parsed::Record { time: own } = parser.parse(line, &extra, &mut record) {
                         // The parser writes one valid map (fuzzed).
-                        let record = rmpv::decode::read_value(&mut record.as_slice())
+                        let mut record = rmpv::decode::read_value(&mut record.as_slice())
                             .unwrap_or(rmpv::Value::Nil);
+                        let mut own = own;
+                        if let Some(m) = batch.meta.get(i) {
+                            own = own.or(m.time);
+                            if let rmpv::Value::Map(fields) = &mut record {
+                                fields.insert(1, ("stream".into(), m.stream.as_str().into()));
+                            }
+                        }
                         events.push(hydra_forward::Event {
                             time: own.unwrap_or(time),
                             record,
@@ -274,7 +287,19 @@ pub(crate) fn start(
                     // A local, not the captured variable, so it stays in a
                     // register while the frame is written.
                     let mut time = start;
-                    if let Some((parser, _)) = parser {
+                    if !batch.meta.is_empty() {
+                        // A container's lines: `{field: log, stream}` at the
+                        // runtime's time.
+                        let mut fields: Vec<(&str, &[u8])> =
+                            vec![(&meta.field, &[]), ("stream", &[])];
+                        fields.extend_from_slice(&extra);
+                        for (line, m) in batch.lines.iter().zip(&batch.meta) {
+                            fields[0].1 = line;
+                            fields[1].1 = m.stream.as_str().as_bytes();
+                            f.push_fields(m.time.unwrap_or(time), &fields);
+                            time = time.next();
+                        }
+                    } else if let Some((parser, _)) = parser {
                         for line in batch.lines.iter() {
                             record.clear();
                             if let Parsed::Record { time: own } =

@@ -28,6 +28,7 @@
 //! # Ok::<(), hydra_parse::Error>(())
 //! ```
 
+pub mod container;
 mod json;
 pub mod multiline;
 pub mod samples;
@@ -177,14 +178,18 @@ impl Parser {
             Some(t) => Some(t.parse::<TimeFormat>()?),
             None => None,
         };
-        if spec.format == Format::None && (spec.time_parse || !spec.types.is_empty()) {
+        if matches!(spec.format, Format::None | Format::Cri | Format::Docker)
+            && (spec.time_parse || !spec.types.is_empty())
+        {
             return Err(Error::Pattern(
                 "`time_parse` and `types` work on fields: set `format` to ltsv, json or regexp"
                     .to_owned(),
             ));
         }
         let kind = match spec.format {
-            Format::None => Kind::None,
+            // The tailer takes the container's envelope off: what is left
+            // is the line as it is.
+            Format::None | Format::Cri | Format::Docker => Kind::None,
             Format::Ltsv => Kind::Ltsv,
             Format::Json => Kind::Json,
             Format::Regexp => {

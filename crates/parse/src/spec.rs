@@ -20,6 +20,24 @@ pub enum Format {
     Json,
     /// The named groups of a regular expression.
     Regexp,
+    /// A CRI runtime's lines (containerd, CRI-O): `{field_name: log,
+    /// stream}`, the runtime's time as the event time, partial lines
+    /// joined.
+    Cri,
+    /// Docker's json-file lines, the same way.
+    Docker,
+}
+
+impl Format {
+    /// The container runtime whose lines these are, for the two container
+    /// formats.
+    pub fn container(self) -> Option<crate::container::Container> {
+        match self {
+            Format::Cri => Some(crate::container::Container::Cri),
+            Format::Docker => Some(crate::container::Container::Docker),
+            _ => None,
+        }
+    }
 }
 
 /// The type a named field is converted to.

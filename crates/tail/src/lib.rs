@@ -43,6 +43,7 @@
 mod checkpoint;
 mod discover;
 mod error;
+mod events;
 mod lines;
 pub mod multiline;
 mod restart;
@@ -61,6 +62,8 @@ pub use checkpoint::{
     store_positions,
 };
 pub use error::Error;
+pub use events::group_lines;
+pub use hydra_parse::container::{Container, Stream};
 pub use lines::{Lines, LongLines};
 pub use multiline::{Joiner, Multiline};
 
@@ -118,6 +121,10 @@ pub struct Source {
     /// still pending: its offset is committed only once the whole event
     /// is delivered.
     pub multiline: Option<Multiline>,
+    /// The lines are a container runtime's: its envelope is taken off
+    /// (the batch's `meta` keeps each event's runtime time and stream) and
+    /// its partial lines joined, before multiline rules apply.
+    pub container: Option<Container>,
 }
 
 impl Source {
@@ -133,6 +140,7 @@ impl Source {
             partial_flush: None,
             rotate_wait: Duration::from_secs(5),
             multiline: None,
+            container: None,
         }
     }
 
@@ -200,6 +208,18 @@ pub struct Batch {
     pub end_offset: u64,
     /// When the lines were read.
     pub read_at: SystemTime,
+    /// For a container source, each line's runtime time and stream (one
+    /// per line); empty otherwise.
+    pub meta: Vec<LineMeta>,
+}
+
+/// What a container runtime said of a line besides the line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineMeta {
+    /// When the runtime wrote it (of a joined line: its first piece).
+    pub time: Option<hydra_forward::EventTime>,
+    /// Where the container wrote it.
+    pub stream: Stream,
 }
 
 /// What the tailer knows about one file or path.

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::LineMeta;
 use crate::checkpoint::{
     FINGERPRINT_BYTES, FileId, FileKey, Fingerprint, Ledger, Position, Saved, born, store_positions,
 };
 use crate::discover::Matcher;
-use crate::lines::{LineSplitter, Lines, LinesBuilder, Split};
-use crate::multiline::Joiner;
+use crate::events::{Grouped, Grouping};
+use crate::lines::{LineSplitter, Lines, Split};
 use crate::restart::{History, Resume, find_beside};
 use crate::{Batch, Committer, Error, FileStats, TailConfig};
 
@@ -104,8 +105,9 @@ struct Tracked {
     path: PathBuf,
     source: usize,
     splitter: LineSplitter,
-    /// The source's multiline rules at work on this file.
-    joiner: Option<Joiner>,
+    /// The source's container format and multiline rules at work on this
+    /// file.
+    grouping: Option<Grouping>,
     /// The end offset of the last batch handed out. Behind `line_offset`
     /// while a multiline event is pending.
     sent_offset: u64,
@@ -507,17 +509,11 @@ impl Engine {
             .values()
             .filter(|t| t.splitter.pending() > 0)
             .filter_map(|t| Some(t.last_data + self.cfg.sources[t.source].partial_flush?));
-        let events = self
-            .files
-            .values()
-            .filter(|t| {
-                t.joiner
-                    .as_ref()
-                    .is_some_and(|j| j.pending_since().is_some())
-            })
-            .filter_map(|t| {
-                Some(t.last_data + self.cfg.sources[t.source].multiline.as_ref()?.flush_timeout)
-            });
+        let events = self.files.values().filter_map(|t| {
+            let g = t.grouping.as_ref()?;
+            g.pending_since()?;
+            Some(t.last_data + g.flush_after())
+        });
         lines.chain(events).min()
     }
 
@@ -1034,7 +1030,7 @@ impl Engine {
             path,
             source,
             splitter: LineSplitter::new(rules.max_line_bytes, rules.long_lines, rules.strip_cr),
-            joiner: rules.multiline.as_ref().map(Joiner::new),
+            grouping: Grouping::new(rules),
             sent_offset: start,
             held: None,
             read_offset: start,
@@ -1088,8 +1084,8 @@ impl Engine {
             if let Some(held) = self.pending_batch(t) {
                 t.held = Some(held);
             }
-            if let Some(j) = t.joiner.as_mut() {
-                j.flush(|_| {});
+            if let Some(g) = t.grouping.as_mut() {
+                g.flush(&mut Grouped::default());
             }
             t.live.truncations.fetch_add(1, Ordering::Relaxed);
             t.live.position.store(0, Ordering::Relaxed);
@@ -1168,10 +1164,9 @@ impl Engine {
             mark_gone(&mut copy);
             // The copy goes on where the file stopped: with its pending
             // event, whose first line is in the copy too.
-            copy.joiner = t.joiner.take();
+            copy.grouping = t.grouping.take();
             copy.sent_offset = t.sent_offset;
-            let rules = &self.cfg.sources[t.source];
-            t.joiner = rules.multiline.as_ref().map(Joiner::new);
+            t.grouping = Grouping::new(&self.cfg.sources[t.source]);
             self.files.insert(key, copy);
         }
     }
@@ -1285,10 +1280,10 @@ impl Engine {
         let closing = t
             .gone_since
             .is_some_and(|s| s.elapsed() >= rules.rotate_wait);
-        let event_due = rules
-            .multiline
+        let event_due = t
+            .grouping
             .as_ref()
-            .is_some_and(|m| t.last_data.elapsed() >= m.flush_timeout);
+            .is_some_and(|g| t.last_data.elapsed() >= g.flush_after());
         if t.splitter.pending() > 0 && (flush_due || closing) {
             let split = t.splitter.flush();
             self.emit(t, split)?;
@@ -1297,9 +1292,9 @@ impl Engine {
         // event complete: emitted now, before the file that took its path
         // is read, not after `rotate_wait`.
         let rotated = t.gone_since.is_some();
-        if t.joiner
+        if t.grouping
             .as_ref()
-            .is_some_and(|j| j.pending_since().is_some())
+            .is_some_and(|g| g.pending_since().is_some())
             && (event_due || closing || rotated)
         {
             self.emit_pending(t)?;
@@ -1335,16 +1330,23 @@ impl Engine {
 
     /// The batch of `t`'s pending multiline event, if there is one.
     fn pending_batch(&mut self, t: &mut Tracked) -> Option<Batch> {
-        let j = t.joiner.as_mut()?;
-        j.pending_since()?;
-        let mut out = LinesBuilder::default();
-        j.flush(|e| out.push(e));
-        self.batch(t, out.finish(), t.line_offset)
+        let g = t.grouping.as_mut()?;
+        g.pending_since()?;
+        let mut out = Grouped::default();
+        g.flush(&mut out);
+        let (lines, meta) = out.finish();
+        self.batch(t, lines, meta, t.line_offset)
     }
 
     /// A batch of `lines` ending at `end`, recorded with the ledger; `None`
     /// when it would hand out nothing (no line, no progress).
-    fn batch(&mut self, t: &mut Tracked, lines: Lines, end: u64) -> Option<Batch> {
+    fn batch(
+        &mut self,
+        t: &mut Tracked,
+        lines: Lines,
+        meta: Vec<LineMeta>,
+        end: u64,
+    ) -> Option<Batch> {
         if lines.is_empty() && end <= t.sent_offset {
             return None;
         }
@@ -1357,6 +1359,7 @@ impl Engine {
             lines,
             end_offset: end,
             read_at: SystemTime::now(),
+            meta,
         })
     }
 
@@ -1398,20 +1401,21 @@ impl Engine {
             t.fingerprint = fp;
             lock(&self.shared.ledger).refingerprint(t.id, fp);
         }
-        let (lines, end) = match t.joiner.as_mut() {
-            None => (split.lines, t.line_offset),
-            Some(j) => {
-                let mut out = LinesBuilder::default();
+        let (lines, meta, end) = match t.grouping.as_mut() {
+            None => (split.lines, Vec::new(), t.line_offset),
+            Some(g) => {
+                let mut out = Grouped::default();
                 for (at, line) in split.lines.iter_at() {
-                    j.push(line, base + at, |e| out.push(e));
+                    g.push(line, base + at, &mut out);
                 }
-                t.live.multiline_cuts.store(j.cuts(), Ordering::Relaxed);
-                // Up to the pending event's first line: a crash or a restart
+                t.live.multiline_cuts.store(g.cuts(), Ordering::Relaxed);
+                let (lines, meta) = out.finish();
+                // Up to the first line held back: a crash or a restart
                 // reads it again whole.
-                (out.finish(), j.pending_since().unwrap_or(t.line_offset))
+                (lines, meta, g.pending_since().unwrap_or(t.line_offset))
             }
         };
-        match self.batch(t, lines, end) {
+        match self.batch(t, lines, meta, end) {
             Some(batch) => self.send(batch),
             None => Ok(()),
         }

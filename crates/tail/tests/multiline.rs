@@ -204,3 +204,32 @@ fn cuts_are_counted_per_file() {
     let stats = c.wait_stats(|s| s.first().is_some_and(|f| f.multiline_cuts == 2));
     assert_eq!(stats[0].multiline_cuts, 2);
 }
+
+#[test]
+fn a_partial_container_line_is_committed_only_once_joined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, positions) = (dir.path().join("c.log"), dir.path().join("pos.json"));
+    let first = "2026-12-01T12:00:00Z stdout F one\n";
+    fs::write(&log, "").unwrap();
+    let source = Source {
+        container: Some(hydra_tail::Container::Cri),
+        partial_flush: Some(Duration::from_secs(60)),
+        ..src(&log)
+    };
+    let c = Collector::start(with_positions(source, &positions));
+    append(&log, &format!("{first}2026-12-01T12:00:01Z stderr P tw\n"));
+    assert_eq!(c.wait_for(1), ["one"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while saved_offset(&positions) != first.len() as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        saved_offset(&positions),
+        first.len() as u64,
+        "not past the partial piece"
+    );
+    append(&log, "2026-12-01T12:00:01Z stderr F o\n");
+    assert_eq!(c.wait_for(2), ["one", "two"]);
+    let stats = c.wait_stats(|s| s.first().is_some_and(|f| f.committed == f.position));
+    assert_eq!(stats[0].committed, stats[0].position);
+}
