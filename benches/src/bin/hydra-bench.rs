@@ -47,11 +47,12 @@ struct Args {
     /// HYDRA_BENCH_SERVER_PORT (where to forward, with acks),
     /// HYDRA_BENCH_LISTEN_PORT (where to accept Forward, tcp→tcp),
     /// HYDRA_BENCH_FORMAT (how to parse the file: none, ltsv, json or
-    /// apache) and HYDRA_BENCH_DIR (a scratch directory).
+    /// apache; multiline_java: join Java stack traces) and HYDRA_BENCH_DIR
+    /// (a scratch directory).
     #[arg(long = "agent", value_name = "NAME=COMMAND")]
     agents: Vec<String>,
     /// Run only the scenarios whose name starts with this (one_forward,
-    /// peak, format_, tcp_to_tcp, files).
+    /// peak, format_, multiline_java, tcp_to_tcp, files).
     #[arg(long, value_name = "PREFIX")]
     only: Option<String>,
     /// Where results go.
@@ -138,12 +139,33 @@ struct LineFormat {
     yaml: &'static str,
     /// The line written over and over; numbered 100-byte lines when `None`.
     sample: Option<&'static [u8]>,
+    /// Lines written in turn instead, and the events each turn makes.
+    cycle: Option<(&'static [&'static [u8]], u64)>,
 }
 
 const PLAIN: LineFormat = LineFormat {
     name: "none",
     yaml: "",
     sample: None,
+    cycle: None,
+};
+
+/// A Java application's log where one line in five is a stack-trace frame
+/// that joins the error line before it: five lines, four events.
+const MULTILINE_JAVA: LineFormat = LineFormat {
+    name: "multiline_java",
+    yaml: "    multiline:\n      preset: java\n",
+    sample: None,
+    cycle: Some((
+        &[
+            b"2026-12-01 12:00:00.000 INFO  [http-nio-8080-exec-1] c.e.OrderController - order 1 placed",
+            b"2026-12-01 12:00:00.001 INFO  [http-nio-8080-exec-2] c.e.OrderController - order 2 placed",
+            b"2026-12-01 12:00:00.002 INFO  [http-nio-8080-exec-3] c.e.OrderController - order 3 placed",
+            b"2026-12-01 12:00:00.003 ERROR [http-nio-8080-exec-4] c.e.OrderController - order 4 failed",
+            b"\tat com.example.shop.OrderController.place(OrderController.java:42)",
+        ],
+        4,
+    )),
 };
 
 /// The Go agent's four sample lines, each with its format: what the
@@ -153,21 +175,25 @@ const FORMATS: [LineFormat; 4] = [
         name: "none",
         yaml: "",
         sample: Some(hydra_parse::samples::PLAIN),
+        cycle: None,
     },
     LineFormat {
         name: "ltsv",
         yaml: "    format: ltsv\n    types: \"code:integer,size:integer\"\n",
         sample: Some(hydra_parse::samples::LTSV),
+        cycle: None,
     },
     LineFormat {
         name: "json",
         yaml: "    format: json\n",
         sample: Some(hydra_parse::samples::JSON),
+        cycle: None,
     },
     LineFormat {
         name: "apache",
         yaml: "    format: regexp\n    regexp: apache\n    types: \"code:integer,size:integer\"\n    time_parse: true\n",
         sample: Some(hydra_parse::samples::APACHE),
+        cycle: None,
     },
 ];
 
@@ -285,12 +311,25 @@ fn peak(env: &Env, agent: &Agent, lines: u64, format: &LineFormat) -> Row {
             std::fs::File::create(&file).expect("create"),
         );
         for i in 0..lines {
-            let _ = match format.sample {
-                Some(line) => f.write_all(line).and_then(|()| f.write_all(b"\n")),
-                None => f.write_all(load::line(i, 100).as_bytes()),
+            let _ = match (format.sample, format.cycle) {
+                (Some(line), _) => f.write_all(line).and_then(|()| f.write_all(b"\n")),
+                (None, Some((cycle, _))) => {
+                    let line = cycle[usize::try_from(i).unwrap_or(0) % cycle.len()];
+                    f.write_all(line).and_then(|()| f.write_all(b"\n"))
+                }
+                (None, None) => f.write_all(load::line(i, 100).as_bytes()),
             };
         }
+        if let Some((cycle, _)) = format.cycle {
+            // A line that starts an event: the last counted one is then
+            // complete at once, not at the flush timeout.
+            let _ = f.write_all(cycle[0]).and_then(|()| f.write_all(b"\n"));
+        }
     }
+    let events = match format.cycle {
+        Some((cycle, per)) => lines / cycle.len() as u64 * per,
+        None => lines,
+    };
     let _ = std::fs::read(&file).map(|b| b.len());
     let t = Instant::now();
     let wc = Command::new("wc")
@@ -308,7 +347,7 @@ fn peak(env: &Env, agent: &Agent, lines: u64, format: &LineFormat) -> Row {
     let start = Instant::now();
     let child = agent.start(dir.path(), &file, true, server, None, format);
     let mut sampler = Sampler::new(child.id());
-    wait_count(&counts, lines, Duration::from_secs(300), &mut sampler);
+    wait_count(&counts, events, Duration::from_secs(300), &mut sampler);
     let total = start.elapsed().as_secs_f64();
     let (cpu, peak, steady) = sampler.finish();
     stop_agent(child);
@@ -321,23 +360,31 @@ fn peak(env: &Env, agent: &Agent, lines: u64, format: &LineFormat) -> Row {
         .ok()
         .and_then(|s| *s)
         .map_or(total, |(a, b)| (b - a).as_secs_f64().max(1e-6));
-    let line_bytes = format.sample.map_or(100, |l| l.len() + 1) as f64;
+    let line_bytes = match (format.sample, format.cycle) {
+        (Some(l), _) => l.len() + 1,
+        (None, Some((cycle, _))) => cycle.iter().map(|l| l.len() + 1).sum::<usize>() / cycle.len(),
+        (None, None) => 100,
+    } as f64;
+    // Lines per second, read and delivered: for multiline, the events
+    // delivered times the lines each holds on average.
+    let lines_per_event = lines as f64 / events.max(1) as f64;
     Row {
-        scenario: match format.sample {
-            None => "peak".into(),
-            Some(_) => format!("format_{}", format.name),
+        scenario: match (format.sample, format.cycle) {
+            (None, None) => "peak".into(),
+            (None, Some(_)) => format.name.into(),
+            (Some(_), _) => format!("format_{}", format.name),
         },
         agent: agent.name().into(),
         rate: 0,
-        delivered_per_s: delivered as f64 / span,
-        mb_per_s: delivered as f64 * line_bytes / 1e6 / span,
+        delivered_per_s: delivered as f64 * lines_per_event / span,
+        mb_per_s: delivered as f64 * lines_per_event * line_bytes / 1e6 / span,
         cpu,
         peak_rss: peak,
         steady_rss: steady,
         written: lines,
         delivered,
         note: format!(
-            "{lines} lines from the head, acked, {span:.2} s first to last delivery, {total:.2} s with start-up; wc -l: {:.1} M lines/s ({wc_lines} lines)",
+            "{lines} lines ({events} events) from the head, acked, {span:.2} s first to last delivery, {total:.2} s with start-up; wc -l: {:.1} M lines/s ({wc_lines} lines)",
             wc_lines as f64 / wc_time / 1e6
         ),
         ..Row::default()
@@ -554,6 +601,10 @@ fn main() -> std::process::ExitCode {
             (
                 "format_apache",
                 Box::new(|e: &Env, a: &Agent| peak(e, a, peak_lines / 5, &FORMATS[3])),
+            ),
+            (
+                "multiline_java",
+                Box::new(|e: &Env, a: &Agent| peak(e, a, peak_lines / 5, &MULTILINE_JAVA)),
             ),
             (
                 "tcp_to_tcp",
