@@ -233,3 +233,29 @@ fn a_partial_container_line_is_committed_only_once_joined() {
     let stats = c.wait_stats(|s| s.first().is_some_and(|f| f.committed == f.position));
     assert_eq!(stats[0].committed, stats[0].position);
 }
+
+#[test]
+fn each_file_has_its_own_pending_event_when_writers_interleave() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    fs::write(&a, "").unwrap();
+    fs::write(&b, "").unwrap();
+    let pattern = dir.path().join("*.log");
+    let c = Collector::start(fast(vec![java(&pattern, Duration::from_millis(300))]));
+    let trace = |who: &str| {
+        [
+            format!("2026-12-01 ERROR {who} failed"),
+            format!("java.lang.IllegalStateException: {who}"),
+            format!("\tat com.example.{who}.run({who}.java:1)"),
+        ]
+    };
+    // Line by line, in turn: a's trace and b's trace are read interleaved.
+    for (la, lb) in trace("A").iter().zip(trace("B").iter()) {
+        append(&a, &format!("{la}\n"));
+        append(&b, &format!("{lb}\n"));
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    let mut got = c.wait_for(2);
+    got.sort();
+    assert_eq!(got, [trace("A").join("\n"), trace("B").join("\n")]);
+}
