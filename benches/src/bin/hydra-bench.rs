@@ -326,9 +326,15 @@ fn peak(env: &Env, agent: &Agent, lines: u64, format: &LineFormat) -> Row {
             let _ = f.write_all(cycle[0]).and_then(|()| f.write_all(b"\n"));
         }
     }
-    let events = match format.cycle {
-        Some((cycle, per)) => lines / cycle.len() as u64 * per,
-        None => lines,
+    // The events the file holds; with a cycle, the last line starts one
+    // more, emitted at the flush timeout (or the agent's stop) and so
+    // counted as delivered but not timed.
+    let (events, timed) = match format.cycle {
+        Some((cycle, per)) => {
+            let n = lines / cycle.len() as u64 * per;
+            (n + 1, n)
+        }
+        None => (lines, lines),
     };
     let _ = std::fs::read(&file).map(|b| b.len());
     let t = Instant::now();
@@ -347,19 +353,19 @@ fn peak(env: &Env, agent: &Agent, lines: u64, format: &LineFormat) -> Row {
     let start = Instant::now();
     let child = agent.start(dir.path(), &file, true, server, None, format);
     let mut sampler = Sampler::new(child.id());
-    wait_count(&counts, events, Duration::from_secs(300), &mut sampler);
+    wait_count(&counts, timed, Duration::from_secs(300), &mut sampler);
     let total = start.elapsed().as_secs_f64();
     let (cpu, peak, steady) = sampler.finish();
-    stop_agent(child);
-    let delivered = counts.events.load(Ordering::Relaxed);
-    // Throughput from the first delivered event to the last: process
-    // start-up is not reading.
+    // Throughput from the first delivered event to the last timed one:
+    // process start-up is not reading, and the stop is not either.
     let span = counts
         .span
         .lock()
         .ok()
         .and_then(|s| *s)
         .map_or(total, |(a, b)| (b - a).as_secs_f64().max(1e-6));
+    stop_agent(child);
+    let delivered = counts.events.load(Ordering::Relaxed);
     let line_bytes = match (format.sample, format.cycle) {
         (Some(l), _) => l.len() + 1,
         (None, Some((cycle, _))) => cycle.iter().map(|l| l.len() + 1).sum::<usize>() / cycle.len(),
@@ -367,7 +373,7 @@ fn peak(env: &Env, agent: &Agent, lines: u64, format: &LineFormat) -> Row {
     } as f64;
     // Lines per second, read and delivered: for multiline, the events
     // delivered times the lines each holds on average.
-    let lines_per_event = lines as f64 / events.max(1) as f64;
+    let lines_per_event = lines as f64 / timed.max(1) as f64;
     Row {
         scenario: match (format.sample, format.cycle) {
             (None, None) => "peak".into(),
@@ -381,7 +387,7 @@ fn peak(env: &Env, agent: &Agent, lines: u64, format: &LineFormat) -> Row {
         cpu,
         peak_rss: peak,
         steady_rss: steady,
-        written: lines,
+        written: events,
         delivered,
         note: format!(
             "{lines} lines ({events} events) from the head, acked, {span:.2} s first to last delivery, {total:.2} s with start-up; wc -l: {:.1} M lines/s ({wc_lines} lines)",

@@ -107,19 +107,13 @@ enum Command {
 }
 
 fn run_test(config: &std::path::Path, cases: &std::path::Path) -> ExitCode {
-    let run = || -> anyhow::Result<_> {
-        let config = Config::load(config)?;
-        let cases = hydra_config::load_cases(cases)?;
-        Ok(hydra_agent::cases::run(&config, &cases)?)
-    };
-    match run() {
-        Ok(outcomes) => {
-            let (report, passed) = hydra_agent::cases::report(&outcomes);
+    match hydra_agent::cases::run_files(config, cases) {
+        Ok((report, passed)) => {
             print!("{report}");
-            ExitCode::from(if passed { 0 } else { 1 })
+            ExitCode::from(u8::from(!passed))
         }
         Err(e) => {
-            eprintln!("hydra: {e:#}");
+            eprintln!("hydra: {:#}", anyhow::Error::from(e));
             ExitCode::from(2)
         }
     }

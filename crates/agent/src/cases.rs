@@ -59,6 +59,17 @@ pub fn run(config: &Config, cases: &[Case]) -> Result<Vec<Outcome>, Error> {
         .collect()
 }
 
+/// Loads a configuration and a cases file and runs them: the report
+/// [`report`] prints, and whether every case passed.
+pub fn run_files(
+    config: &std::path::Path,
+    cases: &std::path::Path,
+) -> Result<(String, bool), Error> {
+    let config = Config::load(config)?;
+    let cases = hydra_config::load_cases(cases)?;
+    Ok(report(&run(&config, &cases)?))
+}
+
 fn run_one(config: &Config, filters: &hydra_filter::Chain, case: &Case) -> Result<Outcome, Error> {
     let prefix = config.tag_prefix.as_deref();
     let input = config
