@@ -599,7 +599,7 @@ fn default_max_frame() -> Size {
     Size(16 << 20)
 }
 fn default_max_pending() -> Size {
-    Size(64 << 20)
+    Size(32 << 20)
 }
 fn default_idle() -> Duration {
     Duration::from_secs(300)
