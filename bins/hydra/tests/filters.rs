@@ -183,3 +183,43 @@ fn a_throttle_holds_a_tail_input_to_its_rate_and_loses_nothing() {
     assert!((180.0..=220.0).contains(&rate), "{rate} lines/s");
     assert!(h.stop().success());
 }
+
+#[test]
+fn a_throttle_holds_a_forward_client_back_and_acks_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let forward = free_port();
+    let cfg = format!(
+        "inputs:\n  - type: forward\n    listen: 127.0.0.1:{forward}\nfilters:\n  - match: 'fwd.slow'\n    type: throttle\n    rate: 100/s\n    burst: 10\noutput:\n  type: stdout\n"
+    );
+    let h = Hydra::start(dir.path(), &cfg);
+    let started = Instant::now();
+    // 300 events in acked chunks of 10: held to 100/s, the client's
+    // socket fills and it waits for its acks.
+    let slow = std::thread::spawn(move || send_numbered(forward, 0, 300, 10, 30, "fwd.slow"));
+    // Another tag on another connection is not held back meanwhile.
+    assert!(send_numbered(forward, 0, 100, 10, 30, "fwd.fast"));
+    let fast_done = started.elapsed();
+    assert!(slow.join().unwrap(), "every chunk was acked");
+    let slow_done = started.elapsed();
+    assert!(wait(10, || records(&h, "fwd.slow").len() >= 300));
+    std::thread::sleep(Duration::from_millis(300));
+    let numbers: Vec<u64> = records(&h, "fwd.slow")
+        .iter()
+        .map(|r| r["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        (0..300).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    println!(
+        "throttle on a forward input: 300 events at 100/s in {slow_done:?}; the other tag's 100 in {fast_done:?}"
+    );
+    // 10 at once, 290 more at 100/s.
+    assert!(
+        (2.6..=3.4).contains(&slow_done.as_secs_f64()),
+        "{slow_done:?}"
+    );
+    assert!(fast_done < Duration::from_secs(2), "{fast_done:?}");
+    assert!(h.stop().success());
+}
