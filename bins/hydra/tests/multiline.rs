@@ -311,7 +311,7 @@ fn cri_and_docker_partial_lines_are_joined_and_traces_in_them_too() {
         std::fs::write(d.join(f), "").unwrap();
     }
     let cfg = format!(
-        "positions: {pos}/pos.json\ninputs:\n  - type: tail\n    path: {pos}/cri.log\n    tag: kube.cri\n    format: cri\n    multiline:\n      preset: java\n  - type: tail\n    path: {pos}/docker.log\n    tag: kube.docker\n    format: docker\noutput:\n  type: stdout\n",
+        "positions: {pos}/pos.json\ninputs:\n  - type: tail\n    path: {pos}/cri.log\n    tag: kube.cri\n    format: cri\n    multiline:\n      preset: java\n  - type: tail\n    path: {pos}/docker.log\n    tag: kube.docker\n    format: docker\nfilters:\n  - match: kube.docker\n    type: record\n    set: {{ env: prod }}\noutput:\n  type: stdout\n",
         pos = d.display()
     );
     let h = Hydra::start(d, &cfg);
@@ -348,6 +348,15 @@ fn cri_and_docker_partial_lines_are_joined_and_traces_in_them_too() {
             })
             .collect()
     };
+    // Through a filter too: the record keeps its stream and time.
+    let docker: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["tag"] == "kube.docker")
+        .collect();
+    assert!(
+        docker.iter().all(|e| e["record"]["env"] == "prod"),
+        "{docker:?}"
+    );
     let t = |s: &str| s.to_owned();
     assert_eq!(
         of("kube.cri"),
