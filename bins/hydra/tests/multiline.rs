@@ -390,3 +390,165 @@ fn cri_and_docker_partial_lines_are_joined_and_traces_in_them_too() {
     );
     assert!(h.stop().success());
 }
+
+/// Every `event(n)` printed across runs: (lost, printed more than once,
+/// printed but not whole).
+fn tally_events(runs: &[Vec<String>], expected: u64) -> (Vec<u64>, Vec<u64>, Vec<String>) {
+    let whole: HashMap<String, u64> = (0..expected)
+        .map(|n| (event(n).trim_end().to_owned(), n))
+        .collect();
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    let mut broken = Vec::new();
+    for m in runs.iter().flatten() {
+        match whole.get(m) {
+            Some(n) => *counts.entry(*n).or_default() += 1,
+            None => broken.push(m.clone()),
+        }
+    }
+    let lost = (0..expected).filter(|n| !counts.contains_key(n)).collect();
+    let twice = (0..expected)
+        .filter(|n| counts.get(n).is_some_and(|c| *c > 1))
+        .collect();
+    (lost, twice, broken)
+}
+
+#[test]
+fn sighup_while_a_writer_writes_multiline_events_loses_doubles_and_cuts_nothing() {
+    // The defaults: a positions file, read_from_head false, the multiline
+    // flush timeout and limits as shipped. Reloads land while events are
+    // half written.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let h = Hydra::start(d, &app_config(d, "      start: '^2026-'\n"));
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for n in 0..600 {
+                // Each event in two writes: a reload may fall between them.
+                let e = event(n);
+                let (head, rest) = e.split_at(e.find("  b").unwrap());
+                append_text(&log, head);
+                append_text(&log, rest);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // A last line closes event 599.
+            append_text(&log, "2026-12-01 end\n");
+        })
+    };
+    for nth in 1..=3 {
+        std::thread::sleep(Duration::from_millis(700));
+        h.signal("HUP");
+        let reloaded = || {
+            h.stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains("Reloaded."))
+                .count()
+                >= nth
+        };
+        assert!(
+            wait(20, reloaded),
+            "reload {nth}: {:?}",
+            h.stderr.lock().unwrap()
+        );
+    }
+    writer.join().unwrap();
+    assert!(wait(20, || messages(&h, "app").len() >= 600));
+    std::thread::sleep(Duration::from_millis(1500));
+    let runs = vec![messages(&h, "app")];
+    assert!(h.stop().success());
+    let (lost, twice, broken) = tally_events(&runs, 600);
+    println!(
+        "3 SIGHUPs while a writer wrote 600 four-line events: {} printed, lost {}, doubled {}, not whole {}",
+        runs[0].len(),
+        lost.len(),
+        twice.len(),
+        broken
+            .iter()
+            .filter(|m| !m.starts_with("2026-12-01 end"))
+            .count()
+    );
+    assert!(lost.is_empty(), "lost {lost:?}");
+    assert!(twice.is_empty(), "doubled {twice:?}");
+    assert!(
+        broken.iter().all(|m| m == "2026-12-01 end"),
+        "not whole: {broken:?}"
+    );
+}
+
+#[test]
+fn kill_9_while_behind_on_the_default_multiline_settings_loses_nothing() {
+    // The defaults again, and the crash while hydra is still reading a
+    // backlog of 20,000 events: only what is past the saved position may
+    // come twice, never half.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let cfg = app_config(d, "      preset: java\n");
+    let java = |n: u64| {
+        format!(
+            "2026-12-01 ERROR event {n}\njava.lang.IllegalStateException: {n}\n\tat a.B.c(B.java:{n})\n"
+        )
+    };
+    let expected: Vec<String> = (0..20_000).map(|n| java(n).trim_end().to_owned()).collect();
+    let mut h = Hydra::start(d, &cfg);
+    let backlog: String = (0..20_000).map(java).collect();
+    append_text(&log, &backlog);
+    assert!(wait(20, || messages(&h, "app").len() >= 2_000));
+    let behind = messages(&h, "app").len();
+    h.child.kill().unwrap();
+    h.child.wait().unwrap();
+    let mut runs = vec![messages(&h, "app")];
+    // Events wholly before the saved position were delivered: they must
+    // not come again.
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("pos.json")).unwrap()).unwrap();
+    let offset = saved["files"][0]["offset"].as_u64().unwrap_or(0);
+    let safe = backlog.as_bytes()[..usize::try_from(offset).unwrap()]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        / 3;
+    append_text(&log, "2026-12-01 INFO after the crash\n");
+    h = Hydra::start(d, &cfg);
+    assert!(wait(30, || messages(&h, "app")
+        .iter()
+        .any(|m| m == expected.last().unwrap())));
+    std::thread::sleep(Duration::from_millis(500));
+    runs.push(messages(&h, "app"));
+    assert!(h.stop().success());
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for m in runs.iter().flatten() {
+        *counts.entry(m.as_str()).or_default() += 1;
+    }
+    let lost = expected
+        .iter()
+        .filter(|e| !counts.contains_key(e.as_str()))
+        .count();
+    let broken: Vec<&String> = runs
+        .iter()
+        .flatten()
+        .filter(|m| !expected.contains(m) && !m.starts_with("2026-12-01 INFO after"))
+        .collect();
+    let twice = counts.values().filter(|c| **c > 1).count();
+    let safe_twice = expected[..safe]
+        .iter()
+        .filter(|e| counts.get(e.as_str()).is_some_and(|c| *c > 1))
+        .count();
+    println!(
+        "kill -9 after {behind} of 20,000 events, defaults: saved position past {safe} events, lost {lost}, printed twice {twice} ({safe_twice} before the saved position), not whole {}",
+        broken.len()
+    );
+    assert_eq!(safe_twice, 0, "events before the saved position came again");
+    assert!(behind < 20_000, "hydra was not behind at the kill");
+    assert_eq!(lost, 0);
+    assert!(
+        broken.is_empty(),
+        "half events: {:?}",
+        &broken[..broken.len().min(3)]
+    );
+}
