@@ -423,7 +423,6 @@ fn sighup_while_a_writer_writes_multiline_events_loses_doubles_and_cuts_nothing(
     std::fs::write(&log, "").unwrap();
     let h = Hydra::start(d, &app_config(d, "      start: '^2026-'\n"));
     let writer = {
-        let log = log.clone();
         std::thread::spawn(move || {
             for n in 0..600 {
                 // Each event in two writes: a reload may fall between them.

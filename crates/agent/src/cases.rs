@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use hydra_config::{Case, Config, Event, Input};
-use hydra_parse::{Parsed, Parser};
+use hydra_parse::Parser;
 use hydra_tail::Source;
 
 use crate::{Error, join_tag};
@@ -99,23 +99,15 @@ fn run_one(config: &Config, filters: &hydra_filter::Chain, case: &Case) -> Resul
     };
     let lines: Vec<&[u8]> = case.lines.iter().map(|l| l.as_bytes()).collect();
     let (events, meta) = hydra_tail::group_lines(&source, &lines);
-    let mut records = Vec::with_capacity(events.len());
     let mut record = Vec::new();
-    for (i, event) in events.iter().enumerate() {
-        record.clear();
-        if let Parsed::Record { .. } = parser.parse(event, &[], &mut record) {
-            // The parser writes one valid map (fuzzed); nil would show a bug.
-            let mut value =
-                rmpv::decode::read_value(&mut record.as_slice()).unwrap_or(rmpv::Value::Nil);
-            if let (Some(m), rmpv::Value::Map(fields)) = (meta.get(i), &mut value) {
-                fields.insert(1, ("stream".into(), m.stream.as_str().into()));
-            }
-            records.push(hydra_forward::Event {
-                time: hydra_forward::EventTime::default(),
-                record: value,
-            });
-        }
-    }
+    let mut records: Vec<hydra_forward::Event> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let read_time = hydra_forward::EventTime::default();
+            crate::tail_in::event(&mut parser, e, &[], meta.get(i), read_time, &mut record)
+        })
+        .collect();
     filters.apply_now(&tag, &mut records);
     let got = records
         .iter()

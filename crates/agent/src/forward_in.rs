@@ -268,20 +268,6 @@ async fn append_pieces(
     true
 }
 
-/// Appends what the filters leave of a frame's events, in pieces within
-/// `chunk_bytes`, a throttle's burst at a time. A throttle waits here:
-/// nothing more is read from the client meanwhile. Events dropped by a
-/// filter are done with: a piece left with none commits (acks) at once.
-async fn append_filtered(
-    buffer: &Buffer,
-    filters: &hydra_filter::Chain,
-    tag: &str,
-    batch: &hydra_forward::EventBatch,
-    commit: Option<Commit>,
-) -> bool {
-    crate::filtered::append(buffer, filters, tag, batch.to_events(), commit).await
-}
-
 /// What tells a resent chunk from another: a client whose ack timed out
 /// sends the same chunk id, tag and events again, from the same host
 /// (usually on a new connection). The sizes keep two clients that number
@@ -774,7 +760,11 @@ async fn serve(
                     // by default); the ack waits for all of them.
                     let waits_for_delivery = commit.is_some();
                     let accepted = if settings.filters.applies(&tag) {
-                        append_filtered(buffer, &settings.filters, &tag, &batch, commit).await
+                        // A throttle waits here: nothing more is read from
+                        // the client meanwhile.
+                        let events = batch.to_events();
+                        crate::filtered::append(buffer, &settings.filters, &tag, events, commit)
+                            .await
                     } else {
                         append_pieces(buffer, &tag, &batch, commit).await
                     };

@@ -20,6 +20,8 @@ struct Meta {
     field: String,
     path_key: Option<String>,
     host_key: Option<String>,
+    /// A filter matches the tag: lines become records for the filters.
+    filtered: bool,
 }
 
 /// The tag of each tail input, in source order.
@@ -78,6 +80,33 @@ pub(crate) fn multiline(t: &TailInput) -> Result<Option<hydra_tail::Multiline>, 
         max_lines: m.max_lines,
         max_bytes: m.max_bytes.as_usize(),
     }))
+}
+
+/// `line` as an event the filters take: parsed into a record, with a
+/// container line's stream and runtime time. `None` when the parser drops
+/// it. `record` is scratch space.
+pub(crate) fn event(
+    parser: &mut Parser,
+    line: &[u8],
+    extra: &[(&str, &[u8])],
+    meta: Option<&hydra_tail::LineMeta>,
+    read_time: EventTime,
+    record: &mut Vec<u8>,
+) -> Option<hydra_forward::Event> {
+    record.clear();
+    let Parsed::Record { time } = parser.parse(line, extra, record) else {
+        return None;
+    };
+    // The parser writes one valid map (fuzzed); nil would show a bug.
+    let mut value = rmpv::decode::read_value(&mut record.as_slice()).unwrap_or(rmpv::Value::Nil);
+    if let (Some(m), rmpv::Value::Map(fields)) = (meta, &mut value) {
+        // After the line's own field, as the unfiltered path writes it.
+        fields.insert(1, ("stream".into(), m.stream.as_str().into()));
+    }
+    Some(hydra_forward::Event {
+        time: time.or(meta.and_then(|m| m.time)).unwrap_or(read_time),
+        record: value,
+    })
 }
 
 /// Publishes what a source's parser could not parse.
@@ -181,6 +210,7 @@ pub(crate) fn start(
                 .unwrap_or_else(|| config.field_name.clone()),
             path_key: t.path_key.clone(),
             host_key: t.host_key.clone(),
+            filtered: filters.applies(&join_tag(config.tag_prefix.as_deref(), &t.tag)),
         })
         .collect();
     // Each input's own room in the buffer: a file is its own buffer, so
@@ -245,29 +275,20 @@ pub(crate) fn start(
                 extra.push((k, host.as_bytes()));
             }
             let parser = parsers.get_mut(batch.source).and_then(Option::as_mut);
-            if filters.applies(&meta.tag)
+            if meta.filtered
                 && let Some((parser, _)) = parser
             {
                 let mut events = Vec::with_capacity(n);
                 let mut time = start;
                 for (i, line) in batch.lines.iter().enumerate() {
-                    record.clear();
-                    if let Parsed::Record { time: own } = parser.parse(line, &extra, &mut record) {
-                        // The parser writes one valid map (fuzzed).
-                        let mut record = rmpv::decode::read_value(&mut record.as_slice())
-                            .unwrap_or(rmpv::Value::Nil);
-                        let mut own = own;
-                        if let Some(m) = batch.meta.get(i) {
-                            own = own.or(m.time);
-                            if let rmpv::Value::Map(fields) = &mut record {
-                                fields.insert(1, ("stream".into(), m.stream.as_str().into()));
-                            }
-                        }
-                        events.push(hydra_forward::Event {
-                            time: own.unwrap_or(time),
-                            record,
-                        });
-                    }
+                    events.extend(event(
+                        parser,
+                        line,
+                        &extra,
+                        batch.meta.get(i),
+                        time,
+                        &mut record,
+                    ));
                     time = time.next();
                 }
                 next_time = time;

@@ -1084,9 +1084,6 @@ impl Engine {
             if let Some(held) = self.pending_batch(t) {
                 t.held = Some(held);
             }
-            if let Some(g) = t.grouping.as_mut() {
-                g.flush(&mut Grouped::default());
-            }
             t.live.truncations.fetch_add(1, Ordering::Relaxed);
             t.live.position.store(0, Ordering::Relaxed);
             t.splitter.reset();
