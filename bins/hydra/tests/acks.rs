@@ -2,7 +2,8 @@
 //! and the forward input on its defaults (`ack: delivered`): an acked
 //! event survives `kill -9`, a resent chunk is buffered once, and a reload
 //! while nothing can be delivered keeps serving. `ack: buffered` acks
-//! before delivery, as documented.
+//! before delivery, as documented. The kill -9 scenario runs both with a
+//! hand-made client and with the npm `@fluent-org/logger` client.
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a test reports and panics
 
 mod common;
@@ -105,6 +106,109 @@ async fn ack_buffered_acks_before_delivery() {
         "kill -9 with the server down, ack: buffered: acked 200, delivered {}",
         rx.count()
     );
+}
+
+/// The npm @fluent-org/logger client (ack on, reconnecting, retrying each
+/// event until acked) sending `chunks` chunks of 20 events to `port`; the
+/// numbers acked so far, as the client reports each ack.
+fn npm_until_acked(
+    port: u16,
+    chunks: u32,
+    secs: u32,
+) -> (Arc<Mutex<Vec<u64>>>, std::process::Child) {
+    let mut child = std::process::Command::new("node")
+        .arg(repo().join("bins/hydra/tests/js/until_acked.js"))
+        .args([
+            &port.to_string(),
+            "app",
+            &chunks.to_string(),
+            "20",
+            &secs.to_string(),
+        ])
+        .env("NODE_PATH", node_modules())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let sink = acked.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(n) = line.strip_prefix("ACKED ").and_then(|n| n.parse().ok()) {
+                sink.lock().unwrap().push(n);
+            }
+        }
+    });
+    (acked, child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_client_acked_events_survive_kill_9_in_the_default_configuration() {
+    // The scenario as an application meets it: @fluent-org/logger with
+    // acks sends 10 chunks of 20 while the aggregator is down, hydra is
+    // killed holding them, the aggregator comes up, hydra restarts and the
+    // client resends what was never acked.
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, server) = (free_port(), free_port());
+    let cfg = config(fwd, server, None, None);
+    let mut h = Hydra::start(dir.path(), &cfg);
+    let (acked, mut client) = npm_until_acked(fwd, 10, 90);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        acked.lock().unwrap().is_empty(),
+        "acked before delivery: {:?}",
+        acked.lock().unwrap()
+    );
+    h.child.kill().unwrap();
+    h.child.wait().unwrap();
+    let rx = Receiver::start_on(server, Behaviour::Ack).await;
+    let h = Hydra::start(dir.path(), &cfg);
+    let status = client.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.stop().success());
+    let acked = acked.lock().unwrap().clone();
+    let seen = rx.seen.lock().unwrap().clone();
+    let lost: Vec<&u64> = acked.iter().filter(|n| !seen.contains(n)).collect();
+    let mut distinct = seen.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    println!(
+        "npm client, kill -9 with the server down, ack: delivered: acked {}, delivered {} ({} distinct), acked but lost {}",
+        acked.len(),
+        seen.len(),
+        distinct.len(),
+        lost.len()
+    );
+    assert!(status.success(), "the npm client gave up: {status}");
+    assert_eq!(acked.len(), 200, "the client's events were not all acked");
+    assert!(lost.is_empty(), "acked but lost: {lost:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_client_acked_events_are_lost_to_kill_9_with_ack_buffered() {
+    // The documented trade-off of `ack: buffered`, with the same client:
+    // everything is acked from memory while the aggregator is down, and a
+    // kill -9 then loses it; the client has nothing left to resend.
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, server) = (free_port(), free_port());
+    let cfg = config(fwd, server, Some("buffered"), None);
+    let mut h = Hydra::start(dir.path(), &cfg);
+    let (acked, mut client) = npm_until_acked(fwd, 10, 30);
+    let status = client.wait().unwrap();
+    assert!(status.success(), "the npm client gave up: {status}");
+    assert_eq!(acked.lock().unwrap().len(), 200, "not acked from memory");
+    h.child.kill().unwrap();
+    h.child.wait().unwrap();
+    let rx = Receiver::start_on(server, Behaviour::Ack).await;
+    let h = Hydra::start(dir.path(), &cfg);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(h.stop().success());
+    println!(
+        "npm client, kill -9 with the server down, ack: buffered: acked 200, delivered {}",
+        rx.count()
+    );
+    assert_eq!(rx.count(), 0, "buffered events came back after kill -9");
 }
 
 /// One PackedForward frame of events `{"n": from..to}` with chunk id `id`.
