@@ -1,0 +1,406 @@
+//! One open file: reading what is new, splitting it into lines (and
+//! events), and handing batches out with backpressure.
+
+use std::fs::{File, Metadata};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{debug, warn};
+
+use super::Engine;
+use super::live::{Live, lock};
+use crate::Batch;
+use crate::LineMeta;
+use crate::checkpoint::{FINGERPRINT_BYTES, FileId, FileKey, Fingerprint};
+use crate::events::{Grouped, Grouping};
+use crate::lines::{LineSplitter, Lines, Split};
+
+/// One open file.
+/// Why a file stopped being read before its end: nothing more can be
+/// handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Halt {
+    /// A stop was asked for.
+    Stopping,
+    /// The consumer let go of its end of the channel.
+    Closed,
+}
+
+pub(super) struct Tracked {
+    pub(super) id: FileId,
+    pub(super) key: FileKey,
+    pub(super) file: File,
+    pub(super) path: PathBuf,
+    pub(super) source: usize,
+    pub(super) splitter: LineSplitter,
+    /// The source's container format and multiline rules at work on this
+    /// file.
+    pub(super) grouping: Option<Grouping>,
+    /// The end offset of the last batch handed out. Behind `line_offset`
+    /// while a multiline event is pending.
+    pub(super) sent_offset: u64,
+    /// The last event of contents a truncation replaced, sent before the
+    /// new contents' lines.
+    pub(super) held: Option<Batch>,
+    /// Where the file cursor is: bytes read so far.
+    pub(super) read_offset: u64,
+    /// Offset just past the last line handed out: where a restart resumes.
+    pub(super) line_offset: u64,
+    pub(super) fingerprint: Fingerprint,
+    /// Its birth time, kept with its positions (see [`Position::born`]).
+    pub(super) born: Option<u64>,
+    /// When it stopped being at any followed path (renamed away or deleted).
+    pub(super) gone_since: Option<Instant>,
+    /// Last time bytes arrived, for the partial-line flush timeout.
+    pub(super) last_data: Instant,
+    pub(super) last_size: u64,
+    /// Modification time at the last check, in nanoseconds.
+    pub(super) last_mtime: i128,
+    /// The last bytes handed out, ending at `line_offset`: recognizes the
+    /// copy that copytruncate leaves.
+    pub(super) window: Vec<u8>,
+    /// The last bytes read, ending at `read_offset` (at most [`EDGE`]):
+    /// still there at the next read unless the file was rewritten.
+    pub(super) edge: Vec<u8>,
+    /// The last read stopped at its budget with more to read.
+    pub(super) more: bool,
+    pub(super) live: Arc<Live>,
+}
+
+/// Opens a log file for reading without updating its access time where
+/// the kernel allows it (the file's owner, or root): a file being written
+/// has an access time older than its change time at every read, so each
+/// read would otherwise dirty the inode.
+pub(crate) fn open_log(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
+        other => other,
+    }
+}
+
+/// While reading waits on a full channel, how often paths are looked after
+/// and a stop request noticed.
+pub(super) const BACKPRESSURE_LOOK: Duration = Duration::from_millis(50);
+
+/// The longest a stopping tailer waits to hand out a last pending
+/// multiline event.
+pub(super) const FINAL_SEND: Duration = Duration::from_secs(2);
+
+/// Bytes kept in [`Tracked::edge`].
+pub(super) const EDGE: usize = 16;
+
+/// Whether the bytes of `file` just before `offset` are still `edge`.
+pub(super) fn edge_intact(file: &File, offset: u64, edge: &[u8]) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut now = [0u8; EDGE];
+    let now = &mut now[..edge.len()];
+    // A read error is not taken for a rewrite: the read that follows
+    // reports it.
+    offset
+        .checked_sub(edge.len() as u64)
+        .is_none_or(|at| file.read_exact_at(now, at).map_or(true, |()| now == edge))
+}
+
+/// Keeps the last [`EDGE`] bytes of what was read, `new` last.
+pub(super) fn remember_edge(edge: &mut Vec<u8>, new: &[u8]) {
+    if new.len() >= EDGE {
+        edge.clear();
+        edge.extend_from_slice(&new[new.len() - EDGE..]);
+    } else {
+        edge.extend_from_slice(new);
+        let excess = edge.len().saturating_sub(EDGE);
+        edge.drain(..excess);
+    }
+}
+
+/// Bytes kept in [`Tracked::window`].
+pub(super) const WINDOW: usize = 256;
+
+pub(super) fn mtime(meta: &Metadata) -> i128 {
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
+/// The file's identity, following symlinks.
+pub(crate) fn identity(meta: &Metadata) -> FileKey {
+    FileKey {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    }
+}
+
+pub(super) fn mark_gone(t: &mut Tracked) {
+    if t.gone_since.is_none() {
+        debug!(path = %t.path.display(), "File rotated or removed; draining it.");
+        t.gone_since = Some(Instant::now());
+        t.live.rotations.fetch_add(1, Ordering::Relaxed);
+        t.live.rotated.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The offset just after the last newline before `size` (within 64 KiB), so
+/// starting at a file's end never starts in the middle of a line.
+pub(super) fn line_start_before(file: &mut File, size: u64) -> u64 {
+    let window = size.min(64 << 10);
+    let mut buf = vec![0u8; usize::try_from(window).unwrap_or(0)];
+    if file.seek(SeekFrom::Start(size - window)).is_err() || file.read_exact(&mut buf).is_err() {
+        return size;
+    }
+    match memchr::memrchr(b'\n', &buf) {
+        Some(i) => size - window + i as u64 + 1,
+        None if window == size => 0,
+        None => size,
+    }
+}
+
+impl Engine {
+    /// Reads what is new in `t` and sends its lines. `Ok(true)` if there is
+    /// more to read right away.
+    pub(super) fn read(&mut self, t: &mut Tracked) -> Result<bool, Halt> {
+        let budget = self.cfg.read_buffer * 4;
+        let mut read_now = 0;
+        loop {
+            // The open handle's size (fstat): cheap, right for renamed and
+            // deleted files too, and it spares a quiet file both the read
+            // and a buffer.
+            let meta = t.file.metadata();
+            let size = meta.as_ref().map_or(u64::MAX, Metadata::len);
+            if (size < t.last_size || read_now > 0 && size != t.last_size)
+                && let Ok(meta) = &meta
+            {
+                // Emptied since the last look (smaller), or changed while
+                // this loop read it: emptied and written past the offset
+                // between two reads, reading on would take the new contents
+                // for the rest of the old ones. One small read of its first
+                // bytes per chunk tells.
+                self.check_truncation(t, meta);
+            }
+            if size > t.read_offset
+                && !t.edge.is_empty()
+                && let Ok(meta) = &meta
+                && !edge_intact(&t.file, t.read_offset, &t.edge)
+            {
+                // Emptied and written past the offset since the last read,
+                // too fast for the size to show it: the bytes before the
+                // offset are not the ones read there. (A last size past any
+                // makes the check below take it for truncated.)
+                t.last_size = u64::MAX;
+                self.check_truncation(t, meta);
+            }
+            // A truncation found just now (or while reading waited) left
+            // the old contents' last event: out before the new contents.
+            if let Some(held) = t.held.take() {
+                self.send(held)?;
+            }
+            if size <= t.read_offset {
+                t.splitter.release_if_empty();
+                break;
+            }
+            let chunk = usize::try_from(size - t.read_offset)
+                .unwrap_or(usize::MAX)
+                .min(self.cfg.read_buffer);
+            let buf = t.splitter.read_buf(chunk);
+            let len = buf.len();
+            buf.resize(len + chunk, 0);
+            let n = match t.file.read(&mut buf[len..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    buf.truncate(len);
+                    *lock(&t.live.error) = Some(e.to_string());
+                    return Ok(false);
+                }
+            };
+            buf.truncate(len + n);
+            if n == 0 {
+                break;
+            }
+            remember_edge(&mut t.edge, &buf[len..]);
+            t.read_offset += n as u64;
+            t.last_data = Instant::now();
+            read_now += n;
+            let split = t.splitter.split();
+            self.emit(t, split)?;
+            if read_now >= budget {
+                return Ok(true);
+            }
+        }
+        let rules = &self.cfg.sources[t.source];
+        let flush_due = rules
+            .partial_flush
+            .is_some_and(|d| t.last_data.elapsed() >= d);
+        let closing = t
+            .gone_since
+            .is_some_and(|s| s.elapsed() >= rules.rotate_wait);
+        let event_due = t
+            .grouping
+            .as_ref()
+            .is_some_and(|g| t.last_data.elapsed() >= g.flush_after());
+        if t.splitter.pending() > 0 && (flush_due || closing) {
+            let split = t.splitter.flush();
+            self.emit(t, split)?;
+        }
+        // A file that left its path and is read to its end has its last
+        // event complete: emitted now, before the file that took its path
+        // is read, not after `rotate_wait`.
+        let rotated = t.gone_since.is_some();
+        if t.grouping
+            .as_ref()
+            .is_some_and(|g| g.pending_since().is_some())
+            && (event_due || closing || rotated)
+        {
+            self.emit_pending(t)?;
+        }
+        Ok(false)
+    }
+
+    /// Without a positions file, a pending multiline event would not be read
+    /// again by the next run: it is handed out now, to a consumer that is
+    /// still taking batches (one that is not gets a bounded wait). With
+    /// positions, it is left uncommitted, and read again whole.
+    pub(super) fn emit_pending_at_stop(&mut self) {
+        let keys: Vec<FileKey> = self.files.keys().copied().collect();
+        for key in keys {
+            let Some(mut t) = self.files.remove(&key) else {
+                continue;
+            };
+            let batches = [t.held.take(), self.pending_batch(&mut t)];
+            for batch in batches.into_iter().flatten() {
+                let _ = self.rt.block_on(self.tx.send_timeout(batch, FINAL_SEND));
+            }
+            self.files.insert(key, t);
+        }
+    }
+
+    /// Hands out the pending multiline event of `t`.
+    pub(super) fn emit_pending(&mut self, t: &mut Tracked) -> Result<(), Halt> {
+        match self.pending_batch(t) {
+            Some(batch) => self.send(batch),
+            None => Ok(()),
+        }
+    }
+
+    /// The batch of `t`'s pending multiline event, if there is one.
+    pub(super) fn pending_batch(&mut self, t: &mut Tracked) -> Option<Batch> {
+        let g = t.grouping.as_mut()?;
+        g.pending_since()?;
+        let mut out = Grouped::default();
+        g.flush(&mut out);
+        let (lines, meta) = out.finish();
+        self.batch(t, lines, meta, t.line_offset)
+    }
+
+    /// A batch of `lines` ending at `end`, recorded with the ledger; `None`
+    /// when it would hand out nothing (no line, no progress).
+    pub(super) fn batch(
+        &mut self,
+        t: &mut Tracked,
+        lines: Lines,
+        meta: Vec<LineMeta>,
+        end: u64,
+    ) -> Option<Batch> {
+        if lines.is_empty() && end <= t.sent_offset {
+            return None;
+        }
+        t.sent_offset = end;
+        lock(&self.shared.ledger).emitted(t.id, end);
+        Some(Batch {
+            file: t.id,
+            path: t.path.clone(),
+            source: t.source,
+            lines,
+            end_offset: end,
+            read_at: SystemTime::now(),
+            meta,
+        })
+    }
+
+    pub(super) fn emit(&mut self, t: &mut Tracked, split: Split) -> Result<(), Halt> {
+        if split.consumed == 0 {
+            return Ok(());
+        }
+        let base = t.line_offset;
+        t.line_offset += split.consumed;
+        let raw = split.lines.raw();
+        if raw.len() >= WINDOW {
+            t.window.clear();
+            t.window.extend_from_slice(&raw[raw.len() - WINDOW..]);
+        } else {
+            t.window.extend_from_slice(raw);
+            let excess = t.window.len().saturating_sub(WINDOW);
+            t.window.drain(..excess);
+        }
+        t.live.position.store(t.line_offset, Ordering::Relaxed);
+        t.live
+            .size
+            .store(t.last_size.max(t.read_offset), Ordering::Relaxed);
+        t.live
+            .lines
+            .fetch_add(split.lines.len() as u64, Ordering::Relaxed);
+        t.live
+            .long_lines
+            .fetch_add(split.long_lines, Ordering::Relaxed);
+        if split.long_lines > 0 {
+            warn!(path = %t.path.display(), count = split.long_lines, limit = self.cfg.sources[t.source].max_line_bytes, "Line longer than the limit.");
+        }
+        if t.fingerprint.len < FINGERPRINT_BYTES
+            && t.line_offset > t.fingerprint.len
+            && let Ok(Some(fp)) = Fingerprint::of(&mut t.file, t.line_offset)
+        {
+            // A saved position must name its file by at least the bytes
+            // before it: a fingerprint of fewer bytes would let a new file
+            // that reuses the inode resume past its own first lines.
+            t.fingerprint = fp;
+            lock(&self.shared.ledger).refingerprint(t.id, fp);
+        }
+        let (lines, meta, end) = match t.grouping.as_mut() {
+            None => (split.lines, Vec::new(), t.line_offset),
+            Some(g) => {
+                let mut out = Grouped::default();
+                for (at, line) in split.lines.iter_at() {
+                    g.push(line, base + at, &mut out);
+                }
+                t.live.multiline_cuts.store(g.cuts(), Ordering::Relaxed);
+                let (lines, meta) = out.finish();
+                // Up to the first line held back: a crash or a restart
+                // reads it again whole.
+                (lines, meta, g.pending_since().unwrap_or(t.line_offset))
+            }
+        };
+        match self.batch(t, lines, meta, end) {
+            Some(batch) => self.send(batch),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends a batch, waiting while the channel is full (backpressure), but
+    /// not past a stop request. While it waits, paths are still looked
+    /// after: a file created and rotated away during a long wait is opened
+    /// (not read) so its lines can be read later through its handle.
+    pub(super) fn send(&mut self, mut batch: Batch) -> Result<(), Halt> {
+        use tokio::sync::mpsc::error::SendTimeoutError;
+        loop {
+            if self.stopping() {
+                return Err(Halt::Stopping);
+            }
+            match self
+                .rt
+                .block_on(self.tx.send_timeout(batch, BACKPRESSURE_LOOK))
+            {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Closed(_)) => return Err(Halt::Closed),
+                Err(SendTimeoutError::Timeout(b)) => {
+                    batch = b;
+                    self.observe_paths();
+                }
+            }
+        }
+    }
+}
