@@ -1,0 +1,61 @@
+//! `monitor:`: the stats endpoint, its token and the Zabbix listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// `monitor:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    /// Address of the stats endpoint.
+    #[serde(default = "default_monitor_listen")]
+    pub listen: SocketAddr,
+    /// Also answer Zabbix passive checks about hydra on this address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zabbix_listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on every request.
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
+    /// The same token, read from a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Monitor {
+    /// The bearer token, if one is configured. An empty or blank one is an
+    /// error, never "no token": authentication fails closed.
+    pub fn resolve_token(&self) -> Result<Option<String>, Error> {
+        match (&self.token, &self.token_file) {
+            (Some(_), Some(_)) => Err(Error::Invalid(
+                "monitor: use `token` or `token_file`, not both".to_owned(),
+            )),
+            (Some(t), None) if t.trim().is_empty() => Err(Error::Invalid(
+                "monitor.token: the token is empty".to_owned(),
+            )),
+            (Some(t), None) => Ok(Some(t.clone())),
+            (None, Some(p)) => {
+                let t = std::fs::read_to_string(p).map_err(|source| Error::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                let t = t.trim_end_matches(['\n', '\r']);
+                if t.trim().is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "monitor.token_file: {} holds no token",
+                        p.display()
+                    )));
+                }
+                Ok(Some(t.to_owned()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+fn default_monitor_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 24220))
+}

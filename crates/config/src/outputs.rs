@@ -1,0 +1,201 @@
+//! `output:` (stdout or forward servers) and `buffer:`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{SharedKey, Size, TlsClient, yes};
+
+/// The output.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Output {
+    /// Forward protocol to Fluentd or Fluent Bit servers.
+    Forward(ForwardOutput),
+    /// JSON lines on standard output.
+    Stdout(StdoutOutput),
+}
+
+/// `type: stdout`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutOutput {}
+
+/// `type: forward` output.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardOutput {
+    /// Primary first, then the others in order.
+    pub servers: Vec<Server>,
+    /// `failover` or `round_robin`.
+    #[serde(default)]
+    pub balance: Balance,
+    /// Wait for the server's ack before a chunk counts as delivered.
+    #[serde(default = "yes")]
+    pub require_ack: bool,
+    /// How long events wait in a chunk before it is sent.
+    #[serde(default = "default_flush", with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// `gzip` to compress chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<Compress>,
+    /// Send integer times (seconds) instead of EventTime, for old receivers.
+    #[serde(default)]
+    pub time_as_integer: bool,
+    /// Chunk size.
+    #[serde(default = "default_chunk")]
+    pub chunk_bytes: Size,
+    /// Connect timeout.
+    #[serde(default = "default_connect", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Write timeout.
+    #[serde(default = "default_send", with = "humantime_serde")]
+    pub send_timeout: Duration,
+    /// Ack timeout.
+    #[serde(default = "default_ack_timeout", with = "humantime_serde")]
+    pub ack_timeout: Duration,
+    /// Health a returning server needs before it gets traffic again.
+    #[serde(default = "default_recover", with = "humantime_serde")]
+    pub recover_wait: Duration,
+    /// Chunks in flight per connection.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// Host name for the handshake; the machine's by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_hostname: Option<String>,
+    /// Where a chunk the servers keep refusing is written, so the rest
+    /// flows; without it such a chunk is retried for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetter>,
+}
+
+/// `output.dead_letter`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    /// The file chunks are appended to, as the Forward frames they were
+    /// sent as.
+    pub path: PathBuf,
+    /// Failed sends of one chunk before it is written there.
+    #[serde(default = "default_dead_letter_after")]
+    pub after: u32,
+}
+
+fn default_dead_letter_after() -> u32 {
+    5
+}
+
+fn default_flush() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_chunk() -> Size {
+    Size(1 << 20)
+}
+
+fn default_connect() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_send() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_ack_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_recover() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_in_flight() -> usize {
+    4
+}
+
+/// How chunks spread over servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// The first healthy server.
+    #[default]
+    Failover,
+    /// By weight.
+    RoundRobin,
+}
+
+/// Compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compress {
+    /// gzip.
+    Gzip,
+}
+
+/// One destination.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Round-robin weight.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Used only when every other server is down.
+    #[serde(default)]
+    pub standby: bool,
+    /// Shared key for the handshake: `shared_key`, `shared_key_file` or
+    /// `shared_key_env`.
+    #[serde(flatten)]
+    pub key: SharedKey,
+    /// TLS to this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsClient>,
+    /// User for the handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password for the handshake.
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+}
+
+fn default_port() -> u16 {
+    24224
+}
+
+fn default_weight() -> u32 {
+    60
+}
+
+/// `buffer:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Most bytes held in memory, from input to delivery.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: Size,
+    /// Most events held.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            max_bytes: default_max_bytes(),
+            max_events: default_max_events(),
+        }
+    }
+}
+
+fn default_max_bytes() -> Size {
+    Size(64 << 20)
+}
+
+fn default_max_events() -> usize {
+    1 << 20
+}
