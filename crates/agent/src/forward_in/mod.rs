@@ -1,23 +1,32 @@
 //! The forward input: Forward protocol clients over TCP (and the UDP
 //! heartbeat on the same port) or a unix socket.
+//!
+//! `mod.rs` binds and accepts and serves a connection; `acks` keeps what is
+//! owed to clients with `ack: delivered`; `reader` reads frames within the
+//! input's memory budget.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
+mod acks;
+mod reader;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use hydra_buffer::{Buffer, Commit};
 use hydra_config::{AckWhen, ForwardInput, Listen};
-use hydra_forward::{Chunk, ForwardDecoder, Helo, Limits, Pong, Request, udp_heartbeat_reply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use hydra_forward::{ForwardDecoder, Helo, Limits, Pong, Request, udp_heartbeat_reply};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_util::codec::Decoder;
 use tracing::{debug, warn};
 
 use crate::listen::{Bound, Conn, Peer};
 use crate::{Error, join_tag};
+
+use acks::{ACK_QUEUE, ACK_WRITE_TIMEOUT, ChunkKey, Owed, Pending};
+use reader::{CLOSE_WAIT, Held, Next, Reader, inflate};
 
 /// Counters of all forward inputs.
 #[derive(Debug, Default)]
@@ -236,7 +245,7 @@ struct Settings {
     security: Option<SecuritySettings>,
     pending: Pending,
     /// `max_pending_bytes`, in bytes: what connections hold of partly
-    /// read frames and inflated events beyond [`FREE`] each.
+    /// read frames and inflated events beyond [`reader::FREE`] each.
     budget: Arc<Semaphore>,
     budget_total: usize,
     /// Inflations at once: one per core.
@@ -268,77 +277,6 @@ async fn append_pieces(
     true
 }
 
-/// What tells a resent chunk from another: a client whose ack timed out
-/// sends the same chunk id, tag and events again, from the same host
-/// (usually on a new connection). The sizes keep two clients that number
-/// their chunks alike apart.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct ChunkKey {
-    host: IpAddr,
-    tag: String,
-    chunk: Chunk,
-    events: usize,
-    bytes: usize,
-}
-
-/// With `ack: delivered`, the chunks appended and not yet delivered, each
-/// with the connections waiting for its ack. A resent chunk joins the
-/// waiters instead of being buffered twice.
-#[derive(Debug, Default)]
-struct Pending(Mutex<HashMap<ChunkKey, Vec<mpsc::Sender<Bytes>>>>);
-
-impl Pending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChunkKey, Vec<mpsc::Sender<Bytes>>>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// A delivered-ack owed to every connection waiting on one chunk. Dropped
-/// without [`Owed::deliver`] (the chunk never delivered: hydra stopping),
-/// it forgets the chunk, so that a later resend is buffered anew.
-struct Owed {
-    key: Option<ChunkKey>,
-    ack: Bytes,
-    settings: Arc<Settings>,
-    counters: Arc<ReceiverCounters>,
-}
-
-impl Owed {
-    fn deliver(mut self) {
-        let Some(key) = self.key.take() else { return };
-        let waiters = self
-            .settings
-            .pending
-            .lock()
-            .remove(&key)
-            .unwrap_or_default();
-        for w in waiters {
-            // A full queue is a client that stopped reading: its writer
-            // times out and closes the connection; the client resends.
-            if w.try_send(self.ack.clone()).is_ok() {
-                self.counters.acks.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-impl Drop for Owed {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.settings.pending.lock().remove(&key);
-        }
-    }
-}
-
-/// Acks queued for one connection before further ones are dropped (the
-/// client resends what it got no ack for).
-const ACK_QUEUE: usize = 1024;
-
-/// How long one ack may take to write before the connection is closed.
-const ACK_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Aborts the task when dropped: a connection's ack writer ends with the
 /// connection, even when the connection's task is aborted.
 struct AbortOnDrop(JoinHandle<()>);
@@ -355,215 +293,8 @@ struct SecuritySettings {
     users: Vec<(String, String)>,
 }
 
-/// Bytes a connection may buffer outside the memory budget: a frame this
-/// small never waits for it (read this much at a time while the budget is
-/// spent). Times `max_connections`, this is all that the budget does not
-/// bound.
-const FREE: usize = 8 << 10;
-
-/// The most read from a connection at once.
-const READ: usize = 64 << 10;
-
-/// How long closing a connection may take.
-const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// How long a connection waits for room in the memory budget before it is
-/// closed (its client sends again), so connections holding part of it
-/// cannot wait on each other for ever.
-const BUDGET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// A compressed batch is first inflated within this much room; one that
-/// needs more waits for room for `max_decompressed_bytes`.
-const INFLATE_FIRST: usize = 8 << 20;
-
-/// Permits of the memory budget held by one connection.
-struct Held {
-    budget: Arc<Semaphore>,
-    total: usize,
-    n: usize,
-}
-
-impl Held {
-    /// Holds room for `bytes` buffered (beyond [`FREE`]) if it is there
-    /// now.
-    fn try_reserve(&mut self, bytes: usize) -> bool {
-        let need = bytes.saturating_sub(FREE).min(self.total);
-        if need <= self.n {
-            return true;
-        }
-        let more = u32::try_from(need - self.n).unwrap_or(u32::MAX);
-        match self.budget.try_acquire_many(more) {
-            Ok(p) => {
-                p.forget();
-                self.n += more as usize;
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Holds room for `bytes` buffered (beyond [`FREE`]), waiting at most
-    /// [`BUDGET_WAIT`] for it.
-    async fn reserve(&mut self, bytes: usize) -> bool {
-        let need = bytes.saturating_sub(FREE).min(self.total);
-        if need <= self.n {
-            return true;
-        }
-        let more = u32::try_from(need - self.n).unwrap_or(u32::MAX);
-        match tokio::time::timeout(BUDGET_WAIT, self.budget.acquire_many(more)).await {
-            Ok(Ok(p)) => {
-                p.forget();
-                self.n += more as usize;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Gives back what `bytes` buffered no longer need.
-    fn keep(&mut self, bytes: usize) {
-        let need = bytes.saturating_sub(FREE).min(self.total);
-        if need < self.n {
-            self.budget.add_permits(self.n - need);
-            self.n = need;
-        }
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.budget.add_permits(self.n);
-    }
-}
-
-/// Why a connection's reading stopped.
-enum Next {
-    Request(Request),
-    /// Closed by the client, or a read failed.
-    Closed,
-    Idle,
-    Corrupt(hydra_forward::Error),
-    /// No room in the memory budget within [`BUDGET_WAIT`].
-    OverBudget,
-}
-
-/// A connection's frames, read within its input's memory budget.
-struct Reader {
-    read: tokio::io::ReadHalf<Conn>,
-    buf: BytesMut,
-    decoder: ForwardDecoder,
-    held: Held,
-    /// The buffer was grown for a large frame.
-    large: bool,
-}
-
-impl Reader {
-    async fn next(&mut self, idle: std::time::Duration) -> Next {
-        loop {
-            match self.decoder.decode(&mut self.buf) {
-                Err(e) => return Next::Corrupt(e),
-                Ok(Some(r)) => return Next::Request(r),
-                Ok(None) => {}
-            }
-            // Room first, then the bytes: a frame's size is known from its
-            // header, before its body is read.
-            let want = self.decoder.wanted().max(self.buf.len() + READ);
-            let (mut read, mut upto) = (READ, want);
-            if !self.held.try_reserve(want) {
-                if self.decoder.wanted() <= FREE && self.buf.len() < FREE {
-                    // A small frame: read within what needs no room, so
-                    // small clients go on while large frames wait.
-                    (read, upto) = (FREE - self.buf.len(), FREE);
-                } else if !self.held.reserve(want).await {
-                    return Next::OverBudget;
-                }
-            }
-            if upto > self.buf.capacity() {
-                // At once, to the size reserved: grown read by read, the
-                // buffer would double past it.
-                let room = hydra_forward::transient_capacity(upto);
-                self.large |= room > 2 * READ;
-                self.buf.reserve(room - self.buf.len());
-            }
-            let mut limited = (&mut self.read).take(read as u64);
-            match tokio::time::timeout(idle, limited.read_buf(&mut self.buf)).await {
-                Err(_) => return Next::Idle,
-                Ok(Ok(0) | Err(_)) => return Next::Closed,
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-
-    /// The request taken out was handled: give back its room.
-    fn settle(&mut self) {
-        if std::mem::take(&mut self.large) {
-            // The buffer grew for a large frame. The frame taken out of it
-            // shared its allocation, and so would the rest of the buffer
-            // after the frame is gone: it is moved to a small one, so the
-            // room given back is memory given back.
-            let mut rest = BytesMut::with_capacity(self.buf.len().max(8 << 10));
-            rest.extend_from_slice(&self.buf);
-            self.buf = rest;
-        }
-        self.held.keep(self.buf.len());
-    }
-}
-
-/// Inflates `c` on a blocking thread, with room for it in the memory
-/// budget (held until the events are appended). `None` when no room came
-/// in time.
-///
-/// An inflation gets at most half the budget, and never more than what
-/// the connection's own compressed frame (`held`) leaves: asking for all
-/// of it, a batch would wait for ever on its own frame, or on any other
-/// connection holding part of the budget while it waits too. A batch that
-/// needs more is dropped as too large.
-async fn inflate(
-    c: hydra_forward::Compressed,
-    settings: &Settings,
-    held: usize,
-) -> Option<(Request, tokio::sync::OwnedSemaphorePermit)> {
-    let mut c = c;
-    let max = c
-        .max_inflated()
-        .min(settings.budget_total / 2)
-        .min(settings.budget_total.saturating_sub(held))
-        .max(1);
-    let mut limit = INFLATE_FIRST.min(max);
-    loop {
-        let permits = u32::try_from(limit).unwrap_or(u32::MAX);
-        let permit = tokio::time::timeout(
-            BUDGET_WAIT,
-            settings.budget.clone().acquire_many_owned(permits),
-        )
-        .await
-        .ok()?
-        .ok()?;
-        let Ok(turn) = settings.inflating.clone().acquire_owned().await else {
-            return None;
-        };
-        let inflated = tokio::task::spawn_blocking(move || {
-            let r = c.inflate_within(limit);
-            drop(turn);
-            r
-        });
-        match inflated.await {
-            Ok(Ok(request)) => return Some((request, permit)),
-            // Inflates past the first guess: wait for room for all of it.
-            Ok(Err(back)) if limit < max => {
-                drop(permit);
-                c = *back;
-                limit = max;
-            }
-            // Past all the room this connection can have.
-            Ok(Err(back)) => return Some((back.too_large(limit), permit)),
-            Err(_) => return None,
-        }
-    }
-}
-
-/// The server side of the shared-key handshake: HELO, the client's PING
 /// checked, PONG. A refused client gets `["PONG", false, reason, "", ""]`.
+/// The server side of the shared-key handshake: HELO, the client's PING
 async fn handshake(
     reader: &mut Reader,
     write: &mut tokio::io::WriteHalf<Conn>,
@@ -816,113 +547,5 @@ async fn serve(
     // The writer ends once every pending delivered-ack was sent or dropped.
     if !writer_done {
         let _ = (&mut writer.0).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use hydra_forward::{BatchMode, EventTime, FrameBuilder, TimeFormat};
-
-    fn reader(read: tokio::io::ReadHalf<Conn>, budget: &Arc<Semaphore>, total: usize) -> Reader {
-        Reader {
-            read,
-            buf: BytesMut::with_capacity(8 << 10),
-            decoder: ForwardDecoder::with_limits(hydra_forward::Limits::default())
-                .defer_inflation(),
-            held: Held {
-                budget: budget.clone(),
-                total,
-                n: 0,
-            },
-            large: false,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_large_frame_is_freed_when_its_room_goes_back() {
-        // A connection that stays open after one large frame: its buffer
-        // kept the frame's whole allocation alive (shared with what was
-        // left of it) while the frame's room in max_pending_bytes was given
-        // back. Idle clients that once sent a large frame held memory the
-        // budget no longer counted.
-        let total = 8 << 20;
-        let budget = Arc::new(Semaphore::new(total));
-        let (client, server) = tokio::io::duplex(1 << 20);
-        let (read, _write) = tokio::io::split(Box::new(server) as Conn);
-        let mut reader = reader(read, &budget, total);
-        let mut f = FrameBuilder::new("t", BatchMode::PackedForward, TimeFormat::EventTime);
-        let pad = vec![b'x'; 1000];
-        for _ in 0..2_000 {
-            f.push_fields(EventTime::new(1_700_000_000, 0), &[("p", &pad)]);
-        }
-        let frame = f.finish(None, None);
-        assert!(frame.len() > 2 * FREE);
-        let mut client = client;
-        let send = tokio::spawn(async move {
-            client.write_all(&frame).await.unwrap();
-            client
-        });
-        let entries = match reader.next(std::time::Duration::from_secs(10)).await {
-            Next::Request(Request::Events(batch)) => batch.entries().clone(),
-            _ => panic!("no events"),
-        };
-        assert!(budget.available_permits() < total, "the frame held no room");
-        reader.settle();
-        assert_eq!(budget.available_permits(), total);
-        assert!(
-            entries.is_unique(),
-            "the connection's buffer still holds the frame's allocation"
-        );
-        let _client = send.await.unwrap();
-    }
-
-    fn frame(events: usize, pad: usize) -> Bytes {
-        let mut f = FrameBuilder::new("t", BatchMode::PackedForward, TimeFormat::EventTime);
-        let pad = vec![b'x'; pad];
-        for _ in 0..events {
-            f.push_fields(EventTime::new(1_700_000_000, 0), &[("p", &pad)]);
-        }
-        f.finish(None, None)
-    }
-
-    #[tokio::test]
-    async fn small_frames_are_read_while_the_budget_is_spent() {
-        // Every permit is held elsewhere (large frames of other
-        // connections): a small frame still comes through, read within
-        // what a connection may hold on its own; a larger one waits.
-        let total = 1 << 20;
-        let budget = Arc::new(Semaphore::new(total));
-        let all = budget.clone().acquire_many_owned(1 << 20).await.unwrap();
-        let (client, server) = tokio::io::duplex(1 << 20);
-        let (read, _write) = tokio::io::split(Box::new(server) as Conn);
-        let mut reader = reader(read, &budget, total);
-        let small = frame(40, 100);
-        assert!(small.len() < FREE);
-        let large = frame(400, 100);
-        assert!(large.len() > FREE);
-        let mut client = client;
-        client.write_all(&small).await.unwrap();
-        client.write_all(&large).await.unwrap();
-        let wait = std::time::Duration::from_secs(5);
-        let got = tokio::time::timeout(wait, reader.next(wait)).await;
-        assert!(
-            matches!(got, Ok(Next::Request(Request::Events(ref b))) if b.len() == 40),
-            "the small frame was not read"
-        );
-        reader.settle();
-        let short = std::time::Duration::from_millis(300);
-        assert!(
-            tokio::time::timeout(short, reader.next(wait))
-                .await
-                .is_err(),
-            "the large frame was read without room"
-        );
-        drop(all);
-        let got = tokio::time::timeout(wait, reader.next(wait)).await;
-        assert!(
-            matches!(got, Ok(Next::Request(Request::Events(ref b))) if b.len() == 400),
-            "the large frame was not read once room came"
-        );
     }
 }
