@@ -9,12 +9,34 @@
 //! [`Agent::start`] starts everything; [`Agent::stop`] stops the inputs,
 //! delivers what was accepted within `shutdown_timeout`, saves positions,
 //! and reports what was left.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("hydra-agent-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! std::fs::write(dir.join("app.log"), "")?;
+//! let config = hydra_config::Config::from_yaml(&format!(
+//!     "inputs:\n  - {{ type: tail, path: {}/app.log, tag: app }}\noutput:\n  type: stdout\n",
+//!     dir.display()
+//! ))?;
+//! let agent = hydra_agent::Agent::start(config).await?;
+//! // Lines appended to app.log now go to stdout as JSON lines.
+//! let report = agent.stop().await;
+//! assert_eq!(report.undelivered_events, 0);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod cases;
 mod filtered;
 mod forward_in;
 mod listen;
 mod log_limit;
+mod mapping;
+mod prepare;
+mod snapshot;
 mod stdout_out;
 mod tail_in;
 mod zabbix_in;
@@ -24,15 +46,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hydra_buffer::{Buffer, BufferConfig};
-use hydra_config::{Config, Input, Output};
-use hydra_forward::{Compression, TimeFormat};
-use hydra_sender::{Sender, SenderConfig, ServerConfig};
+use hydra_buffer::Buffer;
+use hydra_config::{Config, Input};
+use hydra_sender::Sender;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 pub use forward_in::ReceiverCounters;
+
+pub use mapping::hostname;
+use mapping::{buffer_config, join_tag};
+use prepare::{Prepared, tap_allowed};
 
 /// Why hydra could not start.
 #[derive(Debug, thiserror::Error)]
@@ -147,227 +172,12 @@ pub struct Reload {
     pub refused: Option<Error>,
 }
 
-/// A TCP address to listen on: bound already, or to bind at start because
-/// the pipeline being replaced still holds it.
-enum Socket {
-    Bound(tokio::net::TcpListener, SocketAddr),
-    Later(SocketAddr),
-}
-
-impl Socket {
-    /// Binds `addr` now unless `running` listens there (or on the same port
-    /// of every address) too.
-    async fn new(addr: SocketAddr, running: &[SocketAddr]) -> Result<Socket, Error> {
-        if shares(addr, running) {
-            return Ok(Socket::Later(addr));
-        }
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map(|l| Socket::Bound(l, addr))
-            .map_err(|source| bind_error(addr, source))
-    }
-
-    /// The listener, bound now if it was not yet, and its address.
-    async fn listen(self) -> Result<(tokio::net::TcpListener, SocketAddr), Error> {
-        let (listener, addr) = match self {
-            Socket::Bound(l, addr) => (l, addr),
-            Socket::Later(addr) => (
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| bind_error(addr, source))?,
-                addr,
-            ),
-        };
-        let local = listener
-            .local_addr()
-            .map_err(|source| bind_error(addr, source))?;
-        Ok((listener, local))
-    }
-}
-
-fn bind_error(addr: SocketAddr, source: std::io::Error) -> Error {
-    Error::Bind {
-        addr: hydra_config::Listen::Tcp(addr),
-        source,
-    }
-}
-
-/// Whether a forward input's `listen` is held by the running pipeline: a
-/// TCP address that [`shares`] a port of `held` (the running pipeline's
-/// TCP addresses), or the same unix socket path.
-fn listen_held(
-    listen: &hydra_config::Listen,
-    held: &[SocketAddr],
-    running: Option<&Config>,
-) -> bool {
-    match listen {
-        hydra_config::Listen::Tcp(a) => shares(*a, held),
-        hydra_config::Listen::Unix(_) => running.is_some_and(|r| {
-            r.inputs
-                .iter()
-                .any(|i| matches!(i, Input::Forward(f) if f.listen == *listen))
-        }),
-    }
-}
-
-/// Whether `addr` collides with an address the running pipeline listens
-/// on: the same port on the same or an unspecified address. Port 0 never
-/// does.
-fn shares(addr: SocketAddr, running: &[SocketAddr]) -> bool {
-    addr.port() != 0
-        && running.iter().any(|r| {
-            r.port() == addr.port()
-                && (r.ip() == addr.ip() || r.ip().is_unspecified() || addr.ip().is_unspecified())
-        })
-}
-
-/// Everything a configuration needs that can fail, loaded (and bound,
-/// where no running pipeline holds the address) before its pipeline
-/// starts.
-struct Prepared {
-    /// The forward output's settings; `None` for stdout.
-    sender: Option<SenderConfig>,
-    forward: Vec<forward_in::Prepared>,
-    monitor: Option<Socket>,
-    zabbix: Option<Socket>,
-    token: Option<String>,
-}
-
-impl Prepared {
-    /// Prepares `config`; `running` is the configuration of the pipeline
-    /// it will replace, whose addresses are bound only once it stopped.
-    async fn new(config: &Config, running: Option<&Config>) -> Result<Prepared, Error> {
-        let held: Vec<SocketAddr> = running.map(listen_addrs).unwrap_or_default();
-        let sender = match &config.output {
-            Output::Forward(f) => {
-                let sender = sender_config(f)?;
-                sender.check()?;
-                Some(sender)
-            }
-            Output::Stdout(_) => None,
-        };
-        let mut forward = Vec::new();
-        for input in &config.inputs {
-            if let Input::Forward(f) = input {
-                let prefix = match (&config.tag_prefix, &f.tag_prefix) {
-                    (Some(a), Some(b)) => Some(format!("{a}.{b}")),
-                    (a, b) => a.clone().or_else(|| b.clone()),
-                };
-                forward.push(
-                    forward_in::prepare(f, prefix, !listen_held(&f.listen, &held, running)).await?,
-                );
-            }
-        }
-        let (monitor, zabbix, token) = match &config.monitor {
-            Some(m) => (
-                Some(Socket::new(m.listen, &held).await?),
-                match m.zabbix_listen {
-                    Some(z) => Some(Socket::new(z, &held).await?),
-                    None => None,
-                },
-                m.resolve_token()?,
-            ),
-            None => (None, None, None),
-        };
-        Ok(Prepared {
-            sender,
-            forward,
-            monitor,
-            zabbix,
-            token,
-        })
-    }
-}
-
-/// Whether the monitor on `addr` serves `GET /tap`: the stream of log
-/// contents is for this host only, or for whoever holds the token.
-fn tap_allowed(addr: SocketAddr, token: Option<&str>) -> bool {
-    addr.ip().is_loopback() || token.is_some()
-}
-
-/// Every address `config` listens on.
-fn listen_addrs(config: &Config) -> Vec<SocketAddr> {
-    let mut addrs: Vec<SocketAddr> = config
-        .inputs
-        .iter()
-        .filter_map(|i| match i {
-            Input::Forward(f) => f.listen.tcp(),
-            Input::Tail(_) => None,
-        })
-        .collect();
-    if let Some(m) = &config.monitor {
-        addrs.push(m.listen);
-        addrs.extend(m.zabbix_listen);
-    }
-    addrs
-}
-
-/// The sender's settings for the forward output `f`, secrets resolved.
-fn sender_config(f: &hydra_config::ForwardOutput) -> Result<SenderConfig, Error> {
-    Ok(SenderConfig {
-        servers: f
-            .servers
-            .iter()
-            .map(|s| {
-                Ok(ServerConfig {
-                    host: s.host.clone(),
-                    port: s.port,
-                    weight: s.weight,
-                    standby: s.standby,
-                    shared_key: s.key.resolve()?,
-                    username: s.username.clone(),
-                    password: s.password.clone(),
-                    tls: s.tls.as_ref().map(|t| hydra_tls::ClientTls {
-                        ca: t.ca.clone(),
-                        server_name: t.server_name.clone(),
-                        cert: t.cert.clone(),
-                        key: t.key.clone(),
-                        insecure: t.insecure,
-                    }),
-                })
-            })
-            .collect::<Result<_, Error>>()?,
-        balance: match f.balance {
-            hydra_config::Balance::Failover => hydra_sender::Balance::Failover,
-            hydra_config::Balance::RoundRobin => hydra_sender::Balance::RoundRobin,
-        },
-        require_ack: f.require_ack,
-        connect_timeout: f.connect_timeout,
-        send_timeout: f.send_timeout,
-        ack_timeout: f.ack_timeout,
-        recover_wait: f.recover_wait,
-        max_in_flight: f.max_in_flight,
-        self_hostname: f.self_hostname.clone().unwrap_or_else(hostname),
-        dead_letter: f.dead_letter.as_ref().map(|d| hydra_sender::DeadLetter {
-            path: d.path.clone(),
-            after: d.after,
-        }),
-        ..SenderConfig::default()
-    })
-}
-
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent")
             .field("bound", &self.bound)
             .finish_non_exhaustive()
     }
-}
-
-fn join_tag(prefix: Option<&str>, tag: &str) -> String {
-    match prefix.filter(|p| !p.is_empty()) {
-        Some(p) => format!("{p}.{tag}"),
-        None => tag.to_owned(),
-    }
-}
-
-/// The machine's host name.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 impl Agent {
@@ -437,36 +247,7 @@ impl Agent {
         prepared: Prepared,
         tail: &mut Option<hydra_tail::Handoff>,
     ) -> Result<Agent, Error> {
-        let (flush_interval, chunk_bytes, require_ack, compress, time_format) = match &config.output
-        {
-            Output::Forward(f) => (
-                f.flush_interval,
-                f.chunk_bytes.as_usize(),
-                f.require_ack,
-                f.compress.map(|_| Compression::Gzip),
-                if f.time_as_integer {
-                    TimeFormat::Integer
-                } else {
-                    TimeFormat::EventTime
-                },
-            ),
-            Output::Stdout(_) => (
-                Duration::from_millis(100),
-                256 << 10,
-                false,
-                None,
-                TimeFormat::EventTime,
-            ),
-        };
-        let buffer = Buffer::new(BufferConfig {
-            max_bytes: config.buffer.max_bytes.as_usize(),
-            max_events: config.buffer.max_events,
-            chunk_bytes,
-            flush_interval,
-            time_format,
-            require_ack,
-            compress,
-        });
+        let buffer = Buffer::new(buffer_config(&config));
 
         let output = match prepared.sender {
             Some(sender) => OutputTask::Forward(Sender::spawn(sender, buffer.clone())?),
@@ -598,117 +379,6 @@ impl Agent {
         Ok(agent)
     }
 
-    fn snapshot_fn(
-        &self,
-        listeners: Vec<(String, Arc<ReceiverCounters>)>,
-    ) -> hydra_stats::SnapshotFn {
-        let buffer = self.buffer.clone();
-        let tail_stats: Option<TailStatsFn> = self.tailer.as_ref().map(|t| t.stats_fn());
-        let sender_stats: Option<Arc<dyn Fn() -> hydra_sender::SenderStats + Send + Sync>> =
-            match &self.output {
-                OutputTask::Forward(s) => Some(s.stats_fn()),
-                OutputTask::Stdout(_) => None,
-            };
-        let tags: Vec<String> = tail_in::tags(&self.config);
-        let parse_counters = self.parse_counters.clone();
-        let filters = self.filters.clone();
-        let reload_failures = self.reload_failures.clone();
-        Arc::new(move || {
-            let b = buffer.stats();
-            let per_listener: Vec<hydra_stats::Receiver> = listeners
-                .iter()
-                .map(|(addr, c)| c.snapshot(vec![addr.clone()]))
-                .collect();
-            let mut snap = hydra_stats::Snapshot {
-                receiver: hydra_stats::Receiver::total(&per_listener, b.events as u64),
-                listeners: per_listener,
-                buffer: hydra_stats::Buffer {
-                    bytes: b.bytes as u64,
-                    events: b.events as u64,
-                    max_bytes: b.max_bytes as u64,
-                    queued_chunks: b.queued_chunks as u64,
-                    retried_chunks: b.chunks_retried,
-                    producer_waits: b.producer_waits,
-                    delivered: b.events_delivered,
-                    dead_lettered: 0,
-                },
-                reload_failures: reload_failures.load(Ordering::Relaxed),
-                ..hydra_stats::Snapshot::default()
-            };
-            if let Some(f) = &tail_stats {
-                let (files, positions_error) = f();
-                for fs in files {
-                    snap.files.insert(
-                        fs.path.display().to_string(),
-                        hydra_stats::File {
-                            tag: tags.get(fs.source).cloned().unwrap_or_default(),
-                            position: fs.position,
-                            committed: fs.committed,
-                            behind: fs.size.saturating_sub(fs.position),
-                            lines: fs.lines,
-                            multiline_cuts: fs.multiline_cuts,
-                            error: fs.error.unwrap_or_default(),
-                            ..hydra_stats::File::default()
-                        },
-                    );
-                }
-                snap.errors
-                    .extend(positions_error.map(|e| format!("positions: {e}")));
-            }
-            snap.filters = filters
-                .stats()
-                .into_iter()
-                .map(|f| hydra_stats::Filter {
-                    pattern: f.pattern,
-                    kind: f.kind.to_owned(),
-                    passed: f.passed,
-                    dropped: f.dropped,
-                    errors: f.errors,
-                    held_ms: f.held_ms,
-                })
-                .collect();
-            if let Some(c) = &parse_counters {
-                snap.parsing = c.snapshot().into_iter().collect();
-            }
-            if let Some(f) = &sender_stats {
-                let s = f();
-                snap.buffer.dead_lettered = s.dead_lettered_events;
-                snap.servers = s
-                    .servers
-                    .into_iter()
-                    .map(|sv| hydra_stats::Server {
-                        active: sv.active,
-                        address: sv.address,
-                        alive: sv.alive,
-                        error: sv.error.unwrap_or_default(),
-                        standby: sv.standby,
-                        messages: sv.events,
-                        chunks: sv.chunks,
-                        retries: sv.retries,
-                        acks_pending: sv.in_flight as u64,
-                        last_delivery: sv.last_delivery,
-                        ..hydra_stats::Server::default()
-                    })
-                    .collect();
-                snap.sent = s
-                    .sent
-                    .into_iter()
-                    .map(|(t, v)| {
-                        (
-                            t,
-                            hydra_stats::Sent {
-                                messages: v.messages,
-                                bytes: v.bytes,
-                            },
-                        )
-                    })
-                    .collect();
-            }
-            snap
-        })
-    }
-
-    /// Stops the inputs, delivers what was accepted within the configured
     /// `shutdown_timeout`, saves tail positions, and stops the monitor.
     pub async fn stop(mut self) -> StopReport {
         let deadline = Instant::now() + self.config.shutdown_timeout;
@@ -787,33 +457,5 @@ impl Agent {
             undelivered_events: left,
             tail,
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)] // a panic is how a test fails
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tap_is_served_off_this_host_only_with_a_token() {
-        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
-        assert!(tap_allowed(at("127.0.0.1:24220"), None));
-        assert!(tap_allowed(at("[::1]:24220"), None));
-        assert!(!tap_allowed(at("0.0.0.0:24220"), None));
-        assert!(!tap_allowed(at("10.1.2.3:24220"), None));
-        assert!(tap_allowed(at("0.0.0.0:24220"), Some("t0ken")));
-    }
-
-    #[test]
-    fn an_address_is_shared_by_port_on_the_same_or_any_address() {
-        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
-        let running = [at("127.0.0.1:24224"), at("0.0.0.0:24220")];
-        assert!(shares(at("127.0.0.1:24224"), &running));
-        assert!(shares(at("0.0.0.0:24224"), &running));
-        assert!(shares(at("127.0.0.2:24220"), &running));
-        assert!(!shares(at("127.0.0.2:24224"), &running));
-        assert!(!shares(at("127.0.0.1:24225"), &running));
-        assert!(!shares(at("127.0.0.1:0"), &[at("127.0.0.1:0")]));
     }
 }

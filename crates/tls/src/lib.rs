@@ -7,6 +7,21 @@
 //!   verification at all ([`ClientTls::insecure`]).
 //!
 //! Errors name the file and what is wrong with it.
+//!
+//! ```
+//! use hydra_tls::{ClientTls, ServerTls, client_config, server_config};
+//! // A client that trusts the system's roots.
+//! let _connector = client_config(&ClientTls::default())?;
+//! // A server whose certificate is missing: refused, naming the file.
+//! let missing = ServerTls {
+//!     cert: "/nonexistent/cert.pem".into(),
+//!     key: "/nonexistent/key.pem".into(),
+//!     client_ca: None,
+//! };
+//! let err = server_config(&missing).err().expect("no certificate");
+//! assert!(err.to_string().starts_with("/nonexistent/cert.pem: "), "{err}");
+//! # Ok::<(), hydra_tls::Error>(())
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

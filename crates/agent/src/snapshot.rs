@@ -1,0 +1,118 @@
+//! The monitor's snapshot of a running pipeline.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::{Agent, OutputTask, ReceiverCounters, TailStatsFn, tail_in};
+
+impl Agent {
+    pub(crate) fn snapshot_fn(
+        &self,
+        listeners: Vec<(String, Arc<ReceiverCounters>)>,
+    ) -> hydra_stats::SnapshotFn {
+        let buffer = self.buffer.clone();
+        let tail_stats: Option<TailStatsFn> = self.tailer.as_ref().map(|t| t.stats_fn());
+        let sender_stats: Option<Arc<dyn Fn() -> hydra_sender::SenderStats + Send + Sync>> =
+            match &self.output {
+                OutputTask::Forward(s) => Some(s.stats_fn()),
+                OutputTask::Stdout(_) => None,
+            };
+        let tags: Vec<String> = tail_in::tags(&self.config);
+        let parse_counters = self.parse_counters.clone();
+        let filters = self.filters.clone();
+        let reload_failures = self.reload_failures.clone();
+        Arc::new(move || {
+            let b = buffer.stats();
+            let per_listener: Vec<hydra_stats::Receiver> = listeners
+                .iter()
+                .map(|(addr, c)| c.snapshot(vec![addr.clone()]))
+                .collect();
+            let mut snap = hydra_stats::Snapshot {
+                receiver: hydra_stats::Receiver::total(&per_listener, b.events as u64),
+                listeners: per_listener,
+                buffer: hydra_stats::Buffer {
+                    bytes: b.bytes as u64,
+                    events: b.events as u64,
+                    max_bytes: b.max_bytes as u64,
+                    queued_chunks: b.queued_chunks as u64,
+                    retried_chunks: b.chunks_retried,
+                    producer_waits: b.producer_waits,
+                    delivered: b.events_delivered,
+                    dead_lettered: 0,
+                },
+                reload_failures: reload_failures.load(Ordering::Relaxed),
+                ..hydra_stats::Snapshot::default()
+            };
+            if let Some(f) = &tail_stats {
+                let (files, positions_error) = f();
+                for fs in files {
+                    snap.files.insert(
+                        fs.path.display().to_string(),
+                        hydra_stats::File {
+                            tag: tags.get(fs.source).cloned().unwrap_or_default(),
+                            position: fs.position,
+                            committed: fs.committed,
+                            behind: fs.size.saturating_sub(fs.position),
+                            lines: fs.lines,
+                            multiline_cuts: fs.multiline_cuts,
+                            error: fs.error.unwrap_or_default(),
+                            ..hydra_stats::File::default()
+                        },
+                    );
+                }
+                snap.errors
+                    .extend(positions_error.map(|e| format!("positions: {e}")));
+            }
+            snap.filters = filters
+                .stats()
+                .into_iter()
+                .map(|f| hydra_stats::Filter {
+                    pattern: f.pattern,
+                    kind: f.kind.to_owned(),
+                    passed: f.passed,
+                    dropped: f.dropped,
+                    errors: f.errors,
+                    held_ms: f.held_ms,
+                })
+                .collect();
+            if let Some(c) = &parse_counters {
+                snap.parsing = c.snapshot().into_iter().collect();
+            }
+            if let Some(f) = &sender_stats {
+                let s = f();
+                snap.buffer.dead_lettered = s.dead_lettered_events;
+                snap.servers = s
+                    .servers
+                    .into_iter()
+                    .map(|sv| hydra_stats::Server {
+                        active: sv.active,
+                        address: sv.address,
+                        alive: sv.alive,
+                        error: sv.error.unwrap_or_default(),
+                        standby: sv.standby,
+                        messages: sv.events,
+                        chunks: sv.chunks,
+                        retries: sv.retries,
+                        acks_pending: sv.in_flight as u64,
+                        last_delivery: sv.last_delivery,
+                        ..hydra_stats::Server::default()
+                    })
+                    .collect();
+                snap.sent = s
+                    .sent
+                    .into_iter()
+                    .map(|(t, v)| {
+                        (
+                            t,
+                            hydra_stats::Sent {
+                                messages: v.messages,
+                                bytes: v.bytes,
+                            },
+                        )
+                    })
+                    .collect();
+            }
+            snap
+        })
+    }
+}
