@@ -14,7 +14,7 @@
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hydra_forward::{
-    BatchMode, Chunk, EventTime, ForwardDecoder, FrameBuilder, Request, TimeFormat,
+    BatchMode, ChunkId, EventTime, ForwardDecoder, FrameBuilder, Request, TimeFormat,
 };
 use std::hint::black_box;
 use tokio_util::codec::Decoder;
@@ -45,7 +45,7 @@ fn frame(lines: &[Vec<u8>]) -> bytes::Bytes {
     for l in lines {
         b.push_line(t, "message", l);
     }
-    b.finish(Some(&Chunk::generate()), None)
+    b.finish(Some(&ChunkId::generate()), None)
 }
 
 fn decode(bytes: &[u8]) -> hydra_forward::EventBatch {

@@ -14,7 +14,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Parser, ValueEnum};
 use futures_util::StreamExt;
 use hydra_forward::{
-    BatchMode, Chunk, Compression, EventTime, FrameBuilder, Reply, ReplyDecoder, TimeFormat,
+    BatchMode, ChunkId, Compression, EventTime, FrameBuilder, Reply, ReplyDecoder, TimeFormat,
     encode_message,
 };
 use tokio::io::AsyncWriteExt;
@@ -274,7 +274,7 @@ async fn send(
         if group.is_empty() {
             continue;
         }
-        let chunk = (!args.no_ack).then(Chunk::generate);
+        let chunk = (!args.no_ack).then(ChunkId::generate);
         let frame = match args.mode {
             Mode::Message => encode_message(tag, group[0].0, tf, &group[0].1, chunk.as_ref()),
             Mode::Forward | Mode::Packed => {

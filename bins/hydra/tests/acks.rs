@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use common::*;
-use hydra_forward::{BatchMode, Chunk, EventTime, FrameBuilder, TimeFormat};
+use hydra_forward::{BatchMode, ChunkId, EventTime, FrameBuilder, TimeFormat};
 use hydra_test_support::{Behaviour, Receiver};
 
 /// A forward input on `fwd` (with `ack` when given) and a forward output
@@ -222,7 +222,7 @@ fn frame(id: &str, from: u64, to: u64) -> Vec<u8> {
             &[0x81, 0xa1, b'n', 0xcd, n[0], n[1]],
         );
     }
-    f.finish(Some(&Chunk::from_id(id)), None).to_vec()
+    f.finish(Some(&ChunkId::from_id(id)), None).to_vec()
 }
 
 /// The N of every `line N ...` message `rx` acked, sorted.

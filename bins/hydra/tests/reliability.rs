@@ -747,7 +747,7 @@ fn junk_frame(tag: &str, id: Option<&str>, count: usize, pad: usize) -> Vec<u8> 
             &[("p", &pad)],
         );
     }
-    f.finish(id.map(hydra_forward::Chunk::from_id).as_ref(), None)
+    f.finish(id.map(hydra_forward::ChunkId::from_id).as_ref(), None)
         .to_vec()
 }
 
@@ -862,7 +862,7 @@ async fn a_gzip_chunk_inflating_past_the_first_guess_is_served() {
     // inflates past the first 8 MiB tried: its connection holds part of
     // the budget while asking for room to inflate. Asking for the whole
     // budget, it waited on itself until it was closed, unacked, for ever.
-    use hydra_forward::{BatchMode, Chunk, Compression, EventTime, FrameBuilder, TimeFormat};
+    use hydra_forward::{BatchMode, ChunkId, Compression, EventTime, FrameBuilder, TimeFormat};
     use rand::Rng;
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
@@ -880,7 +880,7 @@ async fn a_gzip_chunk_inflating_past_the_first_guess_is_served() {
             format!("line {n} {noise:016x} {pad}").as_bytes(),
         );
     }
-    let frame = f.finish(Some(&Chunk::from_id("big-1")), Some(Compression::Gzip));
+    let frame = f.finish(Some(&ChunkId::from_id("big-1")), Some(Compression::Gzip));
     assert!(
         frame.len() > 256 << 10 && frame.len() < 16 << 20,
         "{}",

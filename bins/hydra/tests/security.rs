@@ -207,7 +207,7 @@ async fn tls_connections_end_with_close_notify_both_ways() {
     // both of its connections end with close_notify: the peers read a
     // clean end, not an unexpected EOF (which fluentd and Fluent Bit log as
     // an error at every stop).
-    use hydra_forward::{BatchMode, Chunk, EventTime, ForwardDecoder, FrameBuilder, Request};
+    use hydra_forward::{BatchMode, ChunkId, EventTime, ForwardDecoder, FrameBuilder, Request};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_util::codec::Decoder;
     let dir = tempfile::tempdir().unwrap();
@@ -278,7 +278,7 @@ async fn tls_connections_end_with_close_notify_both_ways() {
         );
     }
     client
-        .write_all(&f.finish(Some(&Chunk::from_id("close-notify")), None))
+        .write_all(&f.finish(Some(&ChunkId::from_id("close-notify")), None))
         .await
         .unwrap();
     let mut ack = [0u8; 64];

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use hydra_forward::Chunk as ChunkId;
+use hydra_forward::ChunkId;
 
 /// Runs once the events it came with are delivered.
 pub type Commit = Box<dyn FnOnce() + Send + 'static>;

@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use hydra_forward::{BatchMode, Chunk as ChunkId, FrameBuilder};
+use hydra_forward::{BatchMode, ChunkId, FrameBuilder};
 use tokio::sync::Notify;
 
 /// Room a new chunk's frame gets beyond `chunk_bytes` (or beyond the

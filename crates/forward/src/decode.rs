@@ -1,12 +1,13 @@
 //! The receiving side: a streaming decoder for what Forward clients send.
 
-use std::io::Read;
-
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
+use crate::batch::EventBatch;
 use crate::handshake::Ping;
+use crate::inflate::{Compressed, Dropped, gunzip};
 use crate::msgpack::{self, TimeField};
+use crate::options::{ChunkId, Compression, Options};
 use crate::scan::{Scan, Scanner, skip_validated, value_len};
 use crate::{Error, EventTime};
 
@@ -48,227 +49,6 @@ pub enum Mode {
     CompressedPackedForward,
 }
 
-/// The `compressed` option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Compression {
-    /// One or more concatenated gzip members.
-    Gzip,
-}
-
-/// The `chunk` option as it came on the wire: the raw msgpack value, so the
-/// ack can echo it byte for byte (Fluentd's ids end in a newline, for
-/// instance, and must come back unchanged).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Chunk(Bytes);
-
-impl Chunk {
-    /// A chunk id from its text, as a client sends it.
-    pub fn from_id(id: &str) -> Self {
-        let mut out = Vec::with_capacity(id.len() + 2);
-        msgpack::write_str(&mut out, id.as_bytes());
-        Chunk(out.into())
-    }
-
-    /// A fresh random id: 16 random bytes in hex, like Fluent Bit's.
-    pub fn generate() -> Self {
-        Chunk::from_id(&hex::encode(rand::random::<[u8; 16]>()))
-    }
-
-    /// Wraps a raw msgpack value.
-    pub(crate) fn from_raw(raw: Bytes) -> Self {
-        Chunk(raw)
-    }
-
-    /// The msgpack encoding, exactly as received.
-    pub fn raw(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The id's bytes when it is a str or bin (every real client's case).
-    pub fn id(&self) -> Option<&[u8]> {
-        let (_, start, end) = msgpack::str_or_bin(&self.0)?;
-        (end == self.0.len()).then(|| &self.0[start..end])
-    }
-
-    /// The reply a server sends once the chunk is safe: `{"ack": chunk}`.
-    pub fn ack(&self) -> Bytes {
-        let mut out = Vec::with_capacity(5 + self.0.len());
-        out.extend_from_slice(&[0x81, 0xa3, b'a', b'c', b'k']);
-        out.extend_from_slice(&self.0);
-        out.into()
-    }
-}
-
-/// The option map of a request. Unknown keys are ignored, as Fluentd does
-/// (npm fluent-logger sends `eventEntryDataSize`, for instance).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Options {
-    /// `size`: the sender's event count. Informational only: npm
-    /// fluent-logger puts a byte count here.
-    pub size: Option<u64>,
-    /// `chunk`: when present, the sender waits for an ack.
-    pub chunk: Option<Chunk>,
-    /// `compressed`: `gzip`; `text` (and absence) mean uncompressed.
-    pub compressed: Option<Compression>,
-}
-
-/// The events of one frame, validated and normalized.
-///
-/// Whatever the mode, the events are kept as concatenated msgpack
-/// `[time, record]` entries, which is exactly what a PackedForward frame
-/// carries. A plain PackedForward frame whose entries are all valid is not
-/// copied at all: [`EventBatch::entries`] is a slice of the received bytes,
-/// and a sender can forward it without re-encoding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventBatch {
-    tag: String,
-    mode: Mode,
-    entries: Bytes,
-    count: usize,
-    skipped: usize,
-    options: Options,
-}
-
-impl EventBatch {
-    /// The tag.
-    pub fn tag(&self) -> &str {
-        &self.tag
-    }
-    /// The mode the client used.
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-    /// Concatenated msgpack `[time, record]` entries, uncompressed.
-    pub fn entries(&self) -> &Bytes {
-        &self.entries
-    }
-    /// Number of valid events.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-    /// Whether the frame held no valid event.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-    /// Invalid events skipped in this frame (bad time, non-map record).
-    pub fn skipped(&self) -> usize {
-        self.skipped
-    }
-    /// The request's options.
-    pub fn options(&self) -> &Options {
-        &self.options
-    }
-    /// The ack to send once the events are safe, when the client asked for one.
-    pub fn ack(&self) -> Option<Bytes> {
-        self.options.chunk.as_ref().map(Chunk::ack)
-    }
-    /// Borrowed events: time and raw msgpack record, without allocating.
-    pub fn events(&self) -> Events<'_> {
-        Events {
-            rest: &self.entries,
-        }
-    }
-    /// The entries cut at event boundaries into pieces of at most
-    /// `max_bytes` each (an event larger than that is a piece of its own),
-    /// with their event counts: a large frame forwarded as chunks a
-    /// downstream accepts. One piece when the entries fit.
-    pub fn pieces(&self, max_bytes: usize) -> Vec<(Bytes, usize)> {
-        if self.entries.len() <= max_bytes {
-            return vec![(self.entries.clone(), self.count)];
-        }
-        let total = self.entries.len();
-        let mut pieces = Vec::new();
-        let (mut start, mut end, mut count) = (0, 0, 0);
-        let mut events = self.events();
-        while events.next().is_some() {
-            let next = total - events.rest.len();
-            if count > 0 && next - start > max_bytes {
-                pieces.push((self.entries.slice(start..end), count));
-                (start, count) = (end, 0);
-            }
-            end = next;
-            count += 1;
-        }
-        if count > 0 {
-            pieces.push((self.entries.slice(start..end), count));
-        }
-        pieces
-    }
-
-    /// Decodes every record into an owned `rmpv::Value`.
-    pub fn to_events(&self) -> Vec<Event> {
-        self.events()
-            .map(|e| Event {
-                time: e.time,
-                record: e.record(),
-            })
-            .collect()
-    }
-}
-
-/// One event, borrowed from an [`EventBatch`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventRef<'a> {
-    /// The event time.
-    pub time: EventTime,
-    /// The record, a msgpack map, as raw bytes.
-    pub raw_record: &'a [u8],
-}
-
-impl EventRef<'_> {
-    /// Decodes the record.
-    pub fn record(&self) -> rmpv::Value {
-        // The batch holds only entries that passed validation, whose depth
-        // is bounded, so this cannot fail; a Nil would show a bug.
-        msgpack::read_value(self.raw_record, "record").unwrap_or(rmpv::Value::Nil)
-    }
-}
-
-/// One event with an owned record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    /// The event time.
-    pub time: EventTime,
-    /// The record (a msgpack map).
-    pub record: rmpv::Value,
-}
-
-/// Iterator over the events of a batch.
-#[derive(Debug, Clone)]
-pub struct Events<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for Events<'a> {
-    type Item = EventRef<'a>;
-
-    fn next(&mut self) -> Option<EventRef<'a>> {
-        // Entries were validated and normalized by the decoder:
-        // `[time, record]` with the time as an integer or an 8-byte
-        // EventTime.
-        let (_, hdr) = msgpack::array_header(self.rest)?;
-        let body = &self.rest[hdr..];
-        let time_len = match body.first()? {
-            0xd7 => 10,
-            0xc7 => 11,
-            0x00..=0x7f => 1,
-            0xcc | 0xd0 => 2,
-            0xcd | 0xd1 => 3,
-            0xce | 0xd2 => 5,
-            _ => 9,
-        };
-        let time = match msgpack::time_field(body.get(..time_len)?, &mut EventTime::now) {
-            TimeField::Keep(t) | TimeField::Rewrite(t) => t,
-            TimeField::Invalid => return None,
-        };
-        let after_time = body.get(time_len..)?;
-        let record_len = skip_validated(after_time)?;
-        let (raw_record, rest) = after_time.split_at(record_len);
-        self.rest = rest;
-        Some(EventRef { time, raw_record })
-    }
-}
-
 /// The answer to a UDP heartbeat datagram.
 ///
 /// Fluentd's out_forward (`heartbeat_type udp`) sends `0x00` to the
@@ -293,84 +73,6 @@ pub enum Request {
     /// A compressed batch left to inflate, from a decoder that defers
     /// inflation ([`ForwardDecoder::defer_inflation`]).
     Compressed(Compressed),
-}
-
-/// A CompressedPackedForward batch, not inflated yet: [`Compressed::inflate`]
-/// does it, where the caller chooses (a blocking thread, under a memory
-/// budget), within the decoder's limits.
-#[derive(Debug)]
-pub struct Compressed {
-    tag: String,
-    raw: Bytes,
-    options: Options,
-    limits: Limits,
-}
-
-impl Compressed {
-    /// The most bytes inflating may produce (the decoder's
-    /// `max_decompressed_bytes`).
-    pub fn max_inflated(&self) -> usize {
-        self.limits.max_decompressed_bytes
-    }
-
-    /// Inflates and checks the events: [`Request::Events`], or
-    /// [`Request::Dropped`] when the data is not valid gzip or inflates
-    /// past the limit.
-    pub fn inflate(self) -> Request {
-        let max = self.limits.max_decompressed_bytes;
-        // Within the decoder's own limit an overflow is already a Dropped
-        // request: the batch never comes back.
-        self.inflate_within(max)
-            .unwrap_or_else(|c| c.too_large(max))
-    }
-
-    /// The batch dropped as inflating past `limit`, without inflating it
-    /// again: for a caller whose room for it is below the decoder's own
-    /// limit, and whose [`Compressed::inflate_within`] gave it back.
-    pub fn too_large(self, limit: usize) -> Request {
-        Request::Dropped(Dropped {
-            error: Error::DecompressedTooLarge { limit },
-            chunk: self.options.chunk,
-        })
-    }
-
-    /// Like [`Compressed::inflate`], giving up with the batch back when it
-    /// inflates past `limit` and `limit` is below the decoder's own: the
-    /// caller may try again with room for more.
-    pub fn inflate_within(self, limit: usize) -> Result<Request, Box<Compressed>> {
-        let max = self.limits.max_decompressed_bytes;
-        let chunk = self.options.chunk.clone();
-        match gunzip(&self.raw, limit.min(max)) {
-            Err(Error::DecompressedTooLarge { .. }) if limit < max => Err(Box::new(self)),
-            Err(error) => Ok(Request::Dropped(Dropped { error, chunk })),
-            Ok(inflated) => {
-                let mut scanner = Scanner::new(
-                    self.limits
-                        .max_decompressed_bytes
-                        .max(self.limits.max_frame_bytes),
-                    self.limits.max_depth,
-                );
-                let checked = check_entries(&mut scanner, &inflated, &mut lazy_now());
-                Ok(Request::Events(EventBatch {
-                    tag: self.tag,
-                    mode: Mode::CompressedPackedForward,
-                    entries: checked.entries,
-                    count: checked.count,
-                    skipped: checked.skipped,
-                    options: self.options,
-                }))
-            }
-        }
-    }
-}
-
-/// A dropped frame and why.
-#[derive(Debug)]
-pub struct Dropped {
-    /// Why the frame was dropped; [`Error::can_continue`] is true.
-    pub error: Error,
-    /// The frame's `chunk` option, when it could be read.
-    pub chunk: Option<Chunk>,
 }
 
 /// A tokio-util [`Decoder`] for the receiving side of Forward (in_forward).
@@ -457,7 +159,7 @@ impl ForwardDecoder {
         }
     }
 
-    fn parse(&mut self, frame: &Bytes) -> Result<Option<Request>, (Error, Option<Chunk>)> {
+    fn parse(&mut self, frame: &Bytes) -> Result<Option<Request>, (Error, Option<ChunkId>)> {
         let plain = |e| (e, None);
         if frame.first() == Some(&0xc0) {
             self.heartbeats += 1;
@@ -636,7 +338,7 @@ fn forward_entries(second: &[u8]) -> bool {
     }
 }
 
-fn lazy_now() -> impl FnMut() -> EventTime {
+pub(crate) fn lazy_now() -> impl FnMut() -> EventTime {
     let mut now = None;
     move || *now.get_or_insert_with(EventTime::now)
 }
@@ -660,7 +362,7 @@ fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, Error> {
         };
         match &key[s..e] {
             b"size" => options.size = msgpack::uint(&value),
-            b"chunk" => options.chunk = Some(Chunk::from_raw(value)),
+            b"chunk" => options.chunk = Some(ChunkId::from_raw(value)),
             b"compressed" => {
                 let name = msgpack::str_or_bin(&value).map(|(_, s, e)| &value[s..e]);
                 options.compressed = match name {
@@ -679,26 +381,10 @@ fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, Error> {
     Ok(options)
 }
 
-fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Error> {
-    // Room for the limit at once (address space only: pages become
-    // resident as they are written): grown by doubling, the copy would hold
-    // one and a half times the output at its peak.
-    let mut out = Vec::with_capacity(crate::transient_capacity(limit.saturating_add(1)));
-    // MultiGzDecoder: clients may concatenate several gzip members.
-    flate2::read::MultiGzDecoder::new(raw)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(Error::Gzip)?;
-    if out.len() > limit {
-        return Err(Error::DecompressedTooLarge { limit });
-    }
-    Ok(out.into())
-}
-
-struct Checked {
-    entries: Bytes,
-    count: usize,
-    skipped: usize,
+pub(crate) struct Checked {
+    pub(crate) entries: Bytes,
+    pub(crate) count: usize,
+    pub(crate) skipped: usize,
 }
 
 impl Checked {
@@ -721,7 +407,7 @@ impl Checked {
 /// Validates concatenated `[time, record]` entries, skipping invalid ones.
 /// Returns a slice of `data` when every entry is kept as it is, and a new
 /// buffer only when something had to be dropped or rewritten.
-fn check_entries(
+pub(crate) fn check_entries(
     scanner: &mut Scanner,
     data: &Bytes,
     now: &mut impl FnMut() -> EventTime,

@@ -4,8 +4,8 @@ use std::io::Write;
 
 use bytes::Bytes;
 
-use crate::decode::{Chunk, Compression};
 use crate::msgpack;
+use crate::options::{ChunkId, Compression};
 use crate::{EventTime, TimeFormat};
 
 /// How a [`FrameBuilder`] lays out its events.
@@ -159,7 +159,7 @@ impl FrameBuilder {
     /// Completes the frame. With `chunk` the receiver will ack it; with
     /// `compress` the entries are gzipped (PackedForward only; a Forward
     /// frame is sent uncompressed).
-    pub fn finish(mut self, chunk: Option<&Chunk>, compress: Option<Compression>) -> Bytes {
+    pub fn finish(mut self, chunk: Option<&ChunkId>, compress: Option<Compression>) -> Bytes {
         let compress = compress.filter(|_| self.mode == BatchMode::PackedForward);
         if compress.is_some() {
             let entries = &self.buf[self.len_at + 4..];
@@ -194,7 +194,7 @@ impl FrameBuilder {
 fn write_options(
     out: &mut Vec<u8>,
     count: usize,
-    chunk: Option<&Chunk>,
+    chunk: Option<&ChunkId>,
     compress: Option<Compression>,
 ) {
     let keys = 1 + u8::from(chunk.is_some()) + u8::from(compress.is_some());
@@ -226,7 +226,7 @@ pub struct FrameParts {
 
 impl FrameParts {
     /// A PackedForward frame around `entries` holding `count` events.
-    pub fn packed(tag: &str, entries: Bytes, count: usize, chunk: Option<&Chunk>) -> Self {
+    pub fn packed(tag: &str, entries: Bytes, count: usize, chunk: Option<&ChunkId>) -> Self {
         let mut head = Vec::with_capacity(tag.len() + 12);
         head.push(0x93);
         msgpack::write_str(&mut head, tag.as_bytes());
@@ -272,7 +272,7 @@ pub fn encode_message(
     time: EventTime,
     time_format: TimeFormat,
     record: &[u8],
-    chunk: Option<&Chunk>,
+    chunk: Option<&ChunkId>,
 ) -> Bytes {
     let mut out = Vec::with_capacity(tag.len() + record.len() + 48);
     out.push(if chunk.is_some() { 0x94 } else { 0x93 });

@@ -13,8 +13,8 @@ use subtle::ConstantTimeEq;
 use tokio_util::codec::Decoder;
 
 use crate::Error;
-use crate::decode::Chunk;
 use crate::msgpack;
+use crate::options::ChunkId;
 use crate::scan::{Scan, Scanner};
 
 fn sha512_hex(parts: &[&[u8]]) -> String {
@@ -325,7 +325,7 @@ pub enum Reply {
     /// The end of the handshake.
     Pong(Pong),
     /// `{"ack": chunk}`: the chunk is safe on the server.
-    Ack(Chunk),
+    Ack(ChunkId),
 }
 
 /// A tokio-util [`Decoder`] for the sending side: HELO, PONG and acks.
@@ -371,7 +371,7 @@ fn parse_reply(frame: &Bytes) -> Result<Reply, Error> {
     // An ack is a one-entry map; keep its value's raw bytes so it can be
     // compared with the chunk id exactly as sent.
     if frame.starts_with(&[0x81, 0xa3, b'a', b'c', b'k']) {
-        return Ok(Reply::Ack(Chunk::from_raw(frame.slice(5..))));
+        return Ok(Reply::Ack(ChunkId::from_raw(frame.slice(5..))));
     }
     let v = msgpack::read_value(frame, "reply")?;
     match v.as_array().and_then(|a| a.first()).and_then(Value::as_str) {
@@ -468,7 +468,7 @@ mod tests {
             ReplyDecoder::new().decode(&mut buf).unwrap(),
             Some(Reply::Pong(pong))
         );
-        let chunk = Chunk::generate();
+        let chunk = ChunkId::generate();
         let mut buf = BytesMut::from(&chunk.ack()[..]);
         assert_eq!(
             ReplyDecoder::new().decode(&mut buf).unwrap(),

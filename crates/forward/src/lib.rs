@@ -23,14 +23,14 @@
 //!
 //! ```
 //! use bytes::BytesMut;
-//! use hydra_forward::{BatchMode, Chunk, EventTime, ForwardDecoder, FrameBuilder, Request, TimeFormat};
+//! use hydra_forward::{BatchMode, ChunkId, EventTime, ForwardDecoder, FrameBuilder, Request, TimeFormat};
 //! use tokio_util::codec::Decoder;
 //!
 //! // A client batches two log lines and asks for an ack.
 //! let mut frame = FrameBuilder::new("nginx.access", BatchMode::PackedForward, TimeFormat::EventTime);
 //! frame.push_line(EventTime::new(1_700_000_000, 0), "message", b"GET / 200");
 //! frame.push_line(EventTime::new(1_700_000_001, 0), "message", b"GET /favicon.ico 404");
-//! let chunk = Chunk::generate();
+//! let chunk = ChunkId::generate();
 //! let bytes = frame.finish(Some(&chunk), None);
 //!
 //! // The server decodes it, possibly from many small reads.
@@ -52,26 +52,29 @@
 //! ```
 
 mod alloc;
+mod batch;
 mod decode;
 mod encode;
 mod error;
 mod handshake;
+mod inflate;
 mod json;
 mod msgpack;
+mod options;
 mod scan;
 mod tag;
 mod time;
 
 pub use alloc::transient_capacity;
-pub use decode::{
-    Chunk, Compressed, Compression, Dropped, Event, EventBatch, EventRef, Events, ForwardDecoder,
-    Limits, Mode, Options, Request, udp_heartbeat_reply,
-};
+pub use batch::{Event, EventBatch, EventRef, Events};
+pub use decode::{ForwardDecoder, Limits, Mode, Request, udp_heartbeat_reply};
 pub use encode::{BatchMode, FrameBuilder, FrameParts, encode_message, encode_record};
 pub use error::Error;
 pub use handshake::{
     Helo, Ping, Pong, Reply, ReplyDecoder, password_digest, ping_digest, pong_digest,
 };
+pub use inflate::{Compressed, Dropped};
 pub use json::{json_lines, to_json};
+pub use options::{ChunkId, Compression, Options};
 pub use tag::TagPattern;
 pub use time::{EVENT_TIME_EXT, EventTime, TimeFormat};

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 use hydra_forward::{
-    Chunk, EventBatch, EventTime, ForwardDecoder, Mode, Pong, Reply, ReplyDecoder, Request,
+    ChunkId, EventBatch, EventTime, ForwardDecoder, Mode, Pong, Reply, ReplyDecoder, Request,
     udp_heartbeat_reply,
 };
 use tokio_util::codec::Decoder;
@@ -444,7 +444,7 @@ fn packed_entries_are_forwarded_without_a_copy() {
         batch.tag(),
         batch.entries().clone(),
         batch.len(),
-        Some(&Chunk::from_id("x")),
+        Some(&ChunkId::from_id("x")),
     );
     let mut again = BytesMut::from(&parts.to_bytes()[..]);
     let Some(Request::Events(copy)) = ForwardDecoder::new().decode(&mut again).unwrap() else {

@@ -7,8 +7,8 @@ use std::io::Write;
 
 use bytes::BytesMut;
 use hydra_forward::{
-    BatchMode, Chunk, Compression, Error, EventTime, ForwardDecoder, FrameBuilder, Limits, Request,
-    TimeFormat,
+    BatchMode, ChunkId, Compression, Error, EventTime, ForwardDecoder, FrameBuilder, Limits,
+    Request, TimeFormat,
 };
 use tokio_util::codec::Decoder;
 
@@ -33,7 +33,7 @@ fn gzip_frame(body: &[u8], chunk: Option<&str>) -> Vec<u8> {
 fn good_frame() -> Vec<u8> {
     let mut b = FrameBuilder::new("good", BatchMode::PackedForward, TimeFormat::EventTime);
     b.push_line(EventTime::new(1_700_000_000, 0), "message", b"hello");
-    b.finish(Some(&Chunk::from_id("ok")), None).to_vec()
+    b.finish(Some(&ChunkId::from_id("ok")), None).to_vec()
 }
 
 fn decode(decoder: &mut ForwardDecoder, bytes: &[u8]) -> (Vec<Request>, Option<Error>, BytesMut) {
@@ -222,7 +222,7 @@ fn a_gzip_bomb_is_dropped_without_inflating_it() {
     };
     assert!(matches!(d.error, Error::DecompressedTooLarge { limit } if limit == 1 << 20));
     // The chunk is known, but nothing acks it: the sender will retry.
-    assert_eq!(d.chunk, Some(Chunk::from_id("b")));
+    assert_eq!(d.chunk, Some(ChunkId::from_id("b")));
     assert_eq!(good.tag(), "good");
 }
 

@@ -5,8 +5,8 @@
 
 use bytes::{Bytes, BytesMut};
 use hydra_forward::{
-    BatchMode, Chunk, Compression, EventTime, ForwardDecoder, FrameBuilder, Limits, Mode, Request,
-    TimeFormat, encode_message, encode_record,
+    BatchMode, ChunkId, Compression, EventTime, ForwardDecoder, FrameBuilder, Limits, Mode,
+    Request, TimeFormat, encode_message, encode_record,
 };
 use proptest::prelude::*;
 use rmpv::Value;
@@ -62,7 +62,7 @@ fn encode(
     events: &[(EventTime, Value)],
     mode: WireMode,
     tf: TimeFormat,
-    chunk: Option<&Chunk>,
+    chunk: Option<&ChunkId>,
 ) -> Vec<Bytes> {
     match mode {
         WireMode::Message => events
@@ -122,7 +122,7 @@ proptest! {
         ack in any::<bool>(),
     ) {
         let tf = if integer_time { TimeFormat::Integer } else { TimeFormat::EventTime };
-        let chunk = ack.then(Chunk::generate);
+        let chunk = ack.then(ChunkId::generate);
         let frames = encode(&tag, &events, mode, tf, chunk.as_ref());
         let bytes: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
         let decoded = decode_all(&bytes, &[bytes.len()]).unwrap();
@@ -161,7 +161,7 @@ proptest! {
             if heartbeats {
                 bytes.push(0xc0);
             }
-            for f in encode("t", &events, mode, TimeFormat::EventTime, Some(&Chunk::from_id("c"))) {
+            for f in encode("t", &events, mode, TimeFormat::EventTime, Some(&ChunkId::from_id("c"))) {
                 bytes.extend_from_slice(&f);
             }
         }
@@ -251,7 +251,7 @@ proptest! {
         events in proptest::collection::vec(event(), 1..20),
         with_chunk in any::<bool>(),
     ) {
-        let chunk = with_chunk.then(Chunk::generate);
+        let chunk = with_chunk.then(ChunkId::generate);
         let frame = encode("t.x", &events, WireMode::CompressedPacked, TimeFormat::EventTime, chunk.as_ref())
             .remove(0);
         let inline = ForwardDecoder::new().decode_frame(&frame).unwrap();

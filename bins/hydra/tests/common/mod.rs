@@ -225,7 +225,7 @@ pub fn send_numbered(
 /// A PackedForward frame of `{"message": "line N <pad>"}` for `from..to`,
 /// with `tag` and, when given, chunk id `id`.
 pub fn padded_frame(tag: &str, id: Option<&str>, from: u64, to: u64, pad: usize) -> Vec<u8> {
-    use hydra_forward::{BatchMode, Chunk, EventTime, FrameBuilder, TimeFormat};
+    use hydra_forward::{BatchMode, ChunkId, EventTime, FrameBuilder, TimeFormat};
     let mut f = FrameBuilder::new(tag, BatchMode::PackedForward, TimeFormat::EventTime);
     let pad = "x".repeat(pad);
     for n in from..to {
@@ -235,7 +235,7 @@ pub fn padded_frame(tag: &str, id: Option<&str>, from: u64, to: u64, pad: usize)
             format!("line {n} {pad}").as_bytes(),
         );
     }
-    f.finish(id.map(Chunk::from_id).as_ref(), None).to_vec()
+    f.finish(id.map(ChunkId::from_id).as_ref(), None).to_vec()
 }
 
 /// Appends `text` to `path`, creating it, as a writer that reopens its log

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use hydra_forward::Chunk;
+use hydra_forward::ChunkId;
 use tokio::sync::mpsc;
 
 use super::{ReceiverCounters, Settings};
@@ -20,7 +20,7 @@ use super::{ReceiverCounters, Settings};
 pub(super) struct ChunkKey {
     pub(super) host: IpAddr,
     pub(super) tag: String,
-    pub(super) chunk: Chunk,
+    pub(super) chunk: ChunkId,
     pub(super) events: usize,
     pub(super) bytes: usize,
 }

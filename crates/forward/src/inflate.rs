@@ -1,0 +1,105 @@
+//! Compressed batches, inflated where the caller chooses, within limits.
+
+use std::io::Read;
+
+use bytes::Bytes;
+
+use crate::Error;
+use crate::batch::EventBatch;
+use crate::decode::{Limits, Mode, Request, check_entries, lazy_now};
+use crate::options::{ChunkId, Options};
+use crate::scan::Scanner;
+
+/// A CompressedPackedForward batch, not inflated yet: [`Compressed::inflate`]
+/// does it, where the caller chooses (a blocking thread, under a memory
+/// budget), within the decoder's limits.
+#[derive(Debug)]
+pub struct Compressed {
+    pub(crate) tag: String,
+    pub(crate) raw: Bytes,
+    pub(crate) options: Options,
+    pub(crate) limits: Limits,
+}
+
+impl Compressed {
+    /// The most bytes inflating may produce (the decoder's
+    /// `max_decompressed_bytes`).
+    pub fn max_inflated(&self) -> usize {
+        self.limits.max_decompressed_bytes
+    }
+
+    /// Inflates and checks the events: [`Request::Events`], or
+    /// [`Request::Dropped`] when the data is not valid gzip or inflates
+    /// past the limit.
+    pub fn inflate(self) -> Request {
+        let max = self.limits.max_decompressed_bytes;
+        // Within the decoder's own limit an overflow is already a Dropped
+        // request: the batch never comes back.
+        self.inflate_within(max)
+            .unwrap_or_else(|c| c.too_large(max))
+    }
+
+    /// The batch dropped as inflating past `limit`, without inflating it
+    /// again: for a caller whose room for it is below the decoder's own
+    /// limit, and whose [`Compressed::inflate_within`] gave it back.
+    pub fn too_large(self, limit: usize) -> Request {
+        Request::Dropped(Dropped {
+            error: Error::DecompressedTooLarge { limit },
+            chunk: self.options.chunk,
+        })
+    }
+
+    /// Like [`Compressed::inflate`], giving up with the batch back when it
+    /// inflates past `limit` and `limit` is below the decoder's own: the
+    /// caller may try again with room for more.
+    pub fn inflate_within(self, limit: usize) -> Result<Request, Box<Compressed>> {
+        let max = self.limits.max_decompressed_bytes;
+        let chunk = self.options.chunk.clone();
+        match gunzip(&self.raw, limit.min(max)) {
+            Err(Error::DecompressedTooLarge { .. }) if limit < max => Err(Box::new(self)),
+            Err(error) => Ok(Request::Dropped(Dropped { error, chunk })),
+            Ok(inflated) => {
+                let mut scanner = Scanner::new(
+                    self.limits
+                        .max_decompressed_bytes
+                        .max(self.limits.max_frame_bytes),
+                    self.limits.max_depth,
+                );
+                let checked = check_entries(&mut scanner, &inflated, &mut lazy_now());
+                Ok(Request::Events(EventBatch {
+                    tag: self.tag,
+                    mode: Mode::CompressedPackedForward,
+                    entries: checked.entries,
+                    count: checked.count,
+                    skipped: checked.skipped,
+                    options: self.options,
+                }))
+            }
+        }
+    }
+}
+
+/// A dropped frame and why.
+#[derive(Debug)]
+pub struct Dropped {
+    /// Why the frame was dropped; [`Error::can_continue`] is true.
+    pub error: Error,
+    /// The frame's `chunk` option, when it could be read.
+    pub chunk: Option<ChunkId>,
+}
+
+pub(crate) fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Error> {
+    // Room for the limit at once (address space only: pages become
+    // resident as they are written): grown by doubling, the copy would hold
+    // one and a half times the output at its peak.
+    let mut out = Vec::with_capacity(crate::transient_capacity(limit.saturating_add(1)));
+    // MultiGzDecoder: clients may concatenate several gzip members.
+    flate2::read::MultiGzDecoder::new(raw)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(Error::Gzip)?;
+    if out.len() > limit {
+        return Err(Error::DecompressedTooLarge { limit });
+    }
+    Ok(out.into())
+}
