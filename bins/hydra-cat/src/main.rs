@@ -6,30 +6,17 @@
 //! Exit codes: 0 all sent (and acked); 1 something was not (refused,
 //! timed out, bad input line); 2 bad usage.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use clap::{Parser, ValueEnum};
-use futures_util::StreamExt;
+use hydra_cli::records::{self, Format, InputError, Record};
 use hydra_forward::{
-    BatchMode, ChunkId, Compression, EventTime, FrameBuilder, Reply, ReplyDecoder, TimeFormat,
-    encode_message,
+    BatchMode, ChunkId, Compression, EventTime, FrameBuilder, TimeFormat, encode_message,
 };
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio_util::codec::FramedRead;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Format {
-    /// One JSON object per line.
-    Json,
-    /// A stream of msgpack maps.
-    Msgpack,
-    /// Plain lines, sent as {"message": line}.
-    None,
-}
+use hydra_io::{Client, Target};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {
@@ -115,98 +102,6 @@ struct Args {
     generate: Option<hydra_cli::Generate>,
 }
 
-fn json_to_msgpack(v: &serde_json::Value) -> rmpv::Value {
-    use serde_json::Value as J;
-    match v {
-        J::Null => rmpv::Value::Nil,
-        J::Bool(b) => rmpv::Value::Boolean(*b),
-        J::Number(n) => n
-            .as_i64()
-            .map(rmpv::Value::from)
-            .or_else(|| n.as_u64().map(rmpv::Value::from))
-            .unwrap_or_else(|| rmpv::Value::F64(n.as_f64().unwrap_or(0.0))),
-        J::String(s) => rmpv::Value::from(s.as_str()),
-        J::Array(a) => rmpv::Value::Array(a.iter().map(json_to_msgpack).collect()),
-        J::Object(o) => rmpv::Value::Map(
-            o.iter()
-                .map(|(k, v)| (rmpv::Value::from(k.as_str()), json_to_msgpack(v)))
-                .collect(),
-        ),
-    }
-}
-
-/// One item of input: an event, or a line that could not be read.
-enum Item {
-    Event(EventTime, Vec<u8>),
-    Bad(String),
-}
-
-/// Reads stdin one event at a time, so input of any size streams through
-/// with bounded memory.
-fn stdin_items(
-    format: Format,
-    message_key: &str,
-) -> Box<dyn Iterator<Item = anyhow::Result<Item>>> {
-    let message_key = message_key.to_owned();
-    let stdin = std::io::stdin().lock();
-    match format {
-        Format::Msgpack => {
-            let mut reader = std::io::BufReader::new(stdin);
-            let mut n = 0usize;
-            Box::new(std::iter::from_fn(move || {
-                match reader.fill_buf() {
-                    Ok([]) => return None,
-                    Ok(_) => {}
-                    Err(e) => return Some(Err(anyhow!("reading stdin: {e}"))),
-                }
-                n += 1;
-                Some(match rmpv::decode::read_value(&mut reader) {
-                    // A stream that cannot be decoded cannot be resumed.
-                    Err(e) => Err(anyhow!("msgpack value {n}: {e}")),
-                    Ok(v) if v.is_map() => Ok(Item::Event(
-                        EventTime::now(),
-                        hydra_forward::encode_record(&v),
-                    )),
-                    Ok(_) => Ok(Item::Bad(format!("msgpack value {n}: not a map"))),
-                })
-            }))
-        }
-        Format::Json | Format::None => {
-            Box::new(stdin.split(b'\n').enumerate().filter_map(move |(i, line)| {
-                let line = match line {
-                    Ok(l) => l,
-                    Err(e) => return Some(Err(anyhow!("reading stdin: {e}"))),
-                };
-                let line = line.strip_suffix(b"\r").unwrap_or(&line);
-                let record = if matches!(format, Format::None) {
-                    rmpv::Value::Map(vec![(
-                        rmpv::Value::from(message_key.as_str()),
-                        rmpv::Value::from(String::from_utf8_lossy(line).as_ref()),
-                    )])
-                } else {
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        return None;
-                    }
-                    match serde_json::from_slice::<serde_json::Value>(line) {
-                        Ok(v) if v.is_object() => json_to_msgpack(&v),
-                        Ok(_) => {
-                            return Some(Ok(Item::Bad(format!(
-                                "line {}: not a JSON object",
-                                i + 1
-                            ))));
-                        }
-                        Err(e) => return Some(Ok(Item::Bad(format!("line {}: {e}", i + 1)))),
-                    }
-                };
-                Some(Ok(Item::Event(
-                    EventTime::now(),
-                    hydra_forward::encode_record(&record),
-                )))
-            }))
-        }
-    }
-}
-
 /// What a run sent, and what it could not read.
 #[derive(Default)]
 struct Sent {
@@ -232,17 +127,23 @@ fn progress() -> Option<indicatif::ProgressBar> {
 async fn send(
     args: &Args,
     tag: &str,
-    items: impl Iterator<Item = anyhow::Result<Item>>,
+    items: impl Iterator<Item = Result<Record, InputError>>,
 ) -> anyhow::Result<Sent> {
     let timeout = Duration::from_secs_f64(args.timeout.max(0.001));
-    let mut stream = connect(args, timeout).await?;
+    let target = match &args.unix {
+        Some(path) => Target::Unix(path.clone()),
+        None => Target::Tcp {
+            host: args.host.clone(),
+            port: args.port,
+        },
+    };
+    let mut conn = hydra_io::connect(&target, None, timeout)
+        .await
+        .with_context(|| format!("{target}"))?;
     if let Some(key) = &args.shared_key {
-        hydra_sender::handshake(&mut stream, &args.self_hostname, key, None, timeout)
-            .await
-            .map_err(|e| anyhow!(e))?;
+        hydra_io::client_handshake(&mut conn, &args.self_hostname, key, None, timeout).await?;
     }
-    let (read, mut write) = tokio::io::split(stream);
-    let mut replies = FramedRead::new(read, ReplyDecoder::new());
+    let mut client = Client::new(conn);
     let tf = if args.time_as_integer {
         TimeFormat::Integer
     } else {
@@ -255,20 +156,22 @@ async fn send(
     let bar = progress();
     let mut sent = Sent::default();
     let mut items = items.peekable();
-    let mut group: Vec<(EventTime, Vec<u8>)> = Vec::with_capacity(per_frame);
+    let mut group: Vec<Record> = Vec::with_capacity(per_frame);
     while items.peek().is_some() {
         group.clear();
         while group.len() < per_frame {
             match items.next() {
                 None => break,
-                Some(Err(e)) => {
-                    return Err(e.context(format!("after {} acknowledged events", sent.events)));
+                Some(Err(e)) if e.is_fatal() => {
+                    return Err(
+                        anyhow!(e).context(format!("after {} acknowledged events", sent.events))
+                    );
                 }
-                Some(Ok(Item::Bad(why))) => {
+                Some(Err(why)) => {
                     eprintln!("hydra-cat: {why}");
                     sent.bad += 1;
                 }
-                Some(Ok(Item::Event(t, r))) => group.push((t, r)),
+                Some(Ok(record)) => group.push(record),
             }
         }
         if group.is_empty() {
@@ -293,22 +196,10 @@ async fn send(
                 )
             }
         };
-        write.write_all(&frame).await.context("sending")?;
-        if let Some(chunk) = chunk {
-            match tokio::time::timeout(timeout, replies.next()).await {
-                Err(_) => bail!(
-                    "no ack within {timeout:?} after {} acknowledged events",
-                    sent.events
-                ),
-                Ok(None) => bail!(
-                    "the server closed the connection after {} acknowledged events",
-                    sent.events
-                ),
-                Ok(Some(Err(e))) => bail!("bad reply from the server: {e}"),
-                Ok(Some(Ok(Reply::Ack(id)))) if id == chunk => {}
-                Ok(Some(Ok(other))) => bail!("unexpected reply from the server: {other:?}"),
-            }
-        }
+        client
+            .send(&frame, chunk.as_ref(), timeout)
+            .await
+            .with_context(|| format!("after {} acknowledged events", sent.events))?;
         sent.events += group.len();
         if let Some(b) = &bar {
             b.set_position(sent.events as u64);
@@ -317,29 +208,8 @@ async fn send(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    write.shutdown().await.ok();
+    client.close().await;
     Ok(sent)
-}
-
-/// A connection: TCP or a unix socket.
-trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
-
-async fn connect(args: &Args, timeout: Duration) -> anyhow::Result<Box<dyn Stream>> {
-    if let Some(path) = &args.unix {
-        let what = path.display();
-        let s = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
-            .await
-            .map_err(|_| anyhow!("connecting to {what}: timed out"))?
-            .with_context(|| format!("connecting to {what}"))?;
-        return Ok(Box::new(s));
-    }
-    let what = format!("{}:{}", args.host, args.port);
-    let s = tokio::time::timeout(timeout, TcpStream::connect((args.host.as_str(), args.port)))
-        .await
-        .map_err(|_| anyhow!("connecting to {what}: timed out"))?
-        .with_context(|| format!("connecting to {what}"))?;
-    Ok(Box::new(s))
 }
 
 /// --format, or the fluent-cat flag that stands for it.
@@ -355,80 +225,57 @@ fn input_format(args: &Args) -> Format {
     }
 }
 
+/// The events to send: the one `--event` gives, or stdin's (read whole
+/// first with `--strict`, so that nothing is sent if any of it is bad).
+fn inputs(args: &Args) -> anyhow::Result<Box<dyn Iterator<Item = Result<Record, InputError>>>> {
+    if let Some(ev) = &args.event {
+        let record = records::from_json_text(&ev[1]).context("--event")?;
+        return Ok(Box::new(std::iter::once(Ok((EventTime::now(), record)))));
+    }
+    let stdin = records::read(
+        std::io::stdin().lock(),
+        input_format(args),
+        &args.message_key,
+    );
+    if !args.strict {
+        return Ok(stdin);
+    }
+    let all: Vec<Result<Record, InputError>> = stdin.collect();
+    let bad: Vec<&InputError> = all.iter().filter_map(|i| i.as_ref().err()).collect();
+    if bad.is_empty() {
+        return Ok(Box::new(all.into_iter()));
+    }
+    for b in &bad {
+        eprintln!("hydra-cat: {b}");
+    }
+    Err(anyhow!(
+        "--strict: {} bad input(s), nothing sent",
+        bad.len()
+    ))
+}
+
+fn try_main(args: &Args, tag: &str) -> anyhow::Result<Sent> {
+    let items = inputs(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(send(args, tag, items))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(kind) = args.generate {
         return hydra_cli::print(kind, <Args as clap::CommandFactory>::command());
     }
-    let tag = match (&args.event, &args.tag) {
-        (Some(ev), _) => ev[0].clone(),
-        (None, Some(t)) => t.clone(),
-        (None, None) => {
-            eprintln!("hydra-cat: a TAG is needed (or --event TAG JSON)");
-            return ExitCode::from(2);
-        }
+    let Some(tag) = args.event.as_ref().map(|ev| &ev[0]).or(args.tag.as_ref()) else {
+        eprintln!("hydra-cat: a TAG is needed (or --event TAG JSON)");
+        return ExitCode::from(2);
     };
-    let items: Box<dyn Iterator<Item = anyhow::Result<Item>>> = if let Some(ev) = &args.event {
-        let item = serde_json::from_str::<serde_json::Value>(&ev[1])
-            .map_err(|e| anyhow!("--event: not JSON: {e}"))
-            .and_then(|v| {
-                if v.is_object() {
-                    Ok(Item::Event(
-                        EventTime::now(),
-                        hydra_forward::encode_record(&json_to_msgpack(&v)),
-                    ))
-                } else {
-                    Err(anyhow!("--event: not a JSON object"))
-                }
-            });
-        if let Err(e) = item {
-            eprintln!("hydra-cat: {e}");
-            return ExitCode::from(1);
-        }
-        Box::new(std::iter::once(item))
-    } else if args.strict {
-        // Nothing may be sent if any input is bad: read it all first.
-        let all: Vec<anyhow::Result<Item>> =
-            stdin_items(input_format(&args), &args.message_key).collect();
-        let bad: Vec<String> = all
-            .iter()
-            .filter_map(|i| match i {
-                Ok(Item::Bad(why)) => Some(why.clone()),
-                Err(e) => Some(format!("{e:#}")),
-                Ok(Item::Event(..)) => None,
-            })
-            .collect();
-        if !bad.is_empty() {
-            for b in &bad {
-                eprintln!("hydra-cat: {b}");
-            }
-            eprintln!(
-                "hydra-cat: --strict: {} bad input(s), nothing sent",
-                bad.len()
-            );
-            return ExitCode::from(1);
-        }
-        Box::new(all.into_iter())
-    } else {
-        stdin_items(input_format(&args), &args.message_key)
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("hydra-cat: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(send(&args, &tag, items)) {
+    match try_main(&args, tag) {
         Ok(sent) if sent.bad == 0 => ExitCode::SUCCESS,
         Ok(sent) => {
-            eprintln!(
-                "hydra-cat: sent {} events; {} input(s) could not be read",
-                sent.events, sent.bad
-            );
+            let (events, bad) = (sent.events, sent.bad);
+            eprintln!("hydra-cat: sent {events} events; {bad} input(s) could not be read");
             ExitCode::from(1)
         }
         Err(e) => {

@@ -6,19 +6,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hydra_config::Listen;
+use hydra_io::Conn;
 use tokio::net::{TcpListener, UdpSocket, UnixListener};
 
 use crate::Error;
-
-/// A client connection before TLS: TCP or a unix socket.
-pub(crate) trait Stream:
-    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
-{
-}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
-
-/// Any connection, plain or TLS.
-pub(crate) type Conn = Box<dyn Stream>;
 
 /// Who is at the other end of a connection.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,8 @@
 //! What hydra's binaries share on the command line.
 //!
+//! [`records`] reads events from standard input for the tools that send
+//! them.
+//!
 //! Each binary takes a hidden `--generate KIND` that prints its man page or
 //! a shell completion script, made from its own clap definition, so they
 //! never drift from the real flags (`scripts/gen-docs` writes them all).
@@ -15,6 +18,8 @@
 //! hydra_cli::generate(hydra_cli::Generate::CompleteBash, Args::command(), &mut out).unwrap();
 //! assert!(String::from_utf8(out).unwrap().contains("complete -F"));
 //! ```
+
+pub mod records;
 
 use std::io::Write;
 

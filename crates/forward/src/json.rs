@@ -1,5 +1,6 @@
 //! Forward events as JSON, for people to read: the stdout output, `hydra
-//! tap` and tests print them this way.
+//! tap` and tests print them this way; and JSON records as msgpack, for
+//! tools that read them (`hydra-cat`).
 
 use bytes::Bytes;
 use rmpv::Value;
@@ -40,6 +41,27 @@ pub fn to_json(v: &Value) -> Json {
             ("ext".to_owned(), Json::from(*t)),
             ("data".to_owned(), Json::from(d.clone())),
         ])),
+    }
+}
+
+/// A JSON value as msgpack: integers stay integers, other numbers become
+/// 64-bit floats, objects keep their keys' order.
+pub fn from_json(v: &Json) -> Value {
+    match v {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Value::from)
+            .or_else(|| n.as_u64().map(Value::from))
+            .unwrap_or_else(|| Value::F64(n.as_f64().unwrap_or(0.0))),
+        Json::String(s) => Value::from(s.as_str()),
+        Json::Array(a) => Value::Array(a.iter().map(from_json).collect()),
+        Json::Object(o) => Value::Map(
+            o.iter()
+                .map(|(k, v)| (Value::from(k.as_str()), from_json(v)))
+                .collect(),
+        ),
     }
 }
 

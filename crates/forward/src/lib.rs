@@ -74,7 +74,7 @@ pub use handshake::{
     Helo, Ping, Pong, Reply, ReplyDecoder, password_digest, ping_digest, pong_digest,
 };
 pub use inflate::{Compressed, Dropped};
-pub use json::{json_lines, to_json};
+pub use json::{from_json, json_lines, to_json};
 pub use options::{ChunkId, Compression, Options};
 pub use tag::TagPattern;
 pub use time::{EVENT_TIME_EXT, EventTime, TimeFormat};

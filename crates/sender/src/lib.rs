@@ -383,48 +383,6 @@ impl Sender {
     }
 }
 
-/// The client side of the shared-key handshake on a fresh connection:
-/// reads HELO, answers PING, and checks the server's PONG. The error says
-/// what went wrong, prefixed with `handshake:`.
-pub async fn handshake<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    stream: &mut S,
-    self_hostname: &str,
-    shared_key: &str,
-    user: Option<(&str, &str)>,
-    timeout: Duration,
-) -> Result<(), String> {
-    use futures_util::StreamExt;
-    use hydra_forward::{Ping, Reply, ReplyDecoder};
-    use tokio::io::AsyncWriteExt;
-    let work = async {
-        let mut replies = tokio_util::codec::FramedRead::new(&mut *stream, ReplyDecoder::new());
-        let helo = match replies.next().await {
-            Some(Ok(Reply::Helo(h))) => h,
-            Some(Ok(_)) => return Err("handshake: expected HELO".to_owned()),
-            Some(Err(e)) => return Err(format!("handshake: {e}")),
-            None => return Err("handshake: closed before HELO".to_owned()),
-        };
-        let ping = Ping::answer(&helo, self_hostname, shared_key, user);
-        replies
-            .get_mut()
-            .write_all(&ping.to_msgpack())
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        match replies.next().await {
-            Some(Ok(Reply::Pong(pong))) => pong
-                .verify(&ping, &helo.nonce, shared_key)
-                .map_err(|e| format!("handshake: {e}: {}", pong.reason)),
-            Some(Ok(_)) => Err("handshake: expected PONG".to_owned()),
-            Some(Err(e)) => Err(format!("handshake: {e}")),
-            None => Err("handshake: closed before PONG".to_owned()),
-        }
-    };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err("handshake: timed out".to_owned()),
-    }
-}
-
 struct LinkState {
     tx: mpsc::Sender<Chunk>,
     in_flight: usize,
@@ -562,7 +520,7 @@ impl Dispatcher {
                 self.selector.down(i);
                 let mut s = self.stats();
                 s.servers[i].alive = false;
-                s.servers[i].error = Some(error);
+                s.servers[i].error = Some(error.to_string());
             }
             link::Event::Delivered(i, chunk) => {
                 self.links[i].in_flight = self.links[i].in_flight.saturating_sub(1);

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use hydra_buffer::Chunk;
 use hydra_forward::{Reply, ReplyDecoder};
+use hydra_io::{Conn, Target, client_handshake};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
@@ -21,20 +21,12 @@ pub(crate) enum Event {
     /// Connected (and authenticated): can take chunks.
     Up(usize),
     /// Disconnected, or could not connect.
-    Down(usize, String),
+    Down(usize, hydra_io::Error),
     /// A chunk reached the server (acked, when acks are on).
     Delivered(usize, Chunk),
     /// Chunks that were not delivered: to be sent again, maybe elsewhere.
     Failed(usize, Vec<Chunk>),
 }
-
-/// A connection to a server: plain TCP or TLS.
-pub(crate) trait Stream:
-    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
-{
-}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
-pub(crate) type Conn = Box<dyn Stream>;
 
 /// How long closing a connection may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -47,10 +39,7 @@ pub(crate) struct Link {
     pub(crate) events: mpsc::UnboundedSender<Event>,
     pub(crate) backoff: Backoff,
     /// TLS, when the server has it: the connector and the name to verify.
-    pub(crate) tls: Option<(
-        hydra_tls::TlsConnector,
-        rustls_pki_types::ServerName<'static>,
-    )>,
+    pub(crate) tls: Option<(hydra_tls::TlsConnector, hydra_tls::ServerName<'static>)>,
 }
 
 impl Link {
@@ -100,47 +89,29 @@ impl Link {
         }
     }
 
-    async fn connect(&mut self) -> Result<Conn, String> {
-        let timeout = self.config.connect_timeout;
+    async fn connect(&mut self) -> Result<Conn, hydra_io::Error> {
         // Resolved on every attempt: a server's address may change.
-        let addr = (self.server.host.as_str(), self.server.port);
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(format!("connect: {e}")),
-            Err(_) => return Err(format!("connect: timed out after {timeout:?}")),
+        let target = Target::Tcp {
+            host: self.server.host.clone(),
+            port: self.server.port,
         };
-        let _ = stream.set_nodelay(true);
-        let mut conn: Conn = match &self.tls {
-            None => Box::new(stream),
-            Some((connector, name)) => {
-                let tls =
-                    tokio::time::timeout(timeout, connector.connect(name.clone(), stream)).await;
-                match tls {
-                    Ok(Ok(s)) => Box::new(s),
-                    Ok(Err(e)) => return Err(format!("TLS: {e}")),
-                    Err(_) => return Err(format!("TLS: handshake timed out after {timeout:?}")),
-                }
-            }
-        };
-        if let Some(key) = self.server.shared_key.clone() {
-            self.handshake(&mut conn, &key).await?;
+        let mut conn =
+            hydra_io::connect(&target, self.tls.as_ref(), self.config.connect_timeout).await?;
+        if let Some(key) = self.server.shared_key.as_deref() {
+            let user = self
+                .server
+                .username
+                .as_deref()
+                .zip(self.server.password.as_deref());
+            let timeout = self.config.ack_timeout.min(Duration::from_secs(30));
+            client_handshake(&mut conn, &self.config.self_hostname, key, user, timeout).await?;
         }
         Ok(conn)
     }
 
-    async fn handshake(&self, stream: &mut Conn, key: &str) -> Result<(), String> {
-        let user = self
-            .server
-            .username
-            .as_deref()
-            .zip(self.server.password.as_deref());
-        let timeout = self.config.ack_timeout.min(Duration::from_secs(30));
-        crate::handshake(stream, &self.config.self_hostname, key, user, timeout).await
-    }
-
     /// Sends chunks until the connection fails (`Err`) or the dispatcher
     /// goes away (`Ok`). Every chunk not delivered is given back.
-    async fn serve(&mut self, stream: Conn) -> Result<(), String> {
+    async fn serve(&mut self, stream: Conn) -> Result<(), hydra_io::Error> {
         let (read, mut write) = tokio::io::split(stream);
         let mut replies = FramedRead::new(read, ReplyDecoder::new());
         let mut in_flight: VecDeque<(Chunk, Instant)> = VecDeque::new();
@@ -155,8 +126,8 @@ impl Link {
                     let write_res = tokio::time::timeout(self.config.send_timeout, write.write_all(chunk.frame())).await;
                     match write_res {
                         Ok(Ok(())) => {}
-                        Ok(Err(e)) => { in_flight.push_back((chunk, Instant::now())); break Err(format!("send: {e}")); }
-                        Err(_) => { in_flight.push_back((chunk, Instant::now())); break Err("send: timed out".to_owned()); }
+                        Ok(Err(e)) => { in_flight.push_back((chunk, Instant::now())); break Err(hydra_io::Error::Send(e)); }
+                        Err(_) => { in_flight.push_back((chunk, Instant::now())); break Err(hydra_io::Error::SendTimeout); }
                     }
                     if ack && chunk.id().is_some() {
                         in_flight.push_back((chunk, Instant::now()));
@@ -173,12 +144,12 @@ impl Link {
                             None => debug!(server = %self.address(), "Ack for an unknown chunk."),
                         }
                     }
-                    Some(Ok(_)) => break Err("unexpected message from server".to_owned()),
-                    Some(Err(e)) => break Err(format!("bad reply: {e}")),
-                    None => break Err("connection closed by server".to_owned()),
+                    Some(Ok(_)) => break Err(hydra_io::Error::Unexpected),
+                    Some(Err(e)) => break Err(hydra_io::Error::BadReply(e)),
+                    None => break Err(hydra_io::Error::Closed),
                 },
                 () = async { tokio::time::sleep_until(oldest.unwrap_or_else(Instant::now).into()).await }, if oldest.is_some() => {
-                    break Err(format!("no ack within {:?}", self.config.ack_timeout));
+                    break Err(hydra_io::Error::AckTimeout(self.config.ack_timeout));
                 }
             }
         };

@@ -16,14 +16,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use hydra_buffer::{Buffer, Commit};
 use hydra_config::{AckWhen, ForwardInput, Listen};
-use hydra_forward::{ForwardDecoder, Helo, Limits, Pong, Request, udp_heartbeat_reply};
+use hydra_forward::{ForwardDecoder, Limits, Pong, Request, udp_heartbeat_reply};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::listen::{Bound, Conn, Peer};
+use crate::listen::{Bound, Peer};
 use crate::{Error, join_tag};
+use hydra_io::{Conn, ServerHandshake, ServerSecurity};
 
 use acks::{ACK_QUEUE, ACK_WRITE_TIMEOUT, ChunkKey, Owed, Pending};
 use reader::{CLOSE_WAIT, Held, Next, Reader, inflate};
@@ -105,8 +106,8 @@ pub(crate) async fn prepare(
         None => None,
     };
     let security = match &config.security {
-        Some(s) => Some(SecuritySettings {
-            key: s.key.resolve()?.unwrap_or_default(),
+        Some(s) => Some(ServerSecurity {
+            shared_key: s.key.resolve()?.unwrap_or_default(),
             hostname: s.self_hostname.clone().unwrap_or_else(crate::hostname),
             users: s
                 .users
@@ -242,7 +243,7 @@ struct Settings {
     limits: Limits,
     idle: std::time::Duration,
     tls: Option<hydra_tls::TlsAcceptor>,
-    security: Option<SecuritySettings>,
+    security: Option<ServerSecurity>,
     pending: Pending,
     /// `max_pending_bytes`, in bytes: what connections hold of partly
     /// read frames and inflated events beyond [`reader::FREE`] each.
@@ -287,50 +288,20 @@ impl Drop for AbortOnDrop {
     }
 }
 
-struct SecuritySettings {
-    key: String,
-    hostname: String,
-    users: Vec<(String, String)>,
-}
-
-/// checked, PONG. A refused client gets `["PONG", false, reason, "", ""]`.
 /// The server side of the shared-key handshake: HELO, the client's PING
+/// read with the connection's own reader, PONG.
 async fn handshake(
     reader: &mut Reader,
     write: &mut tokio::io::WriteHalf<Conn>,
-    security: &SecuritySettings,
-) -> Result<(), &'static str> {
-    let helo = Helo::generate(!security.users.is_empty(), true);
-    write
-        .write_all(&helo.to_msgpack())
-        .await
-        .map_err(|_| "connection lost")?;
+    security: &ServerSecurity,
+) -> Result<(), hydra_io::HandshakeError> {
+    let greeting = ServerHandshake::greet(write, security).await?;
     let ping = match reader.next(std::time::Duration::from_secs(10)).await {
         Next::Request(Request::Ping(p)) => p,
-        _ => return Err("no PING after HELO"),
+        _ => return Err(hydra_io::HandshakeError::Expected("PING")),
     };
     reader.settle();
-    let reason = if !ping.verify_shared_key(&helo.nonce, &security.key) {
-        Some("shared_key mismatch")
-    } else if !security.users.is_empty()
-        && !security
-            .users
-            .iter()
-            .any(|(u, p)| ping.verify_password(&helo.auth, u, p))
-    {
-        Some("username/password mismatch")
-    } else {
-        None
-    };
-    let pong = match reason {
-        Some(r) => Pong::refuse(r),
-        None => Pong::accept(&ping, &helo.nonce, &security.hostname, &security.key),
-    };
-    write
-        .write_all(&pong.to_msgpack())
-        .await
-        .map_err(|_| "connection lost")?;
-    reason.map_or(Ok(()), Err)
+    greeting.answer(write, &ping, security).await
 }
 
 async fn serve(
@@ -374,10 +345,10 @@ async fn serve(
         large: false,
     };
     if let Some(security) = &settings.security
-        && let Err(reason) = handshake(&mut reader, &mut write, security).await
+        && let Err(error) = handshake(&mut reader, &mut write, security).await
     {
         counters.auth_failures.fetch_add(1, Ordering::Relaxed);
-        warn!(%peer, reason, "Client refused in the shared-key handshake.");
+        warn!(%peer, %error, "Client refused in the shared-key handshake.");
         return;
     }
     // Acks go through one writer: with `ack: delivered` they are sent from

@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 use tokio_util::codec::Decoder;
 
-use crate::listen::Conn;
+use hydra_io::Conn;
 
 use super::Settings;
 
