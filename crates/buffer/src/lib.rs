@@ -126,6 +126,8 @@ struct Inner {
     sealed: Notify,
     /// Everything was delivered.
     drained: Notify,
+    /// The buffer was closed.
+    closing: Notify,
     events_in: AtomicU64,
     events_delivered: AtomicU64,
     chunks_delivered: AtomicU64,
@@ -157,6 +159,7 @@ impl Buffer {
                 room: Notify::new(),
                 sealed: Notify::new(),
                 drained: Notify::new(),
+                closing: Notify::new(),
                 events_in: AtomicU64::new(0),
                 events_delivered: AtomicU64::new(0),
                 chunks_delivered: AtomicU64::new(0),
@@ -459,6 +462,19 @@ impl Buffer {
         drop(state);
         self.inner.sealed.notify_waiters();
         self.inner.room.notify_waiters();
+        self.inner.closing.notify_waiters();
+    }
+
+    /// Resolves once the buffer is closed ([`Buffer::close`]).
+    pub async fn closed(&self) {
+        loop {
+            // Registered before the check: a close in between still wakes it.
+            let closing = self.inner.closing.notified();
+            if self.lock().closed {
+                return;
+            }
+            closing.await;
+        }
     }
 
     /// Waits until everything appended was delivered, or `deadline` passes.

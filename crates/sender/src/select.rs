@@ -127,6 +127,23 @@ impl Selector {
         tiers.into_iter().find(|t| !t.is_empty())
     }
 
+    /// When the servers taking traffic may next change with no server going
+    /// up or down: the first moment a recovering server has been healthy
+    /// for `recover_wait`. `None` when none is recovering.
+    pub fn next_change(&self, now: Instant) -> Option<Instant> {
+        self.health
+            .iter()
+            .filter_map(|h| match *h {
+                Health::Up {
+                    since,
+                    recovered: true,
+                } => Some(since + self.recover_wait),
+                _ => None,
+            })
+            .filter(|&at| at > now)
+            .min()
+    }
+
     /// Whether each server takes traffic now: in failover, the one
     /// [`Selector::pick`] sends to; in round robin, each it shares among. A
     /// server still inside `recover_wait` is not active while another is.
@@ -263,7 +280,11 @@ mod tests {
         assert_eq!(s.pick(t0, |_| true), Some(0));
         s.down(0);
         assert_eq!(s.pick(t0, |_| true), Some(1));
+        assert_eq!(s.next_change(t0), None, "nothing is recovering");
         s.up(0, t0);
+        // The dispatcher sleeps until then: the moment the primary settles.
+        assert_eq!(s.next_change(t0), Some(t0 + wait));
+        assert_eq!(s.next_change(t0 + wait), None, "settled already");
         assert_eq!(s.pick(t0 + Duration::from_millis(50), |_| true), Some(1));
         // Connected again but still inside recover_wait: not active yet.
         assert_eq!(s.active(t0 + Duration::from_millis(50)), [false, true]);
