@@ -106,37 +106,29 @@ enum Command {
     },
 }
 
-fn run_test(config: &std::path::Path, cases: &std::path::Path) -> ExitCode {
-    match hydra_agent::cases::run_files(config, cases) {
-        Ok((report, passed)) => {
-            print!("{report}");
-            ExitCode::from(u8::from(!passed))
-        }
-        Err(e) => {
-            eprintln!("hydra: {:#}", anyhow::Error::from(e));
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// A runtime with I/O and timers, or exit 1 with the reason.
-fn build_runtime(
-    builder: &mut tokio::runtime::Builder,
-) -> Result<tokio::runtime::Runtime, ExitCode> {
-    builder.enable_all().build().map_err(|e| {
-        eprintln!("hydra: cannot start the runtime: {e}");
-        ExitCode::from(1)
-    })
-}
-
 /// Runs `hydra top` or `hydra tap`; exit 1 when the monitor cannot be used.
 fn run_command(command: Command) -> ExitCode {
     if let Command::Test { config, cases } = &command {
-        return run_test(config, cases);
+        return match hydra_agent::cases::run_files(config, cases) {
+            Ok((report, passed)) => {
+                print!("{report}");
+                ExitCode::from(u8::from(!passed))
+            }
+            Err(e) => {
+                eprintln!("hydra: {:#}", anyhow::Error::from(e));
+                ExitCode::from(2)
+            }
+        };
     }
-    let runtime = match build_runtime(&mut tokio::runtime::Builder::new_current_thread()) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("hydra: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
     };
     let result = match command {
         Command::Top {
@@ -146,16 +138,9 @@ fn run_command(command: Command) -> ExitCode {
             sort,
             filter,
         } => {
-            let sort = match sort.as_str() {
-                "behind" => hydra_top::view::SortBy::Behind,
-                "rate" => hydra_top::view::SortBy::Rate,
-                "tag" => hydra_top::view::SortBy::Tag,
-                _ => hydra_top::view::SortBy::Path,
-            };
-            let opts = hydra_top::TopOptions {
-                interval,
-                view: hydra_top::view::Options { sort, filter },
-            };
+            let sort = hydra_top::view::SortBy::named(&sort);
+            let view = hydra_top::view::Options { sort, filter };
+            let opts = hydra_top::TopOptions { interval, view };
             hydra_top::Client::new(&monitor.url, monitor.token).and_then(|client| {
                 if once {
                     let text = runtime.block_on(hydra_top::top_once(&client, &opts))?;
@@ -207,20 +192,8 @@ impl Args {
     }
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(config.log_level.as_deref().unwrap_or("info"))
-    });
-    // Logs go to stderr: stdout carries events with `output: stdout`.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
-
 async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
-    init_logging(&config);
+    hydra_cli::init_logging(config.log_level.as_deref().unwrap_or("info"));
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -235,13 +208,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
                     info!("SIGHUP: not running from a configuration file; nothing to reload.");
                     continue;
                 };
-                match Config::load(p) {
-                    Err(e) => {
-                        error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the running one.");
-                        agent.count_refused_reload();
-                    }
-                    Ok(new) => agent = reload(agent, new).await?,
-                }
+                agent = reload(agent, p).await?;
             }
         }
     }
@@ -258,9 +225,18 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Replaces `agent` with one running `new` (see [`Agent::reload`]),
-/// logging what happened.
-async fn reload(agent: Agent, new: Config) -> anyhow::Result<Agent> {
+/// Replaces `agent` with one running the configuration at `path` (see
+/// [`Agent::reload`]), logging what happened; an invalid file changes
+/// nothing but the count of refused reloads.
+async fn reload(agent: Agent, path: &std::path::Path) -> anyhow::Result<Agent> {
+    let new = match Config::load(path) {
+        Ok(new) => new,
+        Err(e) => {
+            error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the running one.");
+            agent.count_refused_reload();
+            return Ok(agent);
+        }
+    };
     info!("SIGHUP: reloading; delivering what was accepted first.");
     let reloaded = agent
         .reload(new)
@@ -285,16 +261,16 @@ async fn reload(agent: Agent, new: Config) -> anyhow::Result<Agent> {
     Ok(reloaded.agent)
 }
 
-fn main() -> ExitCode {
-    let mut args = Args::parse();
+fn try_main(mut args: Args) -> anyhow::Result<ExitCode> {
     if let Some(command) = args.command.take() {
-        return run_command(command);
+        return Ok(run_command(command));
     }
     if let Some(kind) = args.generate {
-        return hydra_cli::print(kind, Args::command());
+        return Ok(hydra_cli::print(kind, Args::command()));
     }
     if let Some(path) = args.check_config {
-        return match Config::load(&path) {
+        // The error is printed as it is: its text names the file and why.
+        return Ok(match Config::load(&path) {
             Ok(c) => {
                 print!("{}", c.to_yaml());
                 ExitCode::SUCCESS
@@ -303,25 +279,20 @@ fn main() -> ExitCode {
                 eprintln!("hydra: {e}");
                 ExitCode::from(1)
             }
-        };
+        });
     }
-    let (config, path) = match args.load() {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("hydra: {e:#}");
-            return ExitCode::from(1);
-        }
-    };
-    let runtime = match build_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2))
-    {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    match runtime.block_on(run(config, path)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hydra: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    let (config, path) = args.load()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let runtime = builder.worker_threads(2).enable_all().build();
+    runtime
+        .context("cannot start the runtime")?
+        .block_on(run(config, path))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    try_main(Args::parse()).unwrap_or_else(|e| {
+        eprintln!("hydra: {e:#}");
+        ExitCode::from(1)
+    })
 }

@@ -21,6 +21,18 @@
 
 pub mod records;
 
+/// Logs to stderr (stdout may carry events) at `default_level`, or as
+/// `RUST_LOG` says; colours only on a terminal.
+pub fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 use std::io::Write;
 
 use clap::ValueEnum;

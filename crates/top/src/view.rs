@@ -22,6 +22,17 @@ pub enum SortBy {
 }
 
 impl SortBy {
+    /// The order named `path`, `behind`, `rate` or `tag`; by path for any
+    /// other name.
+    pub fn named(name: &str) -> SortBy {
+        match name {
+            "behind" => SortBy::Behind,
+            "rate" => SortBy::Rate,
+            "tag" => SortBy::Tag,
+            _ => SortBy::Path,
+        }
+    }
+
     /// The next order (the `s` key).
     pub fn next(self) -> SortBy {
         match self {
