@@ -70,8 +70,11 @@ pub enum Error {
         template: String,
     },
     /// A rate that is not `N/s`, `N/m` or `N/h` with N > 0.
-    #[error("invalid rate {0:?} (expected N/s, N/m or N/h, N > 0)")]
-    Rate(String),
+    #[error("invalid rate {rate:?} (expected N/s, N/m or N/h, N > 0)")]
+    Rate {
+        /// The rate as written.
+        rate: String,
+    },
     /// A filter with nothing to do, or a zero burst.
     #[error("filters[{index}] ({kind}): {what}")]
     Empty {

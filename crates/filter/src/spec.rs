@@ -107,7 +107,7 @@ impl FromStr for Rate {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        let bad = || Error::Rate(s.to_owned());
+        let bad = || Error::Rate { rate: s.to_owned() };
         let (n, per) = s.trim().split_once('/').ok_or_else(bad)?;
         let n: u64 = n.trim().parse().map_err(|_| bad())?;
         let (unit, secs) = match per.trim() {

@@ -369,9 +369,9 @@ fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, Error> {
                     Some(b"gzip") => Some(Compression::Gzip),
                     Some(b"text") | None => None,
                     Some(other) => {
-                        return Err(Error::UnsupportedCompression(
-                            String::from_utf8_lossy(other).into_owned(),
-                        ));
+                        return Err(Error::UnsupportedCompression {
+                            name: String::from_utf8_lossy(other).into_owned(),
+                        });
                     }
                 };
             }

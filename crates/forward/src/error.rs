@@ -46,8 +46,11 @@ pub enum Error {
     #[error("tag is not a UTF-8 string")]
     BadTag,
     /// A `compressed` option hydra does not support.
-    #[error("unsupported compression {0:?}")]
-    UnsupportedCompression(String),
+    #[error("unsupported compression {name:?}")]
+    UnsupportedCompression {
+        /// The name the client gave.
+        name: String,
+    },
     /// gzip data that does not inflate.
     #[error("gzip data is corrupt: {0}")]
     Gzip(std::io::Error),
@@ -85,7 +88,7 @@ impl Error {
             Error::NotAnArray
                 | Error::Malformed(_)
                 | Error::BadTag
-                | Error::UnsupportedCompression(_)
+                | Error::UnsupportedCompression { .. }
                 | Error::Gzip(_)
                 | Error::DecompressedTooLarge { .. }
         )

@@ -37,9 +37,13 @@ pub use layer::FluentLayer;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The record is not a map (a struct or a map serializes to one).
+    /// The record could not be serialized.
     #[error("a record must serialize to a map: {0}")]
-    NotAMap(String),
+    Serialize(#[from] rmp_serde::encode::Error),
+    /// The record serialized to something other than a map (a struct or a
+    /// map serializes to one).
+    #[error("a record must serialize to a map: it serialized to another type")]
+    NotAMap,
     /// The logger was closed.
     #[error("the logger is closed")]
     Closed,
@@ -139,10 +143,10 @@ fn to_record(record: &impl Serialize) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(128);
     record
         .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
-        .map_err(|e| Error::NotAMap(e.to_string()))?;
+        .map_err(Error::Serialize)?;
     // fixmap, map16, map32.
     if !matches!(out.first(), Some(0x80..=0x8f | 0xde | 0xdf)) {
-        return Err(Error::NotAMap("it serialized to another type".to_owned()));
+        return Err(Error::NotAMap);
     }
     Ok(out)
 }

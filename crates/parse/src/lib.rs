@@ -50,16 +50,33 @@ use write::MapWriter;
 pub enum Error {
     /// The regular expression does not compile.
     #[error("invalid regexp: {0}")]
-    Regexp(String),
-    /// `format: regexp` without a pattern, or a pattern without named groups.
-    #[error("{0}")]
-    Pattern(String),
+    Regexp(Box<regex::Error>),
+    /// `format: regexp` without `regexp`.
+    #[error("format regexp needs `regexp`: a pattern with named groups, or apache, nginx, syslog")]
+    NoPattern,
+    /// A pattern without named groups: it would make empty records.
+    #[error(
+        "the regexp {pattern:?} has no named groups (?<name>...), so it would make empty records"
+    )]
+    NoNamedGroups {
+        /// The pattern.
+        pattern: String,
+    },
+    /// `time_parse` or `types` with a format that has no fields.
+    #[error("`time_parse` and `types` work on fields: set `format` to ltsv, json or regexp")]
+    NoFields,
     /// A `types` entry that is not `name:type`.
-    #[error("invalid types entry {0:?} (expected name:integer|float|bool|string)")]
-    Types(String),
+    #[error("invalid types entry {entry:?} (expected name:integer|float|bool|string)")]
+    Types {
+        /// The entry as written.
+        entry: String,
+    },
     /// An unknown time format name or a bad strftime pattern.
-    #[error("invalid time_format {0:?}")]
-    TimeFormat(String),
+    #[error("invalid time_format {format:?}")]
+    TimeFormat {
+        /// The format as written.
+        format: String,
+    },
     /// A multiline pattern that does not compile.
     #[error("invalid multiline.{key}: {source}")]
     Multiline {
@@ -181,10 +198,7 @@ impl Parser {
         if matches!(spec.format, Format::None | Format::Cri | Format::Docker)
             && (spec.time_parse || !spec.types.is_empty())
         {
-            return Err(Error::Pattern(
-                "`time_parse` and `types` work on fields: set `format` to ltsv, json or regexp"
-                    .to_owned(),
-            ));
+            return Err(Error::NoFields);
         }
         let kind = match spec.format {
             // The tailer takes the container's envelope off: what is left
@@ -194,9 +208,7 @@ impl Parser {
             Format::Json => Kind::Json,
             Format::Regexp => {
                 let Some(pattern) = spec.regexp.as_deref() else {
-                    return Err(Error::Pattern(
-                        "format regexp needs `regexp`: a pattern with named groups, or apache, nginx, syslog".to_owned(),
-                    ));
+                    return Err(Error::NoPattern);
                 };
                 let pattern = match preset(pattern) {
                     Some((p, t)) => {
@@ -205,16 +217,16 @@ impl Parser {
                     }
                     None => pattern,
                 };
-                let regex = Regex::new(pattern).map_err(|e| Error::Regexp(e.to_string()))?;
+                let regex = Regex::new(pattern).map_err(|e| Error::Regexp(Box::new(e)))?;
                 let names: Vec<(usize, String)> = regex
                     .capture_names()
                     .enumerate()
                     .filter_map(|(i, n)| n.map(|n| (i, n.to_owned())))
                     .collect();
                 if names.is_empty() {
-                    return Err(Error::Pattern(format!(
-                        "the regexp {pattern:?} has no named groups (?<name>...), so it would make empty records"
-                    )));
+                    return Err(Error::NoNamedGroups {
+                        pattern: pattern.to_owned(),
+                    });
                 }
                 let locs = regex.capture_locations();
                 Kind::Regexp { regex, locs, names }

@@ -72,7 +72,9 @@ impl FromStr for FieldType {
             "integer" | "int" => Ok(FieldType::Integer),
             "float" | "double" => Ok(FieldType::Float),
             "bool" | "boolean" => Ok(FieldType::Bool),
-            other => Err(Error::Types(other.to_owned())),
+            other => Err(Error::Types {
+                entry: other.to_owned(),
+            }),
         }
     }
 }
@@ -94,13 +96,17 @@ impl FromStr for Types {
     fn from_str(s: &str) -> Result<Self, Error> {
         let mut out = Vec::new();
         for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (name, ty) = entry
-                .split_once(':')
-                .ok_or_else(|| Error::Types(entry.to_owned()))?;
+            let (name, ty) = entry.split_once(':').ok_or_else(|| Error::Types {
+                entry: entry.to_owned(),
+            })?;
             if name.trim().is_empty() {
-                return Err(Error::Types(entry.to_owned()));
+                return Err(Error::Types {
+                    entry: entry.to_owned(),
+                });
             }
-            let ty = ty.parse().map_err(|_| Error::Types(entry.to_owned()))?;
+            let ty = ty.parse().map_err(|_| Error::Types {
+                entry: entry.to_owned(),
+            })?;
             out.push((name.trim().to_owned(), ty));
         }
         Ok(Types(out))
@@ -133,7 +139,9 @@ impl<'de> Deserialize<'de> for Types {
                 let mut out = Vec::new();
                 for (name, ty) in m {
                     let ty = ty.parse().map_err(|_| {
-                        serde::de::Error::custom(Error::Types(format!("{name}:{ty}")))
+                        serde::de::Error::custom(Error::Types {
+                            entry: format!("{name}:{ty}"),
+                        })
                     })?;
                     out.push((name, ty));
                 }

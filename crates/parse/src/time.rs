@@ -35,11 +35,17 @@ impl FromStr for TimeFormat {
             "unix" | "epoch" => TimeFormat::Unix,
             pattern if pattern.contains('%') => {
                 if StrftimeItems::new(pattern).any(|i| matches!(i, Item::Error)) {
-                    return Err(Error::TimeFormat(pattern.to_owned()));
+                    return Err(Error::TimeFormat {
+                        format: pattern.to_owned(),
+                    });
                 }
                 TimeFormat::Strftime(pattern.to_owned())
             }
-            other => return Err(Error::TimeFormat(other.to_owned())),
+            other => {
+                return Err(Error::TimeFormat {
+                    format: other.to_owned(),
+                });
+            }
         })
     }
 }

@@ -144,17 +144,16 @@ pub fn load_positions(path: &Path) -> Result<Option<Saved>, Error> {
             Err(e) => return Err(Error::io("reading positions", p, e)),
         };
         let modified = fs::metadata(p).and_then(|m| m.modified()).ok();
-        let file: PositionsFile = serde_json::from_slice(&bytes).map_err(|e| Error::Positions {
-            path: p.to_owned(),
-            reason: e.to_string(),
-        })?;
-        if file.version != POSITIONS_VERSION {
-            return Err(Error::Positions {
+        let file: PositionsFile =
+            serde_json::from_slice(&bytes).map_err(|source| Error::Positions {
                 path: p.to_owned(),
-                reason: format!(
-                    "version {} is not supported (this build reads version {POSITIONS_VERSION})",
-                    file.version
-                ),
+                source,
+            })?;
+        if file.version != POSITIONS_VERSION {
+            return Err(Error::PositionsVersion {
+                path: p.to_owned(),
+                version: file.version,
+                supported: POSITIONS_VERSION,
             });
         }
         Ok(Some((
@@ -180,9 +179,9 @@ pub fn store_positions(path: &Path, saved: &Saved) -> Result<(), Error> {
         version: POSITIONS_VERSION,
         saved: saved.clone(),
     })
-    .map_err(|e| Error::Positions {
+    .map_err(|source| Error::Positions {
         path: path.to_owned(),
-        reason: e.to_string(),
+        source,
     })?;
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;

@@ -32,9 +32,9 @@ fn compile(pattern: &str) -> Result<Glob, Error> {
     GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|e| Error::Pattern {
+        .map_err(|source| Error::Pattern {
             pattern: pattern.to_owned(),
-            reason: e.kind().to_string(),
+            source,
         })
 }
 
@@ -77,9 +77,9 @@ impl Matcher {
             }
         }
         let build = |b: GlobSetBuilder| {
-            b.build().map_err(|e| Error::Pattern {
+            b.build().map_err(|source| Error::Pattern {
                 pattern: exclude.join(", "),
-                reason: e.to_string(),
+                source,
             })
         };
         Ok(Matcher {

@@ -16,21 +16,31 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The positions file is unreadable or of an unknown version.
-    #[error("positions file {}: {reason}", path.display())]
+    /// The positions file is not JSON of the expected shape.
+    #[error("positions file {}: {source}", path.display())]
     Positions {
         /// Its path.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        source: serde_json::Error,
+    },
+    /// The positions file was written by a build with another format.
+    #[error("positions file {}: version {version} is not supported (this build reads version {supported})", path.display())]
+    PositionsVersion {
+        /// Its path.
+        path: PathBuf,
+        /// The version it has.
+        version: u32,
+        /// The version this build reads.
+        supported: u32,
     },
     /// A path pattern that does not compile.
-    #[error("invalid path pattern {pattern:?}: {reason}")]
+    #[error("invalid path pattern {pattern:?}: {}", source.kind())]
     Pattern {
         /// The pattern.
         pattern: String,
         /// Why.
-        reason: String,
+        source: globset::Error,
     },
     /// The tailer thread could not be started.
     #[error("cannot start the tailer thread: {0}")]

@@ -37,22 +37,43 @@ pub use tokio_rustls::{TlsAcceptor, TlsConnector};
 #[non_exhaustive]
 pub enum Error {
     /// A PEM file that cannot be read or holds nothing usable.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {problem}", path.display())]
     File {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
-        reason: String,
+        /// What is wrong with it.
+        problem: FileProblem,
     },
     /// rustls refused the combination.
     #[error("TLS: {0}")]
     Rustls(#[from] rustls::Error),
     /// A server name that is not a valid DNS name or IP address.
-    #[error("invalid server name {0:?}")]
-    ServerName(String),
+    #[error("invalid server name {name:?}")]
+    ServerName {
+        /// The name.
+        name: String,
+    },
     /// Client-certificate verification could not be set up.
     #[error("client certificate verification: {0}")]
-    Verifier(String),
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// What is wrong with a PEM file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileProblem {
+    /// It cannot be read, or is not PEM.
+    #[error("{0}")]
+    Pem(rustls::pki_types::pem::Error),
+    /// It holds no certificate.
+    #[error("no certificate in this file")]
+    NoCertificate,
+    /// It holds no private key that can be used.
+    #[error("no usable private key: {0}")]
+    NoKey(rustls::pki_types::pem::Error),
+    /// A certificate that cannot be trusted as a root.
+    #[error("{0}")]
+    Certificate(rustls::Error),
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -60,16 +81,16 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let err = |reason: String| Error::File {
+    let err = |problem: FileProblem| Error::File {
         path: path.to_owned(),
-        reason,
+        problem,
     };
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(FileProblem::Pem(e)))?
         .collect::<Result<_, _>>()
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(FileProblem::Pem(e)))?;
     if certs.is_empty() {
-        return Err(err("no certificate in this file".to_owned()));
+        return Err(err(FileProblem::NoCertificate));
     }
     Ok(certs)
 }
@@ -77,7 +98,7 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
 fn key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| Error::File {
         path: path.to_owned(),
-        reason: format!("no usable private key: {e}"),
+        problem: FileProblem::NoKey(e),
     })
 }
 
@@ -86,7 +107,7 @@ fn roots(ca: &Path) -> Result<rustls::RootCertStore, Error> {
     for c in certs(ca)? {
         store.add(c).map_err(|e| Error::File {
             path: ca.to_owned(),
-            reason: e.to_string(),
+            problem: FileProblem::Certificate(e),
         })?;
     }
     Ok(store)
@@ -113,8 +134,7 @@ pub fn server_config(tls: &ServerTls) -> Result<TlsAcceptor, Error> {
                 Arc::new(roots(ca)?),
                 provider(),
             )
-            .build()
-            .map_err(|e| Error::Verifier(e.to_string()))?;
+            .build()?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
@@ -175,7 +195,9 @@ pub fn client_config(tls: &ClientTls) -> Result<TlsConnector, Error> {
 /// The name to verify for `host`, or the configured override.
 pub fn server_name(tls: &ClientTls, host: &str) -> Result<ServerName<'static>, Error> {
     let name = tls.server_name.as_deref().unwrap_or(host);
-    ServerName::try_from(name.to_owned()).map_err(|_| Error::ServerName(name.to_owned()))
+    ServerName::try_from(name.to_owned()).map_err(|_| Error::ServerName {
+        name: name.to_owned(),
+    })
 }
 
 mod danger {

@@ -44,11 +44,14 @@ impl Client {
     /// A client for `url` (`http://host:port`); `token` is sent as a bearer
     /// token when the monitor requires one.
     pub fn new(url: &str, token: Option<String>) -> Result<Client, Error> {
-        let uri: Uri = url.parse().map_err(|e| Error::Url(format!("{url}: {e}")))?;
+        let uri: Uri = url.parse().map_err(|source| Error::Url {
+            url: url.to_owned(),
+            source,
+        })?;
         if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return Err(Error::Url(format!(
-                "{url}: expected http://HOST:PORT (the monitor's `listen` address)"
-            )));
+            return Err(Error::NotHttp {
+                url: url.to_owned(),
+            });
         }
         Ok(Client {
             base: url.trim_end_matches('/').to_owned(),
@@ -67,20 +70,20 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        let req = req
-            .body(Empty::new())
-            .map_err(|e| Error::Url(e.to_string()))?;
+        let req = req.body(Empty::new()).map_err(Error::Request)?;
         let resp = self
             .http
             .request(req)
             .await
-            .map_err(|e| Error::Http(format!("{}{path}: {e}", self.base)))?;
+            .map_err(|source| Error::Unreachable {
+                url: format!("{}{path}", self.base),
+                source,
+            })?;
         if !resp.status().is_success() {
-            return Err(Error::Http(format!(
-                "{}{path}: HTTP {}",
-                self.base,
-                resp.status()
-            )));
+            return Err(Error::Status {
+                url: format!("{}{path}", self.base),
+                status: resp.status(),
+            });
         }
         Ok(resp)
     }
@@ -92,13 +95,14 @@ impl Client {
             .into_body()
             .collect()
             .await
-            .map_err(|e| Error::Http(format!("{}{path}: {e}", self.base)))?
+            .map_err(|source| Error::Body {
+                url: format!("{}{path}", self.base),
+                source,
+            })?
             .to_bytes();
-        serde_json::from_slice(&body).map_err(|e| {
-            Error::Http(format!(
-                "{}{path}: not hydra's monitor JSON: {e}",
-                self.base
-            ))
+        serde_json::from_slice(&body).map_err(|source| Error::Json {
+            url: format!("{}{path}", self.base),
+            source,
         })
     }
 

@@ -29,12 +29,57 @@ pub use client::{Client, Sample};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The monitor URL is not usable.
-    #[error("invalid monitor URL {0}")]
-    Url(String),
-    /// The monitor did not answer, or not with hydra's JSON.
-    #[error("{0}")]
-    Http(String),
+    /// The monitor URL does not parse.
+    #[error("invalid monitor URL {url}: {source}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// Why.
+        source: hyper::http::uri::InvalidUri,
+    },
+    /// A URL that is not `http://HOST:PORT`.
+    #[error(
+        "invalid monitor URL {url}: expected http://HOST:PORT (the monitor's `listen` address)"
+    )]
+    NotHttp {
+        /// The URL as given.
+        url: String,
+    },
+    /// A request that cannot be made (a token that is not a valid header).
+    #[error("invalid request: {0}")]
+    Request(hyper::http::Error),
+    /// The monitor did not answer.
+    #[error("{url}: {source}")]
+    Unreachable {
+        /// What was asked for.
+        url: String,
+        /// Why.
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The monitor answered with an error status.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// What was asked for.
+        url: String,
+        /// The status.
+        status: hyper::StatusCode,
+    },
+    /// The answer broke off.
+    #[error("{url}: {source}")]
+    Body {
+        /// What was asked for.
+        url: String,
+        /// Why.
+        source: hyper::Error,
+    },
+    /// The answer is not hydra's monitor JSON.
+    #[error("{url}: not hydra's monitor JSON: {source}")]
+    Json {
+        /// What was asked for.
+        url: String,
+        /// Why.
+        source: serde_json::Error,
+    },
     /// The terminal could not be set up or written.
     #[error("terminal: {0}")]
     Terminal(std::io::Error),
@@ -82,7 +127,10 @@ pub async fn top_once(client: &Client, opts: &TopOptions) -> Result<String, Erro
 pub async fn tap(client: &Client, glob: &str, mut out: impl Write) -> Result<(), Error> {
     let mut body = client.tap(glob).await?;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Error::Http(format!("tap: {e}")))?;
+        let frame = frame.map_err(|source| Error::Body {
+            url: format!("{}/tap", client.url()),
+            source,
+        })?;
         if let Ok(data) = frame.into_data() {
             out.write_all(&data).map_err(Error::Write)?;
             out.flush().map_err(Error::Write)?;
