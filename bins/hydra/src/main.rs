@@ -232,7 +232,11 @@ async fn reload(agent: Agent, path: &std::path::Path) -> anyhow::Result<Agent> {
     let new = match Config::load(path) {
         Ok(new) => new,
         Err(e) => {
-            error!(error = %e, "SIGHUP: the new configuration is invalid; keeping the running one.");
+            let error = format!("{:#}", anyhow::Error::from(e));
+            error!(
+                error,
+                "SIGHUP: the new configuration is invalid; keeping the running one."
+            );
             agent.count_refused_reload();
             return Ok(agent);
         }
@@ -269,17 +273,9 @@ fn try_main(mut args: Args) -> anyhow::Result<ExitCode> {
         return Ok(hydra_cli::print(kind, Args::command()));
     }
     if let Some(path) = args.check_config {
-        // The error is printed as it is: its text names the file and why.
-        return Ok(match Config::load(&path) {
-            Ok(c) => {
-                print!("{}", c.to_yaml());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("hydra: {e}");
-                ExitCode::from(1)
-            }
-        });
+        let config = Config::load(&path)?;
+        print!("{}", config.to_yaml());
+        return Ok(ExitCode::SUCCESS);
     }
     let (config, path) = args.load()?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();

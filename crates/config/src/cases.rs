@@ -37,10 +37,13 @@ pub fn load_cases(path: &Path) -> Result<Vec<Case>, Error> {
         path: path.to_owned(),
         source,
     })?;
-    cases_from_yaml(&text).map_err(|e| Error::Parse(format!("{}: {e}", path.display())))
+    cases_from_yaml(&text).map_err(|e| Error::In {
+        path: path.to_owned(),
+        error: Box::new(e),
+    })
 }
 
 /// Parses the text of a cases file.
 pub fn cases_from_yaml(text: &str) -> Result<Vec<Case>, Error> {
-    serde_yaml::from_str(text).map_err(|e| Error::Parse(e.to_string()))
+    serde_yaml::from_str(text).map_err(|error| Error::Yaml { line: None, error })
 }

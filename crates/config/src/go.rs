@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::{
     Balance, BufferConfig, Config, Error, ForwardInput, ForwardOutput, Input, Monitor, OneOrMany,
-    Output, Server, TailInput,
+    Output, Rule, Server, TailInput,
 };
 
 const DEFAULT_PORT: u16 = 24224;
@@ -96,7 +96,7 @@ pub(crate) fn looks_like_toml(text: &str) -> bool {
 
 /// Reads the Go agent's TOML configuration.
 pub(crate) fn from_toml(text: &str) -> Result<Config, Error> {
-    let go: GoConfig = toml::from_str(text).map_err(|e| Error::Parse(e.to_string()))?;
+    let go: GoConfig = toml::from_str(text).map_err(Error::Toml)?;
     convert(go)
 }
 
@@ -134,9 +134,7 @@ impl Config {
             Some(m) => {
                 let (host, port) = split_host_port(m)?;
                 let Some(port) = port else {
-                    return Err(Error::Invalid(format!(
-                        "-m {m}: the monitor address needs a port (host:port)"
-                    )));
+                    return Err(Error::invalid(format!("-m {m}"), Rule::MonitorPort));
                 };
                 Some(GoMonitor {
                     host: Some(host),
@@ -161,7 +159,7 @@ impl Config {
 
 /// `host:port`, `[v6]:port` or a bare host.
 fn split_host_port(s: &str) -> Result<(String, Option<u16>), Error> {
-    let bad = || Error::Invalid(format!("{s:?} is not host or host:port"));
+    let bad = || Error::invalid("address", Rule::HostPort(s.to_owned()));
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(bad)?;
         return match after.strip_prefix(':') {
@@ -186,7 +184,7 @@ fn resolve(host: &str, port: u16, what: &str) -> Result<SocketAddr, Error> {
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| Error::Invalid(format!("{what}: cannot resolve {host}:{port}")))
+        .ok_or_else(|| Error::invalid(what, Rule::Unresolvable(format!("{host}:{port}"))))
 }
 
 fn convert(go: GoConfig) -> Result<Config, Error> {
@@ -197,17 +195,15 @@ fn convert(go: GoConfig) -> Result<Config, Error> {
         config.field_name = f;
     }
     if go.read_buffer_size.is_some_and(|n| n < 0) {
-        return Err(Error::Invalid("ReadBufferSize must not be negative".into()));
+        return Err(Error::invalid("ReadBufferSize", Rule::Negative));
     }
     for (i, log) in go.logs.into_iter().enumerate() {
         let what = format!("[[Logs]] #{}", i + 1);
         if log.file.is_empty() || log.tag.is_empty() {
-            return Err(Error::Invalid(format!("{what}: needs File and Tag")));
+            return Err(Error::invalid(what, Rule::FileAndTag));
         }
         if log.file == "-" {
-            return Err(Error::Invalid(format!(
-                "{what}: File = \"-\" (standard input) is not supported; pipe into `hydra-cat --stream` instead"
-            )));
+            return Err(Error::invalid(what, Rule::Stdin));
         }
         // The Go agent put TagPrefix on tailed files only, not on what its
         // receiver accepted: so does this translation.
@@ -226,15 +222,13 @@ fn convert(go: GoConfig) -> Result<Config, Error> {
             Some("json") => crate::Format::Json,
             Some("regexp") => crate::Format::Regexp,
             Some(other) => {
-                return Err(Error::Invalid(format!(
-                    "{what}: Format {other:?} (expected none, ltsv, json or regexp)"
-                )));
+                return Err(Error::invalid(what, Rule::GoFormat(other.to_owned())));
             }
         };
         let types = match log.types.as_deref() {
             Some(t) => t
                 .parse()
-                .map_err(|e| Error::Invalid(format!("{what}: Types: {e}")))?,
+                .map_err(|e| Error::invalid(format!("{what}: Types"), Rule::Parser(e)))?,
             None => crate::Types::default(),
         };
         let time_format = match log.time_format.as_deref() {
@@ -246,7 +240,7 @@ fn convert(go: GoConfig) -> Result<Config, Error> {
             yaml_str(&log.file),
             yaml_str(&tag)
         ))
-        .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
+        .map_err(|error| Error::invalid(&what, Rule::Template(error)))?;
         tail.path = OneOrMany::One(log.file);
         tail.tag = tag;
         tail.field_name = log.field_name.filter(|f| !f.is_empty());
@@ -268,26 +262,24 @@ fn convert(go: GoConfig) -> Result<Config, Error> {
         config.inputs.push(Input::Tail(tail));
     }
     if go.servers.is_empty() {
-        return Err(Error::Invalid(
-            "at least one [[Servers]] entry (Host, Port) is needed".into(),
-        ));
+        return Err(Error::invalid("[[Servers]]", Rule::GoServers));
     }
     let servers = go
         .servers
         .into_iter()
         .map(|s| {
             if s.host.is_empty() {
-                return Err(Error::Invalid("[[Servers]]: Host must not be empty".into()));
+                return Err(Error::invalid("[[Servers]]", Rule::Empty("Host")));
             }
             let mut server: Server =
                 serde_yaml::from_str(&format!("{{host: {}}}", yaml_str(&s.host)))
-                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                    .map_err(|error| Error::invalid("[[Servers]]", Rule::Template(error)))?;
             server.port = s.port.filter(|p| *p != 0).unwrap_or(DEFAULT_PORT);
             Ok(server)
         })
         .collect::<Result<Vec<_>, Error>>()?;
     let mut output: ForwardOutput =
-        serde_yaml::from_str("servers: []").map_err(|e| Error::Invalid(e.to_string()))?;
+        serde_yaml::from_str("servers: []").map_err(|error| Error::Yaml { line: None, error })?;
     output.servers = servers;
     output.balance = if go.server_round_robin {
         Balance::RoundRobin
@@ -304,7 +296,7 @@ fn convert(go: GoConfig) -> Result<Config, Error> {
             .unwrap_or_else(|| "0.0.0.0".into());
         let port = r.port.filter(|p| *p != 0).unwrap_or(DEFAULT_PORT);
         let mut input: ForwardInput =
-            serde_yaml::from_str("{}").map_err(|e| Error::Invalid(e.to_string()))?;
+            serde_yaml::from_str("{}").map_err(|error| Error::Yaml { line: None, error })?;
         input.listen = crate::Listen::Tcp(resolve(&host, port, "[Receiver]")?);
         config.inputs.push(Input::Forward(input));
         config.buffer = BufferConfig {
@@ -325,7 +317,7 @@ fn convert(go: GoConfig) -> Result<Config, Error> {
             .unwrap_or_else(|| "localhost".into());
         let port = m.port.filter(|p| *p != 0).unwrap_or(DEFAULT_MONITOR_PORT);
         let mut monitor: Monitor =
-            serde_yaml::from_str("{}").map_err(|e| Error::Invalid(e.to_string()))?;
+            serde_yaml::from_str("{}").map_err(|error| Error::Yaml { line: None, error })?;
         monitor.listen = resolve(&host, port, "[Monitor]")?;
         config.monitor = Some(monitor);
     }

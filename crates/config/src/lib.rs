@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use hydra_parse::{Format, ParserSpec, Types, Unmatched};
 
 mod cases;
+mod error;
 mod go;
 mod inputs;
 mod monitor;
@@ -35,33 +36,14 @@ mod secrets;
 mod size;
 mod validate;
 pub use cases::{Case, Event, cases_from_yaml, load_cases};
+pub use error::{Error, Rule};
 pub use go::GoArgs;
 pub use inputs::*;
 pub use monitor::*;
 pub use outputs::*;
 pub use secrets::*;
 pub use size::*;
-use validate::describe;
-
-/// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not valid YAML, or not the expected shape.
-    #[error("{0}")]
-    Parse(String),
-    /// Well-formed but not usable.
-    #[error("{0}")]
-    Invalid(String),
-}
+use validate::yaml_error;
 
 fn default_field_name() -> String {
     "message".to_owned()
@@ -140,9 +122,11 @@ impl Config {
             Config::from_yaml(&text)
         };
         parsed.map_err(|e| match e {
-            Error::Parse(m) => Error::Parse(format!("{}: {m}", path.display())),
-            Error::Invalid(m) => Error::Invalid(format!("{}: {m}", path.display())),
-            other => other,
+            read @ Error::Read { .. } => read,
+            other => Error::In {
+                path: path.to_owned(),
+                error: Box::new(other),
+            },
         })
     }
 
@@ -154,8 +138,7 @@ impl Config {
 
     /// Parses and validates YAML text.
     pub fn from_yaml(text: &str) -> Result<Config, Error> {
-        let config: Config =
-            serde_yaml::from_str(text).map_err(|e| Error::Parse(describe(&e, text)))?;
+        let config: Config = serde_yaml::from_str(text).map_err(|e| yaml_error(e, text))?;
         config.validate()?;
         Ok(config)
     }

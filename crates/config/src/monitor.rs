@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::secrets::read_secret;
+use crate::{Error, Rule};
 
 /// `monitor:`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -30,27 +31,15 @@ impl Monitor {
     /// error, never "no token": authentication fails closed.
     pub fn resolve_token(&self) -> Result<Option<String>, Error> {
         match (&self.token, &self.token_file) {
-            (Some(_), Some(_)) => Err(Error::Invalid(
-                "monitor: use `token` or `token_file`, not both".to_owned(),
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "monitor",
+                Rule::NotBoth("token", "token_file"),
             )),
-            (Some(t), None) if t.trim().is_empty() => Err(Error::Invalid(
-                "monitor.token: the token is empty".to_owned(),
-            )),
-            (Some(t), None) => Ok(Some(t.clone())),
-            (None, Some(p)) => {
-                let t = std::fs::read_to_string(p).map_err(|source| Error::Read {
-                    path: p.clone(),
-                    source,
-                })?;
-                let t = t.trim_end_matches(['\n', '\r']);
-                if t.trim().is_empty() {
-                    return Err(Error::Invalid(format!(
-                        "monitor.token_file: {} holds no token",
-                        p.display()
-                    )));
-                }
-                Ok(Some(t.to_owned()))
+            (Some(t), None) if t.trim().is_empty() => {
+                Err(Error::invalid("monitor.token", Rule::EmptySecret))
             }
+            (Some(t), None) => Ok(Some(t.clone())),
+            (None, Some(p)) => read_secret(p, "monitor.token_file").map(Some),
             (None, None) => Ok(None),
         }
     }

@@ -1,11 +1,11 @@
 //! TLS files, shared keys and users: everything read from outside the
 //! configuration file that must not be printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::{Error, Rule};
 
 /// TLS on a forward input.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -70,29 +70,34 @@ impl SharedKey {
             return Ok(Some(k.clone()));
         }
         if let Some(path) = &self.shared_key_file {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let key = text.trim_end_matches(['\n', '\r']).to_owned();
-            if key.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "{}: the shared key file is empty",
-                    path.display()
-                )));
-            }
-            return Ok(Some(key));
+            return read_secret(path, "shared_key_file").map(Some);
         }
         if let Some(var) = &self.shared_key_env {
             return match std::env::var(var) {
                 Ok(k) if !k.is_empty() => Ok(Some(k)),
-                _ => Err(Error::Invalid(format!(
-                    "shared_key_env: the environment variable {var} is not set"
-                ))),
+                _ => Err(Error::invalid(
+                    "shared_key_env",
+                    Rule::EnvUnset(var.clone()),
+                )),
             };
         }
         Ok(None)
     }
+}
+
+/// A secret kept in a file (`token_file`, `shared_key_file`): its text
+/// without the trailing newline. A file of blanks is an error naming `key`:
+/// a secret is never silently empty, so authentication fails closed.
+pub(crate) fn read_secret(path: &Path, key: &'static str) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.trim().is_empty() {
+        return Err(Error::invalid(key, Rule::EmptySecretFile(path.to_owned())));
+    }
+    Ok(secret.to_owned())
 }
 
 /// `security:` on a forward input.

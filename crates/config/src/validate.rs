@@ -1,101 +1,98 @@
 //! What makes a well-formed configuration usable, and where in the text a
 //! YAML error is.
 
-use crate::{Config, Error, Input, Listen, Output};
+use crate::{Config, Error, Input, Listen, Output, Rule};
 
 impl Config {
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        let bad = |m: String| Err(Error::Invalid(m));
+        let bad = |at: String, rule: Rule| Err(Error::invalid(at, rule));
         if let Some(m) = &self.monitor {
             m.resolve_token()?;
         }
         if let Err(e) = hydra_filter::Chain::new(&self.filters, "localhost") {
-            return bad(e.to_string());
+            return Err(Error::Filter(e));
         }
         for (i, input) in self.inputs.iter().enumerate() {
             match input {
                 Input::Tail(t) => {
+                    let at = || format!("inputs[{i}] (tail)");
                     if t.tag.trim().is_empty() {
-                        return bad(format!("inputs[{i}] (tail): `tag` must not be empty"));
+                        return bad(at(), Rule::Empty("tag"));
                     }
                     if t.path.to_vec().iter().any(|p| p.trim().is_empty())
                         || t.path.to_vec().is_empty()
                     {
-                        return bad(format!(
-                            "inputs[{i}] (tail): `path` must name a file or a glob"
-                        ));
+                        return bad(at(), Rule::NoPath);
                     }
                     if t.max_line_bytes.0 == 0 {
-                        return bad(format!(
-                            "inputs[{i}] (tail): `max_line_bytes` must be positive"
-                        ));
+                        return bad(at(), Rule::Positive("max_line_bytes"));
                     }
                     if t.max_buffered_bytes.0 == 0 || t.max_buffered_bytes.0 > u64::from(u32::MAX) {
-                        return bad(format!(
-                            "inputs[{i}] (tail): `max_buffered_bytes` must be between 1 byte and 4GiB"
-                        ));
+                        let range = "1 byte and 4GiB";
+                        return bad(
+                            at(),
+                            Rule::Range {
+                                key: "max_buffered_bytes",
+                                range,
+                            },
+                        );
                     }
                     if t.poll_interval.is_zero() || t.refresh_interval.is_zero() {
-                        return bad(format!("inputs[{i}] (tail): intervals must be positive"));
+                        return bad(at(), Rule::AllPositive("intervals"));
                     }
                     if let Err(e) = hydra_parse::Parser::new(&t.parser_spec(&self.field_name)) {
-                        return bad(format!("inputs[{i}] (tail): {e}"));
+                        return bad(at(), Rule::Parser(e));
                     }
                     if let Some(m) = &t.multiline {
                         if m.preset.is_some() && (m.start.is_some() || m.continue_.is_some()) {
-                            return bad(format!(
-                                "inputs[{i}] (tail): `multiline` takes a `preset` or `start`/`continue` patterns, not both"
-                            ));
+                            return bad(at(), Rule::PresetAndPatterns);
                         }
                         if let Err(e) = m.rules() {
-                            return bad(format!("inputs[{i}] (tail): {e}"));
+                            return bad(at(), Rule::Parser(e));
                         }
                         if m.flush_timeout.is_zero() || m.max_lines == 0 || m.max_bytes.0 == 0 {
-                            return bad(format!(
-                                "inputs[{i}] (tail): `multiline.flush_timeout`, `max_lines` and `max_bytes` must be positive"
-                            ));
+                            return bad(
+                                at(),
+                                Rule::AllPositive(
+                                    "`multiline.flush_timeout`, `max_lines` and `max_bytes`",
+                                ),
+                            );
                         }
                     }
                 }
                 Input::Forward(f) => {
+                    let at = || format!("inputs[{i}] (forward)");
                     if let Some(s) = &f.security
                         && s.key.sources() != 1
                     {
-                        return bad(format!(
-                            "inputs[{i}] (forward): `security` needs exactly one of `shared_key`, `shared_key_file`, `shared_key_env`"
-                        ));
+                        return bad(at(), Rule::KeySources { needed: true });
                     }
                     if f.listen.tcp().is_some_and(|a| a.port() == 0) {
-                        return bad(format!(
-                            "inputs[{i}] (forward): `listen` needs a port other than 0"
-                        ));
+                        return bad(at(), Rule::PortZero);
                     }
                     if let Some(m) = &f.mode {
                         if !matches!(f.listen, Listen::Unix(_)) {
-                            return bad(format!(
-                                "inputs[{i}] (forward): `mode` is for `listen: unix:PATH`"
-                            ));
+                            return bad(at(), Rule::ModeNotUnix);
                         }
                         if f.socket_mode().is_none() {
-                            return bad(format!(
-                                "inputs[{i}] (forward): `mode` {m:?} is not an octal file mode such as \"0660\""
-                            ));
+                            return bad(at(), Rule::ModeNotOctal(m.clone()));
                         }
                     }
                     if f.max_pending_bytes.0 == 0 || f.max_pending_bytes.0 > u64::from(u32::MAX) {
-                        return bad(format!(
-                            "inputs[{i}] (forward): `max_pending_bytes` must be between 1 byte and 4GiB"
-                        ));
+                        let range = "1 byte and 4GiB";
+                        return bad(
+                            at(),
+                            Rule::Range {
+                                key: "max_pending_bytes",
+                                range,
+                            },
+                        );
                     }
                     if f.idle_timeout.is_zero() {
-                        return bad(format!(
-                            "inputs[{i}] (forward): `idle_timeout` must be positive"
-                        ));
+                        return bad(at(), Rule::Positive("idle_timeout"));
                     }
                     if f.max_connections == 0 || f.max_frame_bytes.0 < 1024 {
-                        return bad(format!(
-                            "inputs[{i}] (forward): `max_connections` must be positive and `max_frame_bytes` at least 1KiB"
-                        ));
+                        return bad(at(), Rule::ConnectionsOrFrame);
                     }
                 }
             }
@@ -116,36 +113,38 @@ impl Config {
             .collect();
         for (i, a) in listens.iter().enumerate() {
             if listens[..i].contains(a) {
-                return bad(format!(
-                    "{a} is used twice (forward inputs and the monitor need their own addresses)"
-                ));
+                return Err(Error::AddressTwice {
+                    address: a.to_string(),
+                });
             }
         }
         if let Output::Forward(f) = &self.output {
+            let at = || "output (forward)".to_owned();
             if f.servers.is_empty() {
-                return bad("output (forward): `servers` must list at least one server".to_owned());
+                return bad(at(), Rule::NoServers);
             }
             for (i, s) in f.servers.iter().enumerate() {
+                let at = || format!("output.servers[{i}]");
                 if s.host.trim().is_empty() {
-                    return bad(format!("output.servers[{i}]: `host` must not be empty"));
+                    return bad(at(), Rule::Empty("host"));
                 }
                 if s.port == 0 {
-                    return bad(format!(
-                        "output.servers[{i}]: `port` must be between 1 and 65535"
-                    ));
+                    return bad(
+                        at(),
+                        Rule::Range {
+                            key: "port",
+                            range: "1 and 65535",
+                        },
+                    );
                 }
                 if s.weight == 0 {
-                    return bad(format!("output.servers[{i}]: `weight` must be positive"));
+                    return bad(at(), Rule::Positive("weight"));
                 }
                 if s.key.sources() > 1 {
-                    return bad(format!(
-                        "output.servers[{i}]: use only one of `shared_key`, `shared_key_file`, `shared_key_env`"
-                    ));
+                    return bad(at(), Rule::KeySources { needed: false });
                 }
                 if s.username.is_some() != s.password.is_some() {
-                    return bad(format!(
-                        "output.servers[{i}]: `username` and `password` go together"
-                    ));
+                    return bad(at(), Rule::Together("username", "password"));
                 }
                 if let Some(t) = &s.tls
                     && t.cert.is_some() != t.key.is_some()
@@ -153,9 +152,10 @@ impl Config {
                     // A certificate without its key would be dropped
                     // silently, and the server would see no client
                     // certificate at all.
-                    return bad(format!(
-                        "output.servers[{i}].tls: `cert` and `key` go together"
-                    ));
+                    return bad(
+                        format!("output.servers[{i}].tls"),
+                        Rule::Together("cert", "key"),
+                    );
                 }
             }
             for (name, d) in [
@@ -166,39 +166,45 @@ impl Config {
                 if d.is_zero() {
                     // With `ack_timeout: 0` nothing would ever count as
                     // delivered.
-                    return bad(format!("output (forward): `{name}` must be positive"));
+                    return bad(at(), Rule::Positive(name));
                 }
             }
             if f.chunk_bytes.0 == 0 || f.max_in_flight == 0 {
-                return bad(
-                    "output (forward): `chunk_bytes` and `max_in_flight` must be positive"
-                        .to_owned(),
-                );
+                return bad(at(), Rule::AllPositive("`chunk_bytes` and `max_in_flight`"));
             }
             if f.dead_letter.as_ref().is_some_and(|d| d.after == 0) {
-                return bad("output.dead_letter: `after` must be positive".to_owned());
+                return bad("output.dead_letter".to_owned(), Rule::Positive("after"));
             }
             if f.chunk_bytes > self.buffer.max_bytes {
-                return bad(
-                    "output (forward): `chunk_bytes` must not exceed `buffer.max_bytes`".to_owned(),
-                );
+                return bad(at(), Rule::ChunkOverBuffer);
             }
         }
         if self.buffer.max_bytes.0 < 1024 || self.buffer.max_events == 0 {
-            return bad(
-                "buffer: `max_bytes` must be at least 1KiB and `max_events` positive".to_owned(),
-            );
+            return bad("buffer".to_owned(), Rule::BufferTooSmall);
         }
         Ok(())
     }
 }
 
-/// A serde_yaml error with its line. For an unknown key, the line is the
-/// key's own: inside a tagged section (`type: ...`) serde_yaml can only
-/// point at the section's start.
-pub(crate) fn describe(e: &serde_yaml::Error, text: &str) -> String {
+/// A serde_yaml error with the line it is about. serde_yaml's own location
+/// is where it noticed the error: for an unknown key inside a tagged
+/// section (`type: ...`) that is the section's start, so the key's own
+/// line is looked for from there; for a bad value, the line that holds it.
+pub(crate) fn yaml_error(error: serde_yaml::Error, text: &str) -> Error {
+    let line = yaml_line(&error, text);
+    Error::Yaml { line, error }
+}
+
+fn yaml_line(e: &serde_yaml::Error, text: &str) -> Option<usize> {
     let msg = e.to_string();
     let from = e.location().map_or(0, |l| l.line().saturating_sub(1));
+    let line_of = |found: &dyn Fn(&str) -> bool| {
+        text.lines()
+            .enumerate()
+            .skip(from)
+            .find(|(_, l)| found(l))
+            .map(|(n, _)| n + 1)
+    };
     let unknown = msg
         .split("unknown field `")
         .nth(1)
@@ -212,15 +218,8 @@ pub(crate) fn describe(e: &serde_yaml::Error, text: &str) -> String {
                 || line.contains(&format!("{{ {key}:"))
                 || line.contains(&format!(", {key}:"))
         };
-        if let Some(n) = text
-            .lines()
-            .enumerate()
-            .skip(from)
-            .find(|(_, l)| is_key(l))
-            .map(|(n, _)| n)
-        {
-            let base = msg.split(" at line ").next().unwrap_or(&msg);
-            return format!("{base} at line {}", n + 1);
+        if let Some(n) = line_of(&is_key) {
+            return Some(n);
         }
     }
     // A bad value: find the line that holds it (`70000`, "lots").
@@ -230,18 +229,9 @@ pub(crate) fn describe(e: &serde_yaml::Error, text: &str) -> String {
         .or_else(|| msg.split('"').nth(1))
         .filter(|t| !t.is_empty() && !t.contains(' '));
     if let Some(token) = token
-        && let Some(n) = text
-            .lines()
-            .enumerate()
-            .skip(from)
-            .find(|(_, l)| l.contains(token))
-            .map(|(n, _)| n)
+        && let Some(n) = line_of(&|l: &str| l.contains(token))
     {
-        let base = msg.split(" at line ").next().unwrap_or(&msg);
-        return format!("{base} at line {}", n + 1);
+        return Some(n);
     }
-    match e.location() {
-        Some(loc) if !msg.contains(" at line ") => format!("{msg} at line {}", loc.line()),
-        _ => msg,
-    }
+    e.location().map(|l| l.line())
 }
