@@ -32,12 +32,13 @@
 pub mod cases;
 mod filtered;
 mod forward_in;
+mod input;
 mod listen;
 mod log_limit;
 mod mapping;
+mod output;
 mod prepare;
 mod snapshot;
-mod stdout_out;
 mod tail_in;
 mod zabbix_in;
 
@@ -47,16 +48,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hydra_buffer::Buffer;
-use hydra_config::{Config, Input};
-use hydra_sender::Sender;
+use hydra_config::Config;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 pub use forward_in::ReceiverCounters;
 
+pub use input::Input;
 pub use mapping::hostname;
 use mapping::{buffer_config, join_tag};
+pub use output::{ForwardOutput, Output, StdoutOutput};
 use prepare::{Prepared, tap_allowed};
 
 /// Why hydra could not start.
@@ -132,9 +134,24 @@ pub struct StopReport {
 
 type TailStatsFn = Arc<dyn Fn() -> (Vec<hydra_tail::FileStats>, Option<String>) + Send + Sync>;
 
-enum OutputTask {
-    Forward(Sender),
-    Stdout(JoinHandle<()>),
+/// What a service that embeds the agent brings of its own: an output in
+/// place of the configuration's, and inputs beside the configuration's.
+/// A reload keeps them.
+#[derive(Clone, Default)]
+pub struct Plugins {
+    /// Delivers the chunks instead of the configured output.
+    pub output: Option<Arc<dyn Output>>,
+    /// Run beside the configured inputs.
+    pub inputs: Vec<Arc<dyn Input>>,
+}
+
+impl std::fmt::Debug for Plugins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugins")
+            .field("output", &self.output.is_some())
+            .field("inputs", &self.inputs.len())
+            .finish()
+    }
 }
 
 /// A running pipeline.
@@ -144,7 +161,9 @@ pub struct Agent {
     stop_inputs: watch::Sender<bool>,
     input_tasks: Vec<JoinHandle<()>>,
     tailer: Option<hydra_tail::Tailer>,
-    output: OutputTask,
+    output: Arc<dyn Output>,
+    output_task: JoinHandle<()>,
+    plugins: Plugins,
     monitor: Option<JoinHandle<()>>,
     monitor_stop: watch::Sender<bool>,
     zabbix: Option<JoinHandle<()>>,
@@ -183,7 +202,13 @@ impl std::fmt::Debug for Agent {
 impl Agent {
     /// Starts every input, the output and the monitor.
     pub async fn start(config: Config) -> Result<Agent, Error> {
-        Self::start_after(config, &mut None).await
+        Self::start_with(config, Plugins::default()).await
+    }
+
+    /// Like [`Agent::start`], with a service's own output or inputs.
+    pub async fn start_with(config: Config, plugins: Plugins) -> Result<Agent, Error> {
+        let prepared = Prepared::new(&config, None).await?;
+        Self::start_prepared(config, prepared, &mut None, plugins).await
     }
 
     /// Like [`Agent::start`], taking over the tail positions and open files
@@ -195,7 +220,7 @@ impl Agent {
         tail: &mut Option<hydra_tail::Handoff>,
     ) -> Result<Agent, Error> {
         let prepared = Prepared::new(&config, None).await?;
-        Self::start_prepared(config, prepared, tail).await
+        Self::start_prepared(config, prepared, tail, Plugins::default()).await
     }
 
     /// Replaces this pipeline with one running `new`, handing over the
@@ -220,11 +245,17 @@ impl Agent {
             }
         };
         let running = self.config.clone();
+        let plugins = self.plugins.clone();
         let report = self.stop().await;
         let mut tail = report.tail;
-        let (agent, refused) = match Self::start_prepared(new, prepared, &mut tail).await {
+        let started = Self::start_prepared(new, prepared, &mut tail, plugins.clone()).await;
+        let (agent, refused) = match started {
             Ok(agent) => (agent, None),
-            Err(e) => (Self::start_after(running, &mut tail).await?, Some(e)),
+            Err(e) => {
+                let prepared = Prepared::new(&running, None).await?;
+                let agent = Self::start_prepared(running, prepared, &mut tail, plugins).await?;
+                (agent, Some(e))
+            }
         };
         agent
             .reload_failures
@@ -246,12 +277,18 @@ impl Agent {
         config: Config,
         prepared: Prepared,
         tail: &mut Option<hydra_tail::Handoff>,
+        plugins: Plugins,
     ) -> Result<Agent, Error> {
         let buffer = Buffer::new(buffer_config(&config));
 
-        let output = match prepared.sender {
-            Some(sender) => OutputTask::Forward(Sender::spawn(sender, buffer.clone())?),
-            None => OutputTask::Stdout(tokio::spawn(stdout_out::run(buffer.clone()))),
+        let output: Arc<dyn Output> = match (&plugins.output, prepared.sender) {
+            (Some(own), _) => own.clone(),
+            (None, Some(sender)) => Arc::new(ForwardOutput::new(sender)),
+            (None, None) => Arc::new(StdoutOutput),
+        };
+        let output_task = {
+            let (output, buffer) = (output.clone(), buffer.clone());
+            tokio::spawn(async move { output.run(buffer).await })
         };
 
         let filters = Arc::new(hydra_filter::Chain::new(&config.filters, &hostname())?);
@@ -274,12 +311,16 @@ impl Agent {
             listeners.push((addr.to_string(), counters));
             input_tasks.extend(tasks);
         }
+        for input in &plugins.inputs {
+            let (input, buffer, stop) = (input.clone(), buffer.clone(), stop_rx.clone());
+            input_tasks.push(tokio::spawn(async move { input.run(buffer, stop).await }));
+        }
         let tails: Vec<&hydra_config::TailInput> = config
             .inputs
             .iter()
             .filter_map(|i| match i {
-                Input::Tail(t) => Some(t),
-                Input::Forward(_) => None,
+                hydra_config::Input::Tail(t) => Some(t),
+                hydra_config::Input::Forward(_) => None,
             })
             .collect();
 
@@ -323,6 +364,8 @@ impl Agent {
             input_tasks,
             tailer,
             output,
+            output_task,
+            plugins,
             monitor: None,
             monitor_stop,
             zabbix: None,
@@ -411,25 +454,17 @@ impl Agent {
             task.abort();
             let _ = task.await;
         }
-        match self.output {
-            OutputTask::Forward(sender) => {
-                if left == 0 {
-                    // Nothing is left to send, so this returns at once; the
-                    // bound keeps a stop bounded whatever the sender does.
-                    let grace =
-                        deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
-                    let _ = tokio::time::timeout(grace, sender.finished()).await;
-                } else {
-                    sender.abort();
-                }
-            }
-            OutputTask::Stdout(task) => {
-                if left == 0 {
-                    let _ = task.await;
-                } else {
-                    task.abort();
-                }
-            }
+        // With nothing left to send the output returns at once; the grace
+        // keeps a stop bounded whatever the output does.
+        let grace = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(1);
+        let finished = left == 0
+            && tokio::time::timeout(grace, &mut self.output_task)
+                .await
+                .is_ok();
+        if !finished {
+            // Cancelled: what it had not delivered stays undelivered.
+            self.output_task.abort();
+            let _ = (&mut self.output_task).await;
         }
         if left > 0 {
             warn!(

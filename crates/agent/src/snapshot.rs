@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::{Agent, OutputTask, ReceiverCounters, TailStatsFn, tail_in};
+use crate::{Agent, ReceiverCounters, TailStatsFn, tail_in};
 
 impl Agent {
     pub(crate) fn snapshot_fn(
@@ -12,11 +12,7 @@ impl Agent {
     ) -> hydra_stats::SnapshotFn {
         let buffer = self.buffer.clone();
         let tail_stats: Option<TailStatsFn> = self.tailer.as_ref().map(|t| t.stats_fn());
-        let sender_stats: Option<Arc<dyn Fn() -> hydra_sender::SenderStats + Send + Sync>> =
-            match &self.output {
-                OutputTask::Forward(s) => Some(s.stats_fn()),
-                OutputTask::Stdout(_) => None,
-            };
+        let output = self.output.clone();
         let tags: Vec<String> = tail_in::tags(&self.config);
         let parse_counters = self.parse_counters.clone();
         let filters = self.filters.clone();
@@ -78,8 +74,7 @@ impl Agent {
             if let Some(c) = &parse_counters {
                 snap.parsing = c.snapshot().into_iter().collect();
             }
-            if let Some(f) = &sender_stats {
-                let s = f();
+            if let Some(s) = output.servers() {
                 snap.buffer.dead_lettered = s.dead_lettered_events;
                 snap.servers = s
                     .servers

@@ -42,7 +42,6 @@ mod select;
 mod stats;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -78,7 +77,6 @@ pub enum Error {
 
 struct Shared {
     stats: Mutex<SenderStats>,
-    done: AtomicBool,
 }
 
 /// A running sender.
@@ -117,7 +115,6 @@ impl Sender {
                 dead_lettered_chunks: 0,
                 dead_lettered_events: 0,
             }),
-            done: AtomicBool::new(false),
         });
         let (events_tx, events) = mpsc::unbounded_channel();
         let mut links = Vec::new();
@@ -196,14 +193,19 @@ impl Sender {
     }
 
     /// Waits until the buffer is closed and everything in it was delivered.
-    pub async fn finished(self) {
-        let _ = self.task.await;
+    pub async fn finished(mut self) {
+        self.wait().await;
+    }
+
+    /// Like [`Sender::finished`], keeping the sender: a caller whose wait
+    /// is cancelled can still [`Sender::abort`] it.
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
     }
 
     /// Stops sending now; what was not delivered stays undelivered (its
     /// commits never run).
     pub fn abort(&self) {
-        self.shared.done.store(true, Ordering::Release);
         self.task.abort();
     }
 }
