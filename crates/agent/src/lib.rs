@@ -77,7 +77,7 @@ pub enum Error {
     /// A unix socket path that cannot be listened on.
     #[error("cannot listen on unix:{}: {reason}", path.display())]
     UnixPath {
-        /// The path.
+        /// The socket path as configured.
         path: std::path::PathBuf,
         /// Why: it is not a socket, or a live one.
         reason: &'static str,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hydra_buffer::BufferConfig;
 use hydra_config::{Config, Output};
-use hydra_forward::{Compression, TimeFormat};
+use hydra_forward::TimeFormat;
 use hydra_sender::{SenderConfig, ServerConfig};
 
 use crate::Error;
@@ -34,10 +34,7 @@ pub(crate) fn sender_config(f: &hydra_config::ForwardOutput) -> Result<SenderCon
                 })
             })
             .collect::<Result<_, Error>>()?,
-        balance: match f.balance {
-            hydra_config::Balance::Failover => hydra_sender::Balance::Failover,
-            hydra_config::Balance::RoundRobin => hydra_sender::Balance::RoundRobin,
-        },
+        balance: f.balance,
         require_ack: f.require_ack,
         connect_timeout: f.connect_timeout,
         send_timeout: f.send_timeout,
@@ -77,7 +74,7 @@ pub(crate) fn buffer_config(config: &Config) -> BufferConfig {
             f.flush_interval,
             f.chunk_bytes.as_usize(),
             f.require_ack,
-            f.compress.map(|_| Compression::Gzip),
+            f.compress,
             if f.time_as_integer {
                 TimeFormat::Integer
             } else {

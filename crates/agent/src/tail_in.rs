@@ -9,7 +9,7 @@ use hydra_buffer::Buffer;
 use hydra_config::{Config, Input, TailInput};
 use hydra_forward::EventTime;
 use hydra_parse::{Parsed, Parser};
-use hydra_tail::{LongLines, Source, TailConfig, Tailer};
+use hydra_tail::{Source, TailConfig, Tailer};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -148,10 +148,7 @@ pub(crate) fn start(
                 exclude: t.exclude.clone(),
                 read_from_head: t.read_from_head,
                 max_line_bytes: t.max_line_bytes.as_usize(),
-                long_lines: match t.long_lines {
-                    hydra_config::LongLines::Truncate => LongLines::Truncate,
-                    hydra_config::LongLines::Skip => LongLines::Skip,
-                },
+                long_lines: t.long_lines,
                 strip_cr: t.strip_cr,
                 partial_flush: t.partial_flush,
                 rotate_wait: t.rotate_wait,

@@ -12,7 +12,7 @@ pub enum Error {
     /// of the message, so a chain of causes names it once.
     #[error("cannot read {}", path.display())]
     Read {
-        /// The path.
+        /// The file that could not be read.
         path: PathBuf,
         /// Why.
         source: std::io::Error,
@@ -34,7 +34,7 @@ pub enum Error {
     In {
         /// The file.
         path: PathBuf,
-        /// The error.
+        /// What is wrong in it.
         error: Box<Error>,
     },
     /// A key whose value breaks a rule.
@@ -48,7 +48,7 @@ pub enum Error {
     /// The same address is listened on twice.
     #[error("{address} is used twice (forward inputs and the monitor need their own addresses)")]
     AddressTwice {
-        /// The address.
+        /// The address listened on twice, as configured.
         address: String,
     },
     /// A filter that cannot be built.
@@ -97,7 +97,7 @@ pub enum Rule {
     /// A value outside its range.
     #[error("`{key}` must be between {range}")]
     Range {
-        /// The key.
+        /// The key whose value is out of range.
         key: &'static str,
         /// The range, as people write it.
         range: &'static str,

@@ -106,7 +106,7 @@ pub(crate) fn from_toml(text: &str) -> Result<Config, Error> {
 pub struct GoArgs {
     /// The tag of the tailed file.
     pub tag: String,
-    /// The file.
+    /// The file to follow.
     pub file: String,
     /// Servers as `host` or `host:port`, primary first.
     pub servers: Vec<String>,

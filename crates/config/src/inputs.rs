@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::{Format, ParserSpec, Security, Size, TlsServer, Types, Unmatched, yes};
+use crate::{Format, LongLines, ParserSpec, Security, Size, TlsServer, Types, Unmatched, yes};
 
 /// One input.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -199,17 +199,6 @@ fn default_refresh() -> Duration {
 
 fn default_poll() -> Duration {
     Duration::from_secs(1)
-}
-
-/// What happens to an over-long line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LongLines {
-    /// Keep the first `max_line_bytes`.
-    #[default]
-    Truncate,
-    /// Drop it.
-    Skip,
 }
 
 /// One string or a list.

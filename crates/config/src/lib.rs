@@ -4,6 +4,13 @@
 //! errors that name the key and its line; durations are written `1s`,
 //! `500ms`, `2m`; sizes `64MiB`, `512KiB` or a number of bytes.
 //!
+//! YAML is read with `serde_yaml`, which is no longer maintained upstream.
+//! No other crate of hydra's uses it: the configuration types derive only
+//! serde's traits, so moving to a maintained fork is a one-line change in
+//! this crate's `Cargo.toml` (and the `Error::Yaml` type it names). The
+//! defaults of the servers' settings and the shared enums (`Balance`,
+//! `LongLines`, `Compression`) are the library crates' own, re-exported.
+//!
 //! ```
 //! let config = hydra_config::Config::from_yaml(r#"
 //! inputs:
@@ -24,7 +31,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use hydra_forward::Compression;
 pub use hydra_parse::{Format, ParserSpec, Types, Unmatched};
+pub use hydra_sender::Balance;
+pub use hydra_tail::LongLines;
 
 mod cases;
 mod error;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{SharedKey, Size, TlsClient, yes};
+use crate::{Balance, Compression, SharedKey, Size, TlsClient, yes};
 
 /// The output.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -39,7 +39,7 @@ pub struct ForwardOutput {
     pub flush_interval: Duration,
     /// `gzip` to compress chunks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compress: Option<Compress>,
+    pub compress: Option<Compression>,
     /// Send integer times (seconds) instead of EventTime, for old receivers.
     #[serde(default)]
     pub time_as_integer: bool,
@@ -95,42 +95,23 @@ fn default_chunk() -> Size {
 }
 
 fn default_connect() -> Duration {
-    Duration::from_secs(5)
+    hydra_sender::DEFAULT_CONNECT_TIMEOUT
 }
 
 fn default_send() -> Duration {
-    Duration::from_secs(30)
+    hydra_sender::DEFAULT_SEND_TIMEOUT
 }
 
 fn default_ack_timeout() -> Duration {
-    Duration::from_secs(60)
+    hydra_sender::DEFAULT_ACK_TIMEOUT
 }
 
 fn default_recover() -> Duration {
-    Duration::from_secs(10)
+    hydra_sender::DEFAULT_RECOVER_WAIT
 }
 
 fn default_in_flight() -> usize {
-    4
-}
-
-/// How chunks spread over servers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Balance {
-    /// The first healthy server.
-    #[default]
-    Failover,
-    /// By weight.
-    RoundRobin,
-}
-
-/// Compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compress {
-    /// gzip.
-    Gzip,
+    hydra_sender::DEFAULT_MAX_IN_FLIGHT
 }
 
 /// One destination.
@@ -168,7 +149,7 @@ fn default_port() -> u16 {
 }
 
 fn default_weight() -> u32 {
-    60
+    hydra_sender::DEFAULT_WEIGHT
 }
 
 /// `buffer:`.

@@ -47,7 +47,7 @@ monitor: { listen: 127.0.0.1:24220 }
     };
     assert_eq!(f.flush_interval, Duration::from_secs(1));
     assert!(f.servers[1].standby);
-    assert_eq!(f.compress, Some(Compress::Gzip));
+    assert_eq!(f.compress, Some(Compression::Gzip));
     // The effective config round-trips.
     assert_eq!(Config::from_yaml(&c.to_yaml()).unwrap(), c);
 }

@@ -66,7 +66,7 @@ pub enum Error {
         index: usize,
         /// The field being set.
         field: String,
-        /// The template.
+        /// The template as configured.
         template: String,
     },
     /// A rate that is not `N/s`, `N/m` or `N/h` with N > 0.

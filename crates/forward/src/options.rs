@@ -5,8 +5,9 @@ use bytes::Bytes;
 
 use crate::msgpack;
 
-/// The `compressed` option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The `compressed` option (and a configuration's `compress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Compression {
     /// One or more concatenated gzip members.
     Gzip,

@@ -59,7 +59,7 @@ pub enum Error {
         "the regexp {pattern:?} has no named groups (?<name>...), so it would make empty records"
     )]
     NoNamedGroups {
-        /// The pattern.
+        /// The pattern as configured.
         pattern: String,
     },
     /// `time_parse` or `types` with a format that has no fields.

@@ -4,6 +4,20 @@ use std::time::Duration;
 
 use crate::{Backoff, Balance, Error};
 
+/// A server's share in round robin, unless configured.
+pub const DEFAULT_WEIGHT: u32 = 60;
+/// How long connecting may take, unless configured.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long writing a chunk may take, unless configured.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an ack may take, unless configured.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Health a returning server needs before it takes traffic back, unless
+/// configured.
+pub const DEFAULT_RECOVER_WAIT: Duration = Duration::from_secs(10);
+/// Chunks in flight per connection, unless configured.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+
 /// One destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -31,7 +45,7 @@ impl ServerConfig {
         ServerConfig {
             host: host.to_owned(),
             port,
-            weight: 60,
+            weight: DEFAULT_WEIGHT,
             standby: false,
             shared_key: None,
             username: None,
@@ -105,11 +119,11 @@ impl Default for SenderConfig {
             servers: Vec::new(),
             balance: Balance::Failover,
             require_ack: true,
-            connect_timeout: Duration::from_secs(5),
-            send_timeout: Duration::from_secs(30),
-            ack_timeout: Duration::from_secs(60),
-            recover_wait: Duration::from_secs(10),
-            max_in_flight: 4,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+            recover_wait: DEFAULT_RECOVER_WAIT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             self_hostname: "hydra".to_owned(),

@@ -50,7 +50,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use backoff::{Backoff, InvalidBackoff};
-pub use config::{DeadLetter, SenderConfig, ServerConfig};
+pub use config::{
+    DEFAULT_ACK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RECOVER_WAIT,
+    DEFAULT_SEND_TIMEOUT, DEFAULT_WEIGHT, DeadLetter, SenderConfig, ServerConfig,
+};
 use dispatch::{Dispatcher, LinkState};
 pub use select::{Balance, Health, Selector};
 pub use stats::{SenderStats, ServerStats, TagStats};

@@ -101,7 +101,7 @@ pub struct Server {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct File {
-    /// Its tag.
+    /// The tag its lines are sent with.
     pub tag: String,
     /// Offset after the last line read.
     pub position: u64,
@@ -205,7 +205,7 @@ pub struct Snapshot {
     pub files: BTreeMap<String, File>,
     /// Delivered per tag.
     pub sent: BTreeMap<String, Sent>,
-    /// The buffer.
+    /// What the buffer holds, and its ceiling.
     pub buffer: Buffer,
     /// Per tag of a tail input with a `format`, what did not parse.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]

@@ -80,7 +80,7 @@ pub struct Position {
     /// Its identity.
     #[serde(flatten)]
     pub key: FileKey,
-    /// Its fingerprint.
+    /// Its first bytes, which tell it from a new file at the same inode.
     pub fingerprint: Fingerprint,
     /// Offset of the first byte not yet delivered; always a line start.
     pub offset: u64,

@@ -19,7 +19,7 @@ pub enum Error {
     /// The positions file is not JSON of the expected shape.
     #[error("positions file {}: {source}", path.display())]
     Positions {
-        /// Its path.
+        /// The positions file.
         path: PathBuf,
         /// What is wrong.
         source: serde_json::Error,
@@ -27,7 +27,7 @@ pub enum Error {
     /// The positions file was written by a build with another format.
     #[error("positions file {}: version {version} is not supported (this build reads version {supported})", path.display())]
     PositionsVersion {
-        /// Its path.
+        /// The positions file.
         path: PathBuf,
         /// The version it has.
         version: u32,
@@ -37,7 +37,7 @@ pub enum Error {
     /// A path pattern that does not compile.
     #[error("invalid path pattern {pattern:?}: {}", source.kind())]
     Pattern {
-        /// The pattern.
+        /// The glob as configured.
         pattern: String,
         /// Why.
         source: globset::Error,

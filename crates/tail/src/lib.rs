@@ -225,7 +225,7 @@ pub struct LineMeta {
 /// What the tailer knows about one file or path.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FileStats {
-    /// The path.
+    /// Where the file is now (its last path, for a rotated file).
     pub path: PathBuf,
     /// The file's inode (0 for a path that cannot be followed): tells two
     /// files that were at the same path apart.

@@ -84,7 +84,7 @@ pub fn node_modules() -> PathBuf {
 
 /// The npm FluentServer on a free loopback port, recording every entry.
 pub struct FluentServer {
-    /// Its port.
+    /// Where it listens, on 127.0.0.1.
     pub port: u16,
     child: Child,
     lines: Arc<Mutex<Vec<serde_json::Value>>>,

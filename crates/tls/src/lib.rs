@@ -50,7 +50,7 @@ pub enum Error {
     /// A server name that is not a valid DNS name or IP address.
     #[error("invalid server name {name:?}")]
     ServerName {
-        /// The name.
+        /// The name as configured (or the host).
         name: String,
     },
     /// Client-certificate verification could not be set up.

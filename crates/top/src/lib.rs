@@ -61,7 +61,7 @@ pub enum Error {
     Status {
         /// What was asked for.
         url: String,
-        /// The status.
+        /// The HTTP status it answered.
         status: hyper::StatusCode,
     },
     /// The answer broke off.
