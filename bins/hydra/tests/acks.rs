@@ -51,6 +51,29 @@ fn client(port: u16, secs: u64) -> (Arc<Mutex<Vec<u64>>>, std::thread::JoinHandl
     (acked, thread)
 }
 
+/// How many numbers `client` had acked, and which of them `rx` never got;
+/// printed.
+fn acked_and_lost(client: &str, acked: &Mutex<Vec<u64>>, rx: &Receiver) -> (usize, Vec<u64>) {
+    let acked = acked.lock().unwrap().clone();
+    let seen = rx.seen.lock().unwrap().clone();
+    let lost: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|n| !seen.contains(n))
+        .collect();
+    let mut distinct = seen.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    println!(
+        "{client}, kill -9 with the server down, ack: delivered: acked {}, delivered {} ({} distinct), acked but lost {}",
+        acked.len(),
+        seen.len(),
+        distinct.len(),
+        lost.len()
+    );
+    (acked.len(), lost)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_events_survive_kill_9_in_the_default_configuration() {
     // The server is down: nothing can be delivered, so nothing is acked.
@@ -72,16 +95,8 @@ async fn acked_events_survive_kill_9_in_the_default_configuration() {
     client.join().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(h.stop().success());
-    let acked = acked.lock().unwrap().clone();
-    let seen = rx.seen.lock().unwrap().clone();
-    let lost: Vec<&u64> = acked.iter().filter(|n| !seen.contains(n)).collect();
-    println!(
-        "kill -9 with the server down, ack: delivered: acked {}, delivered {}, acked but lost {}",
-        acked.len(),
-        seen.len(),
-        lost.len()
-    );
-    assert_eq!(acked.len(), 200, "the client's chunks were not all acked");
+    let (acked, lost) = acked_and_lost("hand-made client", &acked, &rx);
+    assert_eq!(acked, 200, "the client's chunks were not all acked");
     assert!(lost.is_empty(), "acked but lost: {lost:?}");
 }
 
@@ -167,21 +182,9 @@ async fn npm_client_acked_events_survive_kill_9_in_the_default_configuration() {
     let status = client.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(h.stop().success());
-    let acked = acked.lock().unwrap().clone();
-    let seen = rx.seen.lock().unwrap().clone();
-    let lost: Vec<&u64> = acked.iter().filter(|n| !seen.contains(n)).collect();
-    let mut distinct = seen.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    println!(
-        "npm client, kill -9 with the server down, ack: delivered: acked {}, delivered {} ({} distinct), acked but lost {}",
-        acked.len(),
-        seen.len(),
-        distinct.len(),
-        lost.len()
-    );
+    let (acked, lost) = acked_and_lost("npm client", &acked, &rx);
     assert!(status.success(), "the npm client gave up: {status}");
-    assert_eq!(acked.len(), 200, "the client's events were not all acked");
+    assert_eq!(acked, 200, "the client's events were not all acked");
     assert!(lost.is_empty(), "acked but lost: {lost:?}");
 }
 
