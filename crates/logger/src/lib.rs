@@ -7,17 +7,22 @@
 //! [`Logger::try_post`] and the [`FluentLayer`] for `tracing` never wait and
 //! count what they had to drop instead.
 //!
-//! ```no_run
+//! ```
 //! use hydra_logger::Logger;
 //! use std::collections::BTreeMap;
 //!
-//! # async fn run() -> Result<(), hydra_logger::Error> {
-//! let logger = Logger::builder().address("127.0.0.1", 24224).build()?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), hydra_logger::Error> {
+//! # let server = hydra_test_support::Receiver::start(hydra_test_support::Behaviour::Ack).await;
+//! # let port = server.port();
+//! // A Fluentd (or hydra) on 127.0.0.1:`port`, acking what it keeps.
+//! let logger = Logger::builder().address("127.0.0.1", port).build()?;
 //! logger.post("app.access", &BTreeMap::from([("path", "/"), ("status", "200")])).await?;
 //! // Before exiting: deliver what is buffered (or give up after 5 s).
 //! let undelivered = logger.close(std::time::Duration::from_secs(5)).await;
 //! assert_eq!(undelivered, 0);
-//! # Ok(()) }
+//! # Ok(())
+//! # }
 //! ```
 
 mod layer;

@@ -18,19 +18,34 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! ```
 //! use hydra_buffer::{Buffer, BufferConfig};
+//! use hydra_forward::EventTime;
 //! use hydra_sender::{Sender, SenderConfig, ServerConfig};
-//! # async fn run() {
+//! use hydra_test_support::{Behaviour, Receiver};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // Two Fluentd (or hydra) servers that ack what they keep; the first is
+//! // the primary, the second takes over if it fails.
+//! let (primary, secondary) = (Receiver::start(Behaviour::Ack).await, Receiver::start(Behaviour::Ack).await);
 //! let buffer = Buffer::new(BufferConfig::default());
 //! let config = SenderConfig {
-//!     servers: vec![ServerConfig::new("10.0.0.1", 24224), ServerConfig::new("10.0.0.2", 24224)],
+//!     servers: vec![
+//!         ServerConfig::new("127.0.0.1", primary.port()),
+//!         ServerConfig::new("127.0.0.1", secondary.port()),
+//!     ],
 //!     ..SenderConfig::default()
 //! };
 //! let sender = Sender::spawn(config, buffer.clone()).expect("valid config");
-//! // ... producers append to `buffer` ...
+//! buffer
+//!     .append("app", 32, 1, None, |f| f.push_line(EventTime::now(), "message", b"hello"))
+//!     .await
+//!     .expect("room in the buffer");
 //! buffer.close();
-//! sender.finished().await;
+//! sender.finished().await; // every chunk was acked
+//! assert_eq!(buffer.stats().events_delivered, 1);
+//! # drop((primary, secondary));
 //! # }
 //! ```
 
