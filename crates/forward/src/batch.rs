@@ -3,11 +3,11 @@
 use bytes::Bytes;
 
 use crate::EventTime;
-use crate::decode::Mode;
 use crate::msgpack::{self, TimeField};
 use crate::options::ChunkId;
 use crate::options::Options;
-use crate::scan::skip_validated;
+use crate::scan::Scanner;
+use crate::scan::{skip_validated, value_len};
 
 /// The events of one frame, validated and normalized.
 ///
@@ -163,5 +163,116 @@ impl<'a> Iterator for Events<'a> {
         let (raw_record, rest) = after_time.split_at(record_len);
         self.rest = rest;
         Some(EventRef { time, raw_record })
+    }
+}
+
+/// The four request modes of Forward protocol v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// `[tag, time, record, option?]`: one event per frame.
+    Message,
+    /// `[tag, [[time, record], ...], option?]`.
+    Forward,
+    /// `[tag, entries, option?]`: entries as one str or bin of concatenated
+    /// msgpack `[time, record]` arrays.
+    PackedForward,
+    /// PackedForward whose entries are gzip (`compressed: "gzip"`).
+    CompressedPackedForward,
+}
+
+pub(crate) fn lazy_now() -> impl FnMut() -> EventTime {
+    let mut now = None;
+    move || *now.get_or_insert_with(EventTime::now)
+}
+
+pub(crate) struct Checked {
+    pub(crate) entries: Bytes,
+    pub(crate) count: usize,
+    pub(crate) skipped: usize,
+}
+
+impl Checked {
+    pub(crate) fn one(entry: Vec<u8>) -> Self {
+        Checked {
+            entries: entry.into(),
+            count: 1,
+            skipped: 0,
+        }
+    }
+    pub(crate) fn none(skipped: usize) -> Self {
+        Checked {
+            entries: Bytes::new(),
+            count: 0,
+            skipped,
+        }
+    }
+}
+
+/// Validates concatenated `[time, record]` entries, skipping invalid ones.
+/// Returns a slice of `data` when every entry is kept as it is, and a new
+/// buffer only when something had to be dropped or rewritten.
+pub(crate) fn check_entries(
+    scanner: &mut Scanner,
+    data: &Bytes,
+    now: &mut impl FnMut() -> EventTime,
+) -> Checked {
+    let mut out: Option<Vec<u8>> = None;
+    let (mut pos, mut count, mut skipped) = (0, 0, 0);
+    while pos < data.len() {
+        let Ok(len) = value_len(scanner, &data[pos..]) else {
+            // The rest cannot be delimited: count it as one bad event.
+            skipped += 1;
+            out.get_or_insert_with(|| data[..pos].to_vec());
+            break;
+        };
+        let entry = &data[pos..pos + len];
+        match check_entry(entry, now) {
+            Some((TimeField::Keep(_), _)) => {
+                if let Some(o) = out.as_mut() {
+                    o.extend_from_slice(entry);
+                }
+                count += 1;
+            }
+            Some((TimeField::Rewrite(t), record)) => {
+                let o = out.get_or_insert_with(|| data[..pos].to_vec());
+                o.push(0x92);
+                o.extend_from_slice(&t.to_msgpack());
+                o.extend_from_slice(&entry[record..]);
+                count += 1;
+            }
+            _ => {
+                out.get_or_insert_with(|| data[..pos].to_vec());
+                skipped += 1;
+            }
+        }
+        pos += len;
+    }
+    Checked {
+        entries: out.map_or_else(|| data.clone(), Bytes::from),
+        count,
+        skipped,
+    }
+}
+
+/// Checks one complete entry; returns its time and where its record starts.
+#[inline]
+fn check_entry(entry: &[u8], now: &mut impl FnMut() -> EventTime) -> Option<(TimeField, usize)> {
+    let (2, hdr) = msgpack::array_header(entry)? else {
+        return None;
+    };
+    let body = &entry[hdr..];
+    // Fast path for what nearly every client sends: fixext8 EventTime.
+    let time_len = if body.first() == Some(&0xd7) {
+        10
+    } else {
+        skip_validated(body)?
+    };
+    let record = hdr + time_len;
+    if !msgpack::is_map(entry.get(record..)?) {
+        return None;
+    }
+    match msgpack::time_field(body.get(..time_len)?, now) {
+        TimeField::Invalid => None,
+        t => Some((t, record)),
     }
 }

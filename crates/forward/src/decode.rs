@@ -3,51 +3,14 @@
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
-use crate::batch::EventBatch;
+use crate::Error;
+use crate::batch::{Checked, EventBatch, Mode, check_entries, lazy_now};
 use crate::handshake::Ping;
-use crate::inflate::{Compressed, Dropped, gunzip};
+use crate::limits::Limits;
 use crate::msgpack::{self, TimeField};
 use crate::options::{ChunkId, Compression, Options};
-use crate::scan::{Scan, Scanner, skip_validated, value_len};
-use crate::{Error, EventTime};
-
-/// Hard limits for untrusted input. Each is checked before bytes are
-/// buffered or allocated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest frame (one top-level msgpack value) accepted, in bytes.
-    pub max_frame_bytes: usize,
-    /// Largest inflated size of a compressed frame's entries, in bytes.
-    pub max_decompressed_bytes: usize,
-    /// Deepest msgpack nesting accepted anywhere in a frame.
-    pub max_depth: usize,
-}
-
-impl Default for Limits {
-    /// 16 MiB frames (twice Fluentd's default 8 MiB chunk), 64 MiB inflated,
-    /// 64 levels of nesting.
-    fn default() -> Self {
-        Limits {
-            max_frame_bytes: 16 << 20,
-            max_decompressed_bytes: 64 << 20,
-            max_depth: 64,
-        }
-    }
-}
-
-/// The four request modes of Forward protocol v1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mode {
-    /// `[tag, time, record, option?]`: one event per frame.
-    Message,
-    /// `[tag, [[time, record], ...], option?]`.
-    Forward,
-    /// `[tag, entries, option?]`: entries as one str or bin of concatenated
-    /// msgpack `[time, record]` arrays.
-    PackedForward,
-    /// PackedForward whose entries are gzip (`compressed: "gzip"`).
-    CompressedPackedForward,
-}
+use crate::request::{Compressed, Dropped, Request, gunzip};
+use crate::scan::{Scan, Scanner, value_len};
 
 /// The answer to a UDP heartbeat datagram.
 ///
@@ -56,23 +19,6 @@ pub enum Mode {
 /// back; in_forward answers every datagram that way, whatever it holds.
 pub fn udp_heartbeat_reply(_datagram: &[u8]) -> &'static [u8] {
     &[0x00]
-}
-
-/// What a client sent, frame by frame.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Request {
-    /// Events to accept.
-    Events(EventBatch),
-    /// The client's answer to HELO in the shared-key handshake.
-    Ping(Ping),
-    /// A well-delimited frame that could not be accepted. The connection can
-    /// go on. No ack should be sent for it: an acking client will retry, or
-    /// give up by its own rules.
-    Dropped(Dropped),
-    /// A compressed batch left to inflate, from a decoder that defers
-    /// inflation ([`ForwardDecoder::defer_inflation`]).
-    Compressed(Compressed),
 }
 
 /// A tokio-util [`Decoder`] for the receiving side of Forward (in_forward).
@@ -338,11 +284,6 @@ fn forward_entries(second: &[u8]) -> bool {
     }
 }
 
-pub(crate) fn lazy_now() -> impl FnMut() -> EventTime {
-    let mut now = None;
-    move || *now.get_or_insert_with(EventTime::now)
-}
-
 fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, Error> {
     let mut options = Options::default();
     if raw.first() == Some(&0xc0) {
@@ -379,96 +320,4 @@ fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, Error> {
         }
     }
     Ok(options)
-}
-
-pub(crate) struct Checked {
-    pub(crate) entries: Bytes,
-    pub(crate) count: usize,
-    pub(crate) skipped: usize,
-}
-
-impl Checked {
-    fn one(entry: Vec<u8>) -> Self {
-        Checked {
-            entries: entry.into(),
-            count: 1,
-            skipped: 0,
-        }
-    }
-    fn none(skipped: usize) -> Self {
-        Checked {
-            entries: Bytes::new(),
-            count: 0,
-            skipped,
-        }
-    }
-}
-
-/// Validates concatenated `[time, record]` entries, skipping invalid ones.
-/// Returns a slice of `data` when every entry is kept as it is, and a new
-/// buffer only when something had to be dropped or rewritten.
-pub(crate) fn check_entries(
-    scanner: &mut Scanner,
-    data: &Bytes,
-    now: &mut impl FnMut() -> EventTime,
-) -> Checked {
-    let mut out: Option<Vec<u8>> = None;
-    let (mut pos, mut count, mut skipped) = (0, 0, 0);
-    while pos < data.len() {
-        let Ok(len) = value_len(scanner, &data[pos..]) else {
-            // The rest cannot be delimited: count it as one bad event.
-            skipped += 1;
-            out.get_or_insert_with(|| data[..pos].to_vec());
-            break;
-        };
-        let entry = &data[pos..pos + len];
-        match check_entry(entry, now) {
-            Some((TimeField::Keep(_), _)) => {
-                if let Some(o) = out.as_mut() {
-                    o.extend_from_slice(entry);
-                }
-                count += 1;
-            }
-            Some((TimeField::Rewrite(t), record)) => {
-                let o = out.get_or_insert_with(|| data[..pos].to_vec());
-                o.push(0x92);
-                o.extend_from_slice(&t.to_msgpack());
-                o.extend_from_slice(&entry[record..]);
-                count += 1;
-            }
-            _ => {
-                out.get_or_insert_with(|| data[..pos].to_vec());
-                skipped += 1;
-            }
-        }
-        pos += len;
-    }
-    Checked {
-        entries: out.map_or_else(|| data.clone(), Bytes::from),
-        count,
-        skipped,
-    }
-}
-
-/// Checks one complete entry; returns its time and where its record starts.
-#[inline]
-fn check_entry(entry: &[u8], now: &mut impl FnMut() -> EventTime) -> Option<(TimeField, usize)> {
-    let (2, hdr) = msgpack::array_header(entry)? else {
-        return None;
-    };
-    let body = &entry[hdr..];
-    // Fast path for what nearly every client sends: fixext8 EventTime.
-    let time_len = if body.first() == Some(&0xd7) {
-        10
-    } else {
-        skip_validated(body)?
-    };
-    let record = hdr + time_len;
-    if !msgpack::is_map(entry.get(record..)?) {
-        return None;
-    }
-    match msgpack::time_field(body.get(..time_len)?, now) {
-        TimeField::Invalid => None,
-        t => Some((t, record)),
-    }
 }

@@ -57,24 +57,26 @@ mod decode;
 mod encode;
 mod error;
 mod handshake;
-mod inflate;
 mod json;
+mod limits;
 mod msgpack;
 mod options;
+mod request;
 mod scan;
 mod tag;
 mod time;
 
 pub use alloc::transient_capacity;
-pub use batch::{Event, EventBatch, EventRef, Events};
-pub use decode::{ForwardDecoder, Limits, Mode, Request, udp_heartbeat_reply};
+pub use batch::{Event, EventBatch, EventRef, Events, Mode};
+pub use decode::{ForwardDecoder, udp_heartbeat_reply};
 pub use encode::{BatchMode, FrameBuilder, FrameParts, encode_message, encode_record};
 pub use error::Error;
 pub use handshake::{
     Helo, Ping, Pong, Reply, ReplyDecoder, password_digest, ping_digest, pong_digest,
 };
-pub use inflate::{Compressed, Dropped};
 pub use json::{from_json, json_lines, to_json};
+pub use limits::Limits;
 pub use options::{ChunkId, Compression, Options};
+pub use request::{Compressed, Dropped, Request};
 pub use tag::TagPattern;
 pub use time::{EVENT_TIME_EXT, EventTime, TimeFormat};

@@ -46,6 +46,7 @@ mod error;
 mod events;
 mod lines;
 pub mod multiline;
+mod open;
 mod restart;
 mod tailer;
 

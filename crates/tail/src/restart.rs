@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::Source;
 use crate::checkpoint::FileId;
-use crate::tailer::open_log;
+use crate::open::open_log;
 
 /// The run before this one, as its positions file or a reload's handoff
 /// tells it.

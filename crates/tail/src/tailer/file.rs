@@ -4,7 +4,7 @@
 use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -69,22 +69,6 @@ pub(super) struct Tracked {
     /// The last read stopped at its budget with more to read.
     pub(super) more: bool,
     pub(super) live: Arc<Live>,
-}
-
-/// Opens a log file for reading without updating its access time where
-/// the kernel allows it (the file's owner, or root): a file being written
-/// has an access time older than its change time at every read, so each
-/// read would otherwise dirty the inode.
-pub(crate) fn open_log(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path),
-        other => other,
-    }
 }
 
 /// While reading waits on a full channel, how often paths are looked after

@@ -28,7 +28,6 @@ use crate::restart::History;
 use crate::{Batch, Error, TailConfig};
 
 use file::Tracked;
-pub(crate) use file::open_log;
 use live::lock;
 pub(crate) use live::{Shared, committer};
 

@@ -11,12 +11,13 @@ use std::time::Instant;
 
 use tracing::{debug, info};
 
-use super::file::{Halt, Tracked, identity, line_start_before, mark_gone, mtime, open_log};
+use super::file::{Halt, Tracked, identity, line_start_before, mark_gone, mtime};
 use super::live::{Live, lock};
 use super::{Engine, PathState};
 use crate::checkpoint::{FileId, FileKey, Fingerprint, Position, born};
 use crate::events::Grouping;
 use crate::lines::LineSplitter;
+use crate::open::open_log;
 use crate::restart::Resume;
 
 impl Engine {

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::Engine;
-use super::file::{Tracked, identity, mark_gone, mtime, open_log};
+use super::file::{Tracked, identity, mark_gone, mtime};
 use super::live::lock;
 use crate::checkpoint::{FINGERPRINT_BYTES, FileId, FileKey, Fingerprint, Position};
 use crate::events::Grouping;
+use crate::open::open_log;
 use crate::restart::{Resume, find_beside};
 
 /// How long a name that a file left a followed path for is still followed

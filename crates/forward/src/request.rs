@@ -1,14 +1,34 @@
-//! Compressed batches, inflated where the caller chooses, within limits.
+//! What a client sent, frame by frame: events, a PING, a dropped frame,
+//! or a compressed batch to inflate where the caller chooses, within
+//! limits.
 
 use std::io::Read;
 
 use bytes::Bytes;
 
 use crate::Error;
-use crate::batch::EventBatch;
-use crate::decode::{Limits, Mode, Request, check_entries, lazy_now};
+use crate::batch::{EventBatch, Mode, check_entries, lazy_now};
+use crate::handshake::Ping;
+use crate::limits::Limits;
 use crate::options::{ChunkId, Options};
 use crate::scan::Scanner;
+
+/// What a client sent, frame by frame.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Request {
+    /// Events to accept.
+    Events(EventBatch),
+    /// The client's answer to HELO in the shared-key handshake.
+    Ping(Ping),
+    /// A well-delimited frame that could not be accepted. The connection can
+    /// go on. No ack should be sent for it: an acking client will retry, or
+    /// give up by its own rules.
+    Dropped(Dropped),
+    /// A compressed batch left to inflate, from a decoder that defers
+    /// inflation ([`ForwardDecoder::defer_inflation`]).
+    Compressed(Compressed),
+}
 
 /// A CompressedPackedForward batch, not inflated yet: [`Compressed::inflate`]
 /// does it, where the caller chooses (a blocking thread, under a memory
