@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, warn};
 
 use super::Engine;
+use super::handout::send_within;
 use super::live::{Live, lock};
 use crate::Batch;
 use crate::LineMeta;
@@ -257,7 +258,7 @@ impl Engine {
             };
             let batches = [t.held.take(), self.pending_batch(&mut t)];
             for batch in batches.into_iter().flatten() {
-                let _ = self.rt.block_on(self.tx.send_timeout(batch, FINAL_SEND));
+                let _ = send_within(&self.tx, batch, FINAL_SEND);
             }
             self.files.insert(key, t);
         }
@@ -374,10 +375,7 @@ impl Engine {
             if self.stopping() {
                 return Err(Halt::Stopping);
             }
-            match self
-                .rt
-                .block_on(self.tx.send_timeout(batch, BACKPRESSURE_LOOK))
-            {
+            match send_within(&self.tx, batch, BACKPRESSURE_LOOK) {
                 Ok(()) => return Ok(()),
                 Err(SendTimeoutError::Closed(_)) => return Err(Halt::Closed),
                 Err(SendTimeoutError::Timeout(b)) => {

@@ -7,6 +7,7 @@
 //! truncated and copied files) and `live` (the counters the monitor reads).
 
 mod file;
+mod handout;
 mod live;
 mod paths;
 mod rotation;
@@ -74,9 +75,6 @@ pub(crate) struct Engine {
     /// (left its path, or renamed to another followed one): its paths are
     /// looked at again when it is put back.
     reading_moved: bool,
-    /// Waits on the bounded channel with a timeout, so paths are looked
-    /// after while the consumer is slow.
-    rt: tokio::runtime::Runtime,
 }
 
 impl Engine {
@@ -131,10 +129,6 @@ impl Engine {
             moved: HashMap::new(),
             closed: HashMap::new(),
             reading_moved: false,
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .map_err(Error::Thread)?,
         })
     }
 
