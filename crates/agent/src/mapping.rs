@@ -31,6 +31,7 @@ pub(crate) fn sender_config(f: &hydra_config::ForwardOutput) -> Result<SenderCon
                         key: t.key.clone(),
                         insecure: t.insecure,
                     }),
+                    unix: None,
                 })
             })
             .collect::<Result<_, Error>>()?,

@@ -76,6 +76,12 @@ impl Builder {
         self.sender.servers.push(ServerConfig::new(host, port));
         self
     }
+    /// Adds a server on a unix socket (fluentd's in_unix, hydra's
+    /// `listen: unix:PATH`); in order with those of [`Builder::address`].
+    pub fn unix(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.sender.servers.push(ServerConfig::unix(path));
+        self
+    }
     /// Uses the shared-key handshake with every server added so far.
     pub fn shared_key(mut self, key: &str, self_hostname: &str) -> Self {
         for s in &mut self.sender.servers {

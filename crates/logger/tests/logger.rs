@@ -112,6 +112,37 @@ async fn through_hydras_forward_input() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_hydras_forward_input_on_a_unix_socket() {
+    // The logger on a unix socket (as to fluentd's in_unix), hydra's
+    // forward input listening there with its default `ack: delivered`.
+    let server = FluentServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("forward.sock");
+    let config = hydra_config::Config::from_yaml(&format!(
+        "inputs:\n  - type: forward\n    listen: unix:{}\noutput:\n  type: forward\n  flush_interval: 50ms\n  servers: [{{ host: 127.0.0.1, port: {} }}]\n",
+        sock.display(),
+        server.port
+    ))
+    .unwrap();
+    let agent = hydra_agent::Agent::start(config).await.unwrap();
+    let logger = Logger::builder().unix(&sock).build().unwrap();
+    for n in 0..200 {
+        let record = Access {
+            path: "/u",
+            status: 200,
+            n,
+        };
+        logger.post("via.unix", &record).await.unwrap();
+    }
+    assert_eq!(logger.close(Duration::from_secs(10)).await, 0);
+    server.settle();
+    let mut ns = server.numbers();
+    ns.sort_unstable();
+    assert_eq!(ns, (0..200).collect::<Vec<_>>());
+    assert_eq!(agent.stop().await.undelivered_events, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_wait_for_a_server_that_comes_later() {
     let port = free_port();
     let logger = Logger::builder()

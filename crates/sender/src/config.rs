@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub password: Option<String>,
     /// TLS to this server; none: plain TCP.
     pub tls: Option<hydra_tls::ClientTls>,
+    /// A unix socket to connect to instead of `host:port` (fluentd's
+    /// in_unix, hydra's `listen: unix:PATH`).
+    pub unix: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -51,6 +54,36 @@ impl ServerConfig {
             username: None,
             password: None,
             tls: None,
+            unix: None,
+        }
+    }
+
+    /// A server on the unix socket `path`, with default settings.
+    pub fn unix(path: impl Into<std::path::PathBuf>) -> Self {
+        let path = path.into();
+        ServerConfig {
+            unix: Some(path),
+            ..ServerConfig::new("localhost", 0)
+        }
+    }
+
+    /// Where to connect: the unix socket, or `host:port`.
+    pub fn target(&self) -> hydra_io::Target {
+        match &self.unix {
+            Some(path) => hydra_io::Target::Unix(path.clone()),
+            None => hydra_io::Target::Tcp {
+                host: self.host.clone(),
+                port: self.port,
+            },
+        }
+    }
+
+    /// How the server is named in stats and logs: `host:port`, or
+    /// `unix:PATH`.
+    pub fn address(&self) -> String {
+        match &self.unix {
+            Some(path) => format!("unix:{}", path.display()),
+            None => format!("{}:{}", self.host, self.port),
         }
     }
 
@@ -61,7 +94,7 @@ impl ServerConfig {
     ) -> Result<Option<(hydra_tls::TlsConnector, hydra_tls::ServerName<'static>)>, Error> {
         let Some(t) = &self.tls else { return Ok(None) };
         let wrap = |source| Error::Tls {
-            server: format!("{}:{}", self.host, self.port),
+            server: self.address(),
             source,
         };
         Ok(Some((

@@ -123,7 +123,7 @@ impl Sender {
                     .servers
                     .iter()
                     .map(|s| ServerStats {
-                        address: format!("{}:{}", s.host, s.port),
+                        address: s.address(),
                         standby: s.standby,
                         error: Some("not connected yet".to_owned()),
                         ..ServerStats::default()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use hydra_buffer::Chunk;
 use hydra_forward::{Reply, ReplyDecoder};
-use hydra_io::{Conn, Target, client_handshake};
+use hydra_io::{Conn, client_handshake};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
@@ -44,7 +44,7 @@ pub(crate) struct Link {
 
 impl Link {
     fn address(&self) -> String {
-        format!("{}:{}", self.server.host, self.server.port)
+        self.server.address()
     }
 
     pub(crate) async fn run(mut self) {
@@ -91,10 +91,7 @@ impl Link {
 
     async fn connect(&mut self) -> Result<Conn, hydra_io::Error> {
         // Resolved on every attempt: a server's address may change.
-        let target = Target::Tcp {
-            host: self.server.host.clone(),
-            port: self.server.port,
-        };
+        let target = self.server.target();
         let mut conn =
             hydra_io::connect(&target, self.tls.as_ref(), self.config.connect_timeout).await?;
         if let Some(key) = self.server.shared_key.as_deref() {
