@@ -987,8 +987,56 @@ fn a_unix_socket_path_that_cannot_be_used_is_refused_by_name() {
             unix_input_config(&sock, free_port(), "    mode: rw\n"),
             "not an octal file mode",
         ),
+        (
+            stdout_config(free_port(), free_port(), "    owner: root\n"),
+            "`owner` and `group` are for `listen: unix:PATH`",
+        ),
+        (
+            unix_input_config(&sock, free_port(), "    owner: no-such-user-here\n"),
+            "`owner` \"no-such-user-here\" is not a user of this host",
+        ),
+        (
+            unix_input_config(&sock, free_port(), "    group: no-such-group-here\n"),
+            "`group` \"no-such-group-here\" is not a group of this host",
+        ),
     ] {
         let err = refused(dir.path(), "--check-config", &text);
         assert!(err.contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn a_unix_sockets_owner_and_group_are_set() {
+    // By name (looked up as hydra does, in /etc/passwd and /etc/group)
+    // and by number. The tests run as root, which may give files away.
+    use std::os::unix::fs::MetadataExt;
+    let id_of = |file: &str, name: &str| -> u32 {
+        std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f[0] == name).then(|| f[2].parse().unwrap())
+            })
+            .unwrap()
+    };
+    let (nobody, nogroup) = (
+        id_of("/etc/passwd", "nobody"),
+        id_of("/etc/group", "nogroup"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (extra, uid, gid) in [
+        (
+            "    owner: nobody\n    group: nogroup\n".to_owned(),
+            nobody,
+            nogroup,
+        ),
+        (format!("    owner: \"{nobody}\"\n"), nobody, 0),
+    ] {
+        let sock = dir.path().join("owned.sock");
+        let h = Hydra::start(dir.path(), &unix_input_config(&sock, free_port(), &extra));
+        let meta = std::fs::metadata(&sock).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{extra}");
+        assert!(h.stop().success());
     }
 }

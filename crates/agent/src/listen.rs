@@ -63,8 +63,13 @@ impl Drop for UnixSocket {
 
 /// Binds `listen`. A unix socket file left by a process that is gone (no
 /// one accepts on it) is replaced; a live one, or a path that is not a
-/// socket, is an error naming it. `mode` sets a unix socket's permissions.
-pub(crate) async fn bind(listen: &Listen, mode: Option<u32>) -> Result<Bound, Error> {
+/// socket, is an error naming it. `mode` sets a unix socket's permissions,
+/// `owner` its user and group ids.
+pub(crate) async fn bind(
+    listen: &Listen,
+    mode: Option<u32>,
+    owner: (Option<u32>, Option<u32>),
+) -> Result<Bound, Error> {
     let bind_error = |source| Error::Bind {
         addr: listen.clone(),
         source,
@@ -82,6 +87,9 @@ pub(crate) async fn bind(listen: &Listen, mode: Option<u32>) -> Result<Bound, Er
             if let Some(mode) = mode {
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                     .map_err(bind_error)?;
+            }
+            if owner != (None, None) {
+                std::os::unix::fs::chown(path, owner.0, owner.1).map_err(bind_error)?;
             }
             let meta = std::fs::symlink_metadata(path).map_err(bind_error)?;
             Ok(Bound::Unix(UnixSocket {

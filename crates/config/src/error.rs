@@ -124,6 +124,15 @@ pub enum Rule {
     /// A file mode that is not octal.
     #[error("`mode` {0:?} is not an octal file mode such as \"0660\"")]
     ModeNotOctal(String),
+    /// An owner or group for a listener that is not a unix socket.
+    #[error("`owner` and `group` are for `listen: unix:PATH`")]
+    OwnerNotUnix,
+    /// A user name that is not in `/etc/passwd`.
+    #[error("`owner` {0:?} is not a user of this host")]
+    UnknownUser(String),
+    /// A group name that is not in `/etc/group`.
+    #[error("`group` {0:?} is not a group of this host")]
+    UnknownGroup(String),
     /// No connection allowed, or frames too small to carry anything.
     #[error("`max_connections` must be positive and `max_frame_bytes` at least 1KiB")]
     ConnectionsOrFrame,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::{Format, LongLines, ParserSpec, Security, Size, TlsServer, Types, Unmatched, yes};
+use crate::{
+    Format, LongLines, ParserSpec, Rule, Security, Size, TlsServer, Types, Unmatched, yes,
+};
 
 /// One input.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -288,6 +290,14 @@ pub struct ForwardInput {
     /// (`"0660"`). By default, what the umask leaves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// With `listen: unix:PATH`: the socket file's owner, a user name or
+    /// a number. By default, the user hydra runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// With `listen: unix:PATH`: the socket file's group, a group name or
+    /// a number. By default, hydra's group (or the directory's, setgid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// When a client's chunk is acked: once `delivered` (the default) or
     /// once `buffered`.
     #[serde(default)]
@@ -329,6 +339,42 @@ impl ForwardInput {
             .ok()
             .filter(|m| *m <= 0o7777)
     }
+}
+
+impl ForwardInput {
+    /// `owner` and `group` as ids: a number as it is, a name looked up in
+    /// `/etc/passwd` or `/etc/group`.
+    pub fn socket_owner(&self) -> Result<(Option<u32>, Option<u32>), Rule> {
+        let uid = match &self.owner {
+            Some(o) => {
+                Some(lookup_id("/etc/passwd", o).ok_or_else(|| Rule::UnknownUser(o.clone()))?)
+            }
+            None => None,
+        };
+        let gid = match &self.group {
+            Some(g) => {
+                Some(lookup_id("/etc/group", g).ok_or_else(|| Rule::UnknownGroup(g.clone()))?)
+            }
+            None => None,
+        };
+        Ok((uid, gid))
+    }
+}
+
+/// `name` as a number, or the id (third field) of its line in `file`
+/// (`/etc/passwd`, `/etc/group`).
+fn lookup_id(file: &str, name: &str) -> Option<u32> {
+    if let Ok(id) = name.parse() {
+        return Some(id);
+    }
+    std::fs::read_to_string(file)
+        .ok()?
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next()? == name).then_some(())?;
+            fields.nth(1)?.parse().ok()
+        })
 }
 
 fn default_forward_listen() -> Listen {

@@ -78,6 +78,14 @@ impl Config {
                             return bad(at(), Rule::ModeNotOctal(m.clone()));
                         }
                     }
+                    if (f.owner.is_some() || f.group.is_some())
+                        && !matches!(f.listen, Listen::Unix(_))
+                    {
+                        return bad(at(), Rule::OwnerNotUnix);
+                    }
+                    if let Err(rule) = f.socket_owner() {
+                        return bad(at(), rule);
+                    }
                     if f.max_pending_bytes.0 == 0 || f.max_pending_bytes.0 > u64::from(u32::MAX) {
                         let range = "1 byte and 4GiB";
                         return bad(

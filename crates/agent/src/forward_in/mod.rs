@@ -71,6 +71,7 @@ impl ReceiverCounters {
 pub(crate) struct Prepared {
     listen: Listen,
     mode: Option<u32>,
+    owner: (Option<u32>, Option<u32>),
     sockets: Option<Bound>,
     settings: Settings,
     max_connections: usize,
@@ -118,14 +119,22 @@ pub(crate) async fn prepare(
         None => None,
     };
     let mode = config.socket_mode();
+    // Checked when the configuration was read; looked up again here.
+    let owner = config
+        .socket_owner()
+        .map_err(|rule| hydra_config::Error::Invalid {
+            at: format!("forward input {}", config.listen),
+            rule,
+        })?;
     let sockets = if bind_now {
-        Some(crate::listen::bind(&config.listen, mode).await?)
+        Some(crate::listen::bind(&config.listen, mode, owner).await?)
     } else {
         None
     };
     Ok(Prepared {
         listen: config.listen.clone(),
         mode,
+        owner,
         sockets,
         settings: Settings {
             prefix,
@@ -157,7 +166,7 @@ pub(crate) async fn start(
 ) -> Result<(Listen, Vec<JoinHandle<()>>), Error> {
     let bound = match prepared.sockets {
         Some(s) => s,
-        None => crate::listen::bind(&prepared.listen, prepared.mode).await?,
+        None => crate::listen::bind(&prepared.listen, prepared.mode, prepared.owner).await?,
     };
     let addr = bound.local(&prepared.listen);
     let (listener, udp) = bound.split();
