@@ -26,7 +26,7 @@ pub enum Request {
     /// give up by its own rules.
     Dropped(Dropped),
     /// A compressed batch left to inflate, from a decoder that defers
-    /// inflation ([`ForwardDecoder::defer_inflation`]).
+    /// inflation ([`crate::ForwardDecoder::defer_inflation`]).
     Compressed(Compressed),
 }
 

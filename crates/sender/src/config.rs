@@ -135,7 +135,7 @@ pub struct SenderConfig {
 }
 
 impl SenderConfig {
-    /// Checks what [`Sender::spawn`] would refuse (backoff bounds, each
+    /// Checks what [`crate::Sender::spawn`] would refuse (backoff bounds, each
     /// server's TLS files) without starting anything.
     pub fn check(&self) -> Result<(), Error> {
         Backoff::try_new(self.backoff_min, self.backoff_max, 0.2)?;

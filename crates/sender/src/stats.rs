@@ -25,7 +25,7 @@ pub struct ServerStats {
     pub in_flight: usize,
     /// Unix time of the last delivery.
     pub last_delivery: Option<u64>,
-    /// Taking traffic now (see [`Selector::active`]).
+    /// Taking traffic now (see [`crate::Selector::active`]).
     pub active: bool,
 }
 
