@@ -19,6 +19,14 @@ use hydra_forward::{
 use hydra_io::{Client, Target};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum Compress {
+    /// gzip.
+    Gzip,
+    /// zstd (fluentd 1.19 and later).
+    Zstd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {
     /// [tag, time, record] per event.
     Message,
@@ -77,8 +85,8 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     batch: usize,
     /// Compress packed frames.
-    #[arg(long, value_parser = ["gzip"])]
-    compress: Option<String>,
+    #[arg(long, value_enum)]
+    compress: Option<Compress>,
     /// Send whole seconds instead of EventTime (for old receivers).
     #[arg(long)]
     time_as_integer: bool,
@@ -192,7 +200,10 @@ async fn send(
                 }
                 b.finish(
                     chunk.as_ref(),
-                    args.compress.as_ref().map(|_| Compression::Gzip),
+                    args.compress.map(|c| match c {
+                        Compress::Gzip => Compression::Gzip,
+                        Compress::Zstd => Compression::Zstd,
+                    }),
                 )
             }
         };

@@ -1040,3 +1040,62 @@ fn a_unix_sockets_owner_and_group_are_set() {
         assert!(h.stop().success());
     }
 }
+
+#[test]
+fn zstd_frames_in_and_out() {
+    // In: hydra-cat sends zstd-compressed PackedForward (as fluentd 1.19's
+    // `compress zstd`) to an aggregator hydra. Out: an agent hydra with
+    // `compress: zstd` forwards to that aggregator, which prints
+    // everything.
+    let dir = tempfile::tempdir().unwrap();
+    let agg_dir = dir.path().join("aggregator");
+    std::fs::create_dir_all(&agg_dir).unwrap();
+    let (agg_fwd, agg_mon) = (free_port(), free_port());
+    let agg = Hydra::start(&agg_dir, &stdout_config(agg_fwd, agg_mon, ""));
+    let input: String = (0..300).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    let out = hydra_cat(
+        &[
+            "-p",
+            &agg_fwd.to_string(),
+            "--compress",
+            "zstd",
+            "--batch",
+            "100",
+            "direct",
+        ],
+        &input,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let agent_fwd = free_port();
+    let agent = Hydra::start(
+        dir.path(),
+        &format!(
+            "inputs:\n  - type: forward\n    listen: 127.0.0.1:{agent_fwd}\noutput:\n  type: forward\n  compress: zstd\n  servers: [{{ host: 127.0.0.1, port: {agg_fwd} }}]\n"
+        ),
+    );
+    let out = hydra_cat(
+        &["-p", &agent_fwd.to_string(), "--batch", "100", "relayed"],
+        &input,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = agg.wait_events(600, 20);
+    for tag in ["direct", "relayed"] {
+        let mut ns: Vec<u64> = events
+            .iter()
+            .filter(|e| e["tag"] == tag)
+            .map(|e| e["record"]["n"].as_u64().unwrap())
+            .collect();
+        ns.sort_unstable();
+        assert_eq!(ns, (0..300).collect::<Vec<_>>(), "{tag}");
+    }
+    assert!(agent.stop().success());
+    assert!(agg.stop().success());
+}

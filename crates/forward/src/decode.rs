@@ -9,7 +9,7 @@ use crate::handshake::Ping;
 use crate::limits::Limits;
 use crate::msgpack::{self, TimeField};
 use crate::options::{ChunkId, Compression, Options};
-use crate::request::{Compressed, Dropped, Request, gunzip};
+use crate::request::{Compressed, Dropped, Request, inflate};
 use crate::scan::{Scan, Scanner, value_len};
 
 /// The answer to a UDP heartbeat datagram.
@@ -215,7 +215,7 @@ impl ForwardDecoder {
                         Mode::PackedForward,
                         check_entries(&mut self.inner, &raw, &mut now),
                     ),
-                    Some(Compression::Gzip) if self.defer_inflation => {
+                    Some(_) if self.defer_inflation => {
                         return Ok(Some(Request::Compressed(Compressed {
                             tag,
                             raw,
@@ -223,9 +223,9 @@ impl ForwardDecoder {
                             limits: self.limits,
                         })));
                     }
-                    Some(Compression::Gzip) => {
-                        let inflated =
-                            gunzip(&raw, self.limits.max_decompressed_bytes).map_err(with_chunk)?;
+                    Some(kind) => {
+                        let inflated = inflate(kind, &raw, self.limits.max_decompressed_bytes)
+                            .map_err(with_chunk)?;
                         (
                             Mode::CompressedPackedForward,
                             check_entries(&mut self.inner, &inflated, &mut now),
@@ -308,6 +308,7 @@ fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, Error> {
                 let name = msgpack::str_or_bin(&value).map(|(_, s, e)| &value[s..e]);
                 options.compressed = match name {
                     Some(b"gzip") => Some(Compression::Gzip),
+                    Some(b"zstd") => Some(Compression::Zstd),
                     Some(b"text") | None => None,
                     Some(other) => {
                         return Err(Error::UnsupportedCompression {

@@ -157,19 +157,23 @@ impl FrameBuilder {
     }
 
     /// Completes the frame. With `chunk` the receiver will ack it; with
-    /// `compress` the entries are gzipped (PackedForward only; a Forward
-    /// frame is sent uncompressed).
+    /// `compress` the entries are compressed (PackedForward only; a
+    /// Forward frame is sent uncompressed).
     pub fn finish(mut self, chunk: Option<&ChunkId>, compress: Option<Compression>) -> Bytes {
         let compress = compress.filter(|_| self.mode == BatchMode::PackedForward);
-        if compress.is_some() {
+        if let Some(kind) = compress {
             let entries = &self.buf[self.len_at + 4..];
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(entries.len() / 4 + 64),
-                flate2::Compression::fast(),
-            );
+            let room = Vec::with_capacity(entries.len() / 4 + 64);
             // Writing to a Vec cannot fail.
-            let _ = gz.write_all(entries);
-            let packed = gz.finish().unwrap_or_default();
+            let packed = match kind {
+                Compression::Gzip => {
+                    let mut gz = flate2::write::GzEncoder::new(room, flate2::Compression::fast());
+                    let _ = gz.write_all(entries);
+                    gz.finish().unwrap_or_default()
+                }
+                // Level 1: as fast as gzip's fastest, and smaller.
+                Compression::Zstd => zstd::stream::encode_all(entries, 1).unwrap_or_default(),
+            };
             self.buf.truncate(self.len_at + 4);
             self.buf.extend_from_slice(&packed);
         }
@@ -205,9 +209,9 @@ fn write_options(
         msgpack::write_str(out, b"chunk");
         out.extend_from_slice(chunk.raw());
     }
-    if compress.is_some() {
+    if let Some(kind) = compress {
         msgpack::write_str(out, b"compressed");
-        msgpack::write_str(out, b"gzip");
+        msgpack::write_str(out, kind.name().as_bytes());
     }
 }
 

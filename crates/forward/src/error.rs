@@ -54,6 +54,9 @@ pub enum Error {
     /// gzip data that does not inflate.
     #[error("gzip data is corrupt: {0}")]
     Gzip(std::io::Error),
+    /// zstd data that does not inflate.
+    #[error("zstd data is corrupt: {0}")]
+    Zstd(std::io::Error),
     /// Inflated data larger than the configured limit.
     #[error("decompressed entries exceed the limit of {limit} bytes")]
     DecompressedTooLarge {
@@ -90,6 +93,7 @@ impl Error {
                 | Error::BadTag
                 | Error::UnsupportedCompression { .. }
                 | Error::Gzip(_)
+                | Error::Zstd(_)
                 | Error::DecompressedTooLarge { .. }
         )
     }

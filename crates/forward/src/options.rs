@@ -11,6 +11,18 @@ use crate::msgpack;
 pub enum Compression {
     /// One or more concatenated gzip members.
     Gzip,
+    /// One or more zstd frames (fluentd 1.19's `compress zstd`).
+    Zstd,
+}
+
+impl Compression {
+    /// Its name in the `compressed` option.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
 }
 
 /// The `chunk` option as it came on the wire: the raw msgpack value, so the

@@ -10,7 +10,7 @@ use crate::Error;
 use crate::batch::{EventBatch, Mode, check_entries, lazy_now};
 use crate::handshake::Ping;
 use crate::limits::Limits;
-use crate::options::{ChunkId, Options};
+use crate::options::{ChunkId, Compression, Options};
 use crate::scan::Scanner;
 
 /// What a client sent, frame by frame.
@@ -75,7 +75,8 @@ impl Compressed {
     pub fn inflate_within(self, limit: usize) -> Result<Request, Box<Compressed>> {
         let max = self.limits.max_decompressed_bytes;
         let chunk = self.options.chunk.clone();
-        match gunzip(&self.raw, limit.min(max)) {
+        let kind = self.options.compressed.unwrap_or(Compression::Gzip);
+        match inflate(kind, &self.raw, limit.min(max)) {
             Err(Error::DecompressedTooLarge { .. }) if limit < max => Err(Box::new(self)),
             Err(error) => Ok(Request::Dropped(Dropped { error, chunk })),
             Ok(inflated) => {
@@ -108,16 +109,27 @@ pub struct Dropped {
     pub chunk: Option<ChunkId>,
 }
 
-pub(crate) fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Error> {
+/// `raw` inflated, refused past `limit` bytes: read one byte past it at
+/// most, so a bomb costs `limit` bytes, never its full size.
+pub(crate) fn inflate(kind: Compression, raw: &[u8], limit: usize) -> Result<Bytes, Error> {
     // Room for the limit at once (address space only: pages become
     // resident as they are written): grown by doubling, the copy would hold
     // one and a half times the output at its peak.
     let mut out = Vec::with_capacity(crate::transient_capacity(limit.saturating_add(1)));
-    // MultiGzDecoder: clients may concatenate several gzip members.
-    flate2::read::MultiGzDecoder::new(raw)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(Error::Gzip)?;
+    let cap = limit as u64 + 1;
+    match kind {
+        // MultiGzDecoder: clients may concatenate several gzip members.
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(raw)
+            .take(cap)
+            .read_to_end(&mut out)
+            .map_err(Error::Gzip)?,
+        // The streaming decoder reads concatenated frames too.
+        Compression::Zstd => zstd::stream::read::Decoder::with_buffer(raw)
+            .map_err(Error::Zstd)?
+            .take(cap)
+            .read_to_end(&mut out)
+            .map_err(Error::Zstd)?,
+    };
     if out.len() > limit {
         return Err(Error::DecompressedTooLarge { limit });
     }

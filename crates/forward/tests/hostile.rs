@@ -348,3 +348,82 @@ fn push_fields_writes_a_map_of_strings() {
     assert_eq!(e.record["message"].as_str(), Some("hello"));
     assert_eq!(e.record["path"].as_str(), Some("/var/log/a.log"));
 }
+
+/// `["t", <bin32 zstd body>, {"compressed": "zstd", "chunk": chunk}]`.
+fn zstd_frame(body: &[u8], chunk: &str) -> Vec<u8> {
+    let mut frame = gzip_frame(body, Some(chunk));
+    let at = frame
+        .windows(4)
+        .rposition(|w| w == b"gzip")
+        .expect("the compressed option");
+    frame[at..at + 4].copy_from_slice(b"zstd");
+    frame
+}
+
+#[test]
+fn a_zstd_bomb_is_dropped_without_inflating_it() {
+    // 64 MiB of zeros compress to a few KiB; the limit is 1 MiB, and
+    // inflating stops one byte past it.
+    let bomb = zstd::stream::encode_all(&vec![0u8; 64 << 20][..], 19).unwrap();
+    assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+    let mut frame = zstd_frame(&bomb, "z");
+    frame.extend_from_slice(&good_frame());
+    let limits = Limits {
+        max_decompressed_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    for deferred in [false, true] {
+        let mut decoder = ForwardDecoder::with_limits(limits);
+        if deferred {
+            decoder = decoder.defer_inflation();
+        }
+        let (requests, err, _) = decode(&mut decoder, &frame);
+        assert!(err.is_none());
+        let dropped = match &requests[..] {
+            [Request::Dropped(d), Request::Events(_)] => d.error.to_string(),
+            [Request::Compressed(_), Request::Events(_)] if deferred => {
+                let Some(Request::Compressed(c)) = requests.into_iter().next() else {
+                    unreachable!()
+                };
+                let Request::Dropped(d) = c.inflate() else {
+                    panic!("inflated a bomb")
+                };
+                d.error.to_string()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            dropped,
+            Error::DecompressedTooLarge { limit: 1 << 20 }.to_string()
+        );
+    }
+}
+
+#[test]
+fn zstd_frames_round_trip_and_corrupt_zstd_drops_the_frame() {
+    let mut b = FrameBuilder::new("t", BatchMode::PackedForward, TimeFormat::EventTime);
+    for n in 0..100u32 {
+        b.push_line(EventTime::new(1, n), "m", format!("line {n}").as_bytes());
+    }
+    let frame = b
+        .finish(Some(&ChunkId::from_id("c")), Some(Compression::Zstd))
+        .to_vec();
+    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
+    assert!(err.is_none());
+    let [Request::Events(batch)] = &requests[..] else {
+        panic!("{requests:?}")
+    };
+    assert_eq!(batch.len(), 100);
+    assert_eq!(batch.to_events()[99].record["m"].as_str(), Some("line 99"));
+    assert_eq!(batch.ack(), Some(ChunkId::from_id("c").ack()));
+    // The zstd frame's magic number and header, spoiled.
+    let mut bad = frame;
+    let at = bad
+        .windows(4)
+        .position(|w| w == [0x28, 0xb5, 0x2f, 0xfd])
+        .expect("a zstd frame");
+    for byte in &mut bad[at + 4..at + 12] {
+        *byte ^= 0xff;
+    }
+    assert_dropped_then_good(&bad, "zstd");
+}
