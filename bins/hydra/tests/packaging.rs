@@ -131,3 +131,128 @@ fn version_names_the_git_revision_in_a_checkout() {
         assert!(text.contains("(git "), "{text}");
     }
 }
+
+#[test]
+fn the_debian_package_holds_everything_and_lintian_finds_nothing_wrong() {
+    // Built from the test build's binaries (stripped by the script), so
+    // the test command needs no release build; packaging/build-deb alone
+    // builds the release.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(repo().join("packaging/build-deb"))
+        .arg("--bins")
+        .arg(bin("hydra").parent().unwrap())
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let name = deb.file_name().unwrap().to_str().unwrap().to_owned();
+    let arch = Command::new("dpkg")
+        .arg("--print-architecture")
+        .output()
+        .unwrap();
+    let arch = String::from_utf8(arch.stdout).unwrap();
+    assert_eq!(
+        name,
+        format!("hydra_{}_{}.deb", env!("CARGO_PKG_VERSION"), arch.trim())
+    );
+
+    let list = Command::new("dpkg-deb")
+        .arg("-c")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    for path in [
+        "./usr/bin/hydra",
+        "./usr/bin/hydra-cat",
+        "./usr/bin/hydra-zabbix-get",
+        "./lib/systemd/system/hydra.service",
+        "./etc/hydra/hydra.yaml",
+        "./usr/share/man/man1/hydra.1.gz",
+        "./usr/share/man/man1/hydra-cat.1.gz",
+        "./usr/share/man/man1/hydra-zabbix-get.1.gz",
+        "./usr/share/bash-completion/completions/hydra",
+        "./usr/share/zsh/vendor-completions/_hydra-cat",
+        "./usr/share/fish/vendor_completions.d/hydra-zabbix-get.fish",
+        "./usr/share/doc/hydra/copyright",
+    ] {
+        assert!(
+            list.lines().any(|l| l.ends_with(path)),
+            "{path} missing:\n{list}"
+        );
+    }
+    let field = |name: &str| {
+        let o = Command::new("dpkg-deb")
+            .args(["-f"])
+            .arg(&deb)
+            .arg(name)
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    assert!(field("Depends").contains("adduser"), "{}", field("Depends"));
+    let control = dir.path().join("control");
+    let ok = Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(&deb)
+        .arg(&control)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(
+        std::fs::read_to_string(control.join("conffiles"))
+            .unwrap()
+            .trim(),
+        "/etc/hydra/hydra.yaml"
+    );
+    let postinst = std::fs::read_to_string(control.join("postinst")).unwrap();
+    assert!(
+        postinst.contains("adduser --system --group") && postinst.contains("adduser hydra adm")
+    );
+
+    // What is inside works: the version, the packaged config, the unit.
+    let root = dir.path().join("root");
+    let ok = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let hydra = root.join("usr/bin/hydra");
+    let version = Command::new(&hydra).arg("--version").output().unwrap();
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let check = Command::new(&hydra)
+        .arg("--check-config")
+        .arg(root.join("etc/hydra/hydra.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let unit = std::fs::read_to_string(root.join("lib/systemd/system/hydra.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/hydra --config /etc/hydra/hydra.yaml"));
+    assert!(unit.contains("User=hydra") && unit.contains("SupplementaryGroups=adm"));
+    assert!(!unit.contains("DynamicUser"));
+
+    let lintian = Command::new("lintian")
+        .args(["--fail-on", "error,warning"])
+        .arg(&deb)
+        .output()
+        .expect("lintian (Debian's, installed by scripts/install-test-deps)");
+    assert!(
+        lintian.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&lintian.stdout),
+        String::from_utf8_lossy(&lintian.stderr)
+    );
+}
