@@ -1,0 +1,307 @@
+//! Docker's fluentd logging driver (moby vendors fluent-logger-golang, the
+//! most widespread Forward client) sending to hydra's forward input.
+//!
+//! The test starts its own dockerd (Debian's docker.io, installed by
+//! scripts/install-test-deps) with no container networking at all
+//! (`--bridge=none --iptables=false --ip-masq=false`, containers
+//! `--network none`): the log driver runs in dockerd, on the host, and
+//! connects to hydra on 127.0.0.1. The image is made here from Debian's
+//! static busybox, with no registry. dockerd is stopped at the end.
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // a test reports and panics
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const IMAGE: &str = "hydra-test-busybox:1";
+
+/// A dockerd of the test's own, in a temporary directory.
+struct Dockerd {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Dockerd {
+    fn start(dir: &Path) -> Dockerd {
+        let socket = dir.join("docker.sock");
+        let child = Command::new("dockerd")
+            .args(["--bridge=none", "--iptables=false", "--ip-masq=false"])
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap())
+            .spawn()
+            .expect("dockerd (Debian's docker.io, installed by scripts/install-test-deps)");
+        let d = Dockerd { child, socket };
+        assert!(
+            wait(30, || d.docker(&["version"]).status.success()),
+            "dockerd did not start: {}",
+            std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+        );
+        d
+    }
+
+    /// Runs Debian's docker client against this daemon.
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// An image of Debian's static busybox, imported without a registry.
+    fn import_busybox(&self, dir: &Path) {
+        let root = dir.join("rootfs/bin");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::copy("/bin/busybox", root.join("busybox")).unwrap();
+        for applet in ["sh", "seq", "usleep", "echo"] {
+            std::os::unix::fs::symlink("busybox", root.join(applet)).unwrap();
+        }
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(dir.join("rootfs"))
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let import = Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .args(["import", "-", IMAGE])
+            .stdin(tar.stdout.unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            import.status.success(),
+            "{}",
+            String::from_utf8_lossy(&import.stderr)
+        );
+    }
+
+    /// Runs `script` in a container whose stdout goes to hydra on `port`
+    /// through the fluentd driver, with `opts` as further `--log-opt`s.
+    fn run(&self, name: &str, port: u16, opts: &[&str], script: &str, detach: bool) -> Output {
+        let mut args: Vec<String> = vec!["run".into(), "--network".into(), "none".into()];
+        args.extend([
+            "--name".into(),
+            name.into(),
+            "--log-driver".into(),
+            "fluentd".into(),
+        ]);
+        args.extend([
+            "--log-opt".into(),
+            format!("fluentd-address=127.0.0.1:{port}"),
+        ]);
+        for o in opts {
+            args.extend(["--log-opt".into(), (*o).to_owned()]);
+        }
+        args.push(if detach { "-d" } else { "--rm" }.into());
+        args.extend([IMAGE.into(), "sh".into(), "-c".into(), script.into()]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.docker(&refs)
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM: dockerd stops its containers and the containerd it
+        // started.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A hydra printing what its forward input on `port` takes.
+fn hydra_on(dir: &Path, port: u16) -> Hydra {
+    Hydra::start(
+        dir,
+        &format!(
+            "inputs:\n  - type: forward\n    listen: 127.0.0.1:{port}\noutput:\n  type: stdout\n"
+        ),
+    )
+}
+
+/// The numbers the container printed, from the driver's `log` field.
+fn numbers(events: &[serde_json::Value], tag: &str) -> Vec<u64> {
+    events
+        .iter()
+        .filter(|e| e["tag"] == tag)
+        .filter_map(|e| e["record"]["log"].as_str()?.parse().ok())
+        .collect()
+}
+
+fn tally(name: &str, written: u64, seen: &[u64]) -> (usize, usize) {
+    let mut distinct = seen.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let lost = (1..=written)
+        .filter(|n| distinct.binary_search(n).is_err())
+        .count();
+    let dups = seen.len() - distinct.len();
+    println!(
+        "docker {name}: written {written}, arrived {} ({} distinct), lost {lost}, duplicated {dups}",
+        seen.len(),
+        distinct.len()
+    );
+    (lost, dups)
+}
+
+#[test]
+fn dockers_fluentd_log_driver_delivers_to_hydra() {
+    let dir = tempfile::tempdir().unwrap();
+    let dockerd = Dockerd::start(dir.path());
+    dockerd.import_busybox(dir.path());
+
+    // 100,000 lines, tagged from a template, times to the nanosecond.
+    let hdir = dir.path().join("h1");
+    std::fs::create_dir_all(&hdir).unwrap();
+    let port = free_port();
+    let h = hydra_on(&hdir, port);
+    let out = dockerd.run(
+        "lines",
+        port,
+        &["tag=docker.{{.Name}}", "fluentd-sub-second-precision=true"],
+        "seq 1 100000",
+        false,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait(60, || h.events().len() >= 100_000);
+    let events = h.events();
+    let (lost, dups) = tally("100,000 lines", 100_000, &numbers(&events, "docker.lines"));
+    assert_eq!((lost, dups), (0, 0));
+    let subsecond = events
+        .iter()
+        .filter(|e| !e["time"].as_str().unwrap().contains(".000000000"))
+        .count();
+    assert!(subsecond > 0, "no event had sub-second precision");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["record"]["container_name"] == "/lines"),
+        "{}",
+        events[0]
+    );
+    assert!(h.stop().success());
+
+    // fluentd-async: the container starts while hydra is not there yet;
+    // the driver keeps what it could not send (up to fluentd-buffer-limit)
+    // and sends it once hydra listens. (The container stays up: a driver
+    // closed with its container drops what it still holds.)
+    let hdir = dir.path().join("h2");
+    std::fs::create_dir_all(&hdir).unwrap();
+    let port = free_port();
+    let out = dockerd.run(
+        "early",
+        port,
+        &[
+            "tag=async",
+            "fluentd-async=true",
+            "fluentd-buffer-limit=100000",
+            "fluentd-retry-wait=100ms",
+        ],
+        "seq 1 2000; sleep 60",
+        true,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let h = hydra_on(&hdir, port);
+    wait(30, || numbers(&h.events(), "async").len() >= 2000);
+    let (lost, _) = tally(
+        "async, hydra started after",
+        2000,
+        &numbers(&h.events(), "async"),
+    );
+    let _ = dockerd.docker(&["rm", "-f", "early"]);
+    assert_eq!(lost, 0);
+
+    // hydra restarts (a clean stop, then a start) while a container logs:
+    // the driver reconnects to the new hydra and goes on. What arrived is
+    // counted and printed.
+    let out = dockerd.run(
+        "steady",
+        port,
+        &[
+            "tag=steady",
+            "fluentd-async=true",
+            "fluentd-request-ack=true",
+            "fluentd-retry-wait=100ms",
+            "fluentd-max-retries=1000",
+        ],
+        "i=0; while [ $i -lt 6000 ]; do i=$((i+1)); echo $i; [ $((i % 100)) = 0 ] && usleep 20000; done",
+        true,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait(10, || numbers(&h.events(), "steady").len() >= 1000);
+    // What the first hydra printed, its stop included (it delivers what
+    // it accepted before it exits).
+    let printed = h.stdout.clone();
+    assert!(h.stop().success());
+    let mut before: Vec<serde_json::Value> = printed
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let h = hydra_on(&hdir, port);
+    // Polled by counting lines, not parsing them: parsing every line under
+    // the lock of hydra's collected stdout, every 20 ms, keeps the reader
+    // from draining the pipe, and hydra's stdout output (and its acks) wait.
+    let first = numbers(&before, "steady").len();
+    let printed_now = |h: &Hydra| {
+        let lines = h.stdout.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| l.contains("\"tag\":\"steady\""))
+            .count()
+    };
+    wait(20, || first + printed_now(&h) >= 6000);
+    let mut seen = numbers(&before, "steady");
+    seen.extend(numbers(&h.events(), "steady"));
+    let after = numbers(&h.events(), "steady").len();
+    let (lost, _) = tally("hydra restarted while logging", 6000, &seen);
+    println!(
+        "docker restart: {} lines to the first hydra, {after} to the second",
+        numbers(&before, "steady").len()
+    );
+    before.clear();
+    let _ = dockerd.docker(&["rm", "-f", "steady"]);
+    assert!(h.stop().success());
+    assert!(
+        after > 0,
+        "the driver did not reconnect to the restarted hydra"
+    );
+    let _ = lost;
+}
