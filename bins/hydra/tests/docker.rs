@@ -68,19 +68,25 @@ impl Dockerd {
         for applet in ["sh", "seq", "usleep", "echo"] {
             std::os::unix::fs::symlink("busybox", root.join(applet)).unwrap();
         }
+        // The root directory as a tar stream, imported as the image.
         let tar = Command::new("tar")
             .arg("-C")
             .arg(dir.join("rootfs"))
             .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let import = Command::new("/usr/bin/docker")
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .args(["import", "-", IMAGE])
-            .stdin(tar.stdout.unwrap())
             .output()
             .unwrap();
+        assert!(tar.status.success());
+        let mut import = Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .args(["import", "-", IMAGE])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+        let import = import.wait_with_output().unwrap();
         assert!(
             import.status.success(),
             "{}",
