@@ -94,9 +94,10 @@ impl Dockerd {
         );
     }
 
-    /// Runs `script` in a container whose stdout goes to hydra on `port`
-    /// through the fluentd driver, with `opts` as further `--log-opt`s.
-    fn run(&self, name: &str, port: u16, opts: &[&str], script: &str, detach: bool) -> Output {
+    /// Runs `script` in a container whose stdout goes to hydra at
+    /// `address` (`127.0.0.1:PORT` or `unix:///PATH`) through the fluentd
+    /// driver, with `opts` as further `--log-opt`s.
+    fn run(&self, name: &str, address: &str, opts: &[&str], script: &str, detach: bool) -> Output {
         let mut args: Vec<String> = vec!["run".into(), "--network".into(), "none".into()];
         args.extend([
             "--name".into(),
@@ -104,10 +105,7 @@ impl Dockerd {
             "--log-driver".into(),
             "fluentd".into(),
         ]);
-        args.extend([
-            "--log-opt".into(),
-            format!("fluentd-address=127.0.0.1:{port}"),
-        ]);
+        args.extend(["--log-opt".into(), format!("fluentd-address={address}")]);
         for o in opts {
             args.extend(["--log-opt".into(), (*o).to_owned()]);
         }
@@ -185,7 +183,7 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
     let h = hydra_on(&hdir, port);
     let out = dockerd.run(
         "lines",
-        port,
+        &format!("127.0.0.1:{port}"),
         &["tag=docker.{{.Name}}", "fluentd-sub-second-precision=true"],
         "seq 1 100000",
         false,
@@ -213,6 +211,35 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
     );
     assert!(h.stop().success());
 
+    // Over a unix socket (`fluentd-address=unix:///PATH`), as to fluentd's
+    // in_unix: hydra's forward input listening on `unix:PATH`.
+    let hdir = dir.path().join("hu");
+    std::fs::create_dir_all(&hdir).unwrap();
+    let sock = hdir.join("forward.sock");
+    let h = Hydra::start(
+        &hdir,
+        &format!(
+            "inputs:\n  - type: forward\n    listen: unix:{}\noutput:\n  type: stdout\n",
+            sock.display()
+        ),
+    );
+    let out = dockerd.run(
+        "unixsock",
+        &format!("unix://{}", sock.display()),
+        &["tag=unix"],
+        "seq 1 1000",
+        false,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait(30, || numbers(&h.events(), "unix").len() >= 1000);
+    let (lost, dups) = tally("over a unix socket", 1000, &numbers(&h.events(), "unix"));
+    assert_eq!((lost, dups), (0, 0));
+    assert!(h.stop().success());
+
     // fluentd-async: the container starts while hydra is not there yet;
     // the driver keeps what it could not send (up to fluentd-buffer-limit)
     // and sends it once hydra listens. (The container stays up: a driver
@@ -222,7 +249,7 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
     let port = free_port();
     let out = dockerd.run(
         "early",
-        port,
+        &format!("127.0.0.1:{port}"),
         &[
             "tag=async",
             "fluentd-async=true",
@@ -253,7 +280,7 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
     // counted and printed.
     let out = dockerd.run(
         "steady",
-        port,
+        &format!("127.0.0.1:{port}"),
         &[
             "tag=steady",
             "fluentd-async=true",
