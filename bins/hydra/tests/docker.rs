@@ -96,8 +96,9 @@ impl Dockerd {
 
     /// Runs `script` in a container whose stdout goes to hydra at
     /// `address` (`127.0.0.1:PORT` or `unix:///PATH`) through the fluentd
-    /// driver, with `opts` as further `--log-opt`s.
-    fn run(&self, name: &str, address: &str, opts: &[&str], script: &str, detach: bool) -> Output {
+    /// driver, with `opts` as further `--log-opt`s. It must run (or, with
+    /// `detach`, start).
+    fn run(&self, name: &str, address: &str, opts: &[&str], script: &str, detach: bool) {
         let mut args: Vec<String> = vec!["run".into(), "--network".into(), "none".into()];
         args.extend([
             "--name".into(),
@@ -112,7 +113,12 @@ impl Dockerd {
         args.push(if detach { "-d" } else { "--rm" }.into());
         args.extend([IMAGE.into(), "sh".into(), "-c".into(), script.into()]);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.docker(&refs)
+        let out = self.docker(&refs);
+        assert!(
+            out.status.success(),
+            "docker run {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -181,17 +187,12 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
     std::fs::create_dir_all(&hdir).unwrap();
     let port = free_port();
     let h = hydra_on(&hdir, port);
-    let out = dockerd.run(
+    dockerd.run(
         "lines",
         &format!("127.0.0.1:{port}"),
         &["tag=docker.{{.Name}}", "fluentd-sub-second-precision=true"],
         "seq 1 100000",
         false,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     wait(60, || h.events().len() >= 100_000);
     let events = h.events();
@@ -223,17 +224,12 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
             sock.display()
         ),
     );
-    let out = dockerd.run(
+    dockerd.run(
         "unixsock",
         &format!("unix://{}", sock.display()),
         &["tag=unix"],
         "seq 1 1000",
         false,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     wait(30, || numbers(&h.events(), "unix").len() >= 1000);
     let (lost, dups) = tally("over a unix socket", 1000, &numbers(&h.events(), "unix"));
@@ -247,7 +243,7 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
     let hdir = dir.path().join("h2");
     std::fs::create_dir_all(&hdir).unwrap();
     let port = free_port();
-    let out = dockerd.run(
+    dockerd.run(
         "early",
         &format!("127.0.0.1:{port}"),
         &[
@@ -258,11 +254,6 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
         ],
         "seq 1 2000; sleep 60",
         true,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     std::thread::sleep(Duration::from_millis(500));
     let h = hydra_on(&hdir, port);
@@ -278,7 +269,7 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
     // hydra restarts (a clean stop, then a start) while a container logs:
     // the driver reconnects to the new hydra and goes on. What arrived is
     // counted and printed.
-    let out = dockerd.run(
+    dockerd.run(
         "steady",
         &format!("127.0.0.1:{port}"),
         &[
@@ -290,11 +281,6 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
         ],
         "i=0; while [ $i -lt 6000 ]; do i=$((i+1)); echo $i; [ $((i % 100)) = 0 ] && usleep 20000; done",
         true,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     wait(10, || numbers(&h.events(), "steady").len() >= 1000);
     // What the first hydra printed, its stop included (it delivers what

@@ -119,7 +119,7 @@ async fn through_hydras_forward_input_on_a_unix_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("forward.sock");
     let config = hydra_config::Config::from_yaml(&format!(
-        "inputs:\n  - type: forward\n    listen: unix:{}\noutput:\n  type: forward\n  flush_interval: 50ms\n  servers: [{{ host: 127.0.0.1, port: {} }}]\n",
+        "inputs:\n  - type: forward\n    listen: unix:{}\noutput:\n  type: forward\n  servers: [{{ host: 127.0.0.1, port: {} }}]\n",
         sock.display(),
         server.port
     ))

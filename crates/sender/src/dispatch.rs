@@ -39,8 +39,6 @@ impl Dispatcher {
         let max = self.config.max_in_flight.max(1);
         let mut buffer_done = false;
         let mut closed_seen = false;
-        let sleep_until =
-            |at: Option<Instant>| tokio::time::sleep_until(at.unwrap_or_else(Instant::now).into());
         loop {
             let total: usize = self.links.iter().map(|l| l.in_flight).sum();
             if buffer_done && total == 0 {
@@ -71,7 +69,7 @@ impl Dispatcher {
                     None => buffer_done = true,
                 },
                 () = self.buffer.closed(), if idle && !closed_seen => closed_seen = true,
-                () = sleep_until(settles), if settles.is_some() => {}
+                () = until(settles) => {}
             }
             // A retried chunk re-opens the buffer's queue after it reported
             // the end.
@@ -208,5 +206,15 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+/// Returns at `at`, or never. The timer is made only once polled: select!
+/// builds every branch's future on each turn, and a dispatch turn (one per
+/// chunk) with no server recovering then costs no timer.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
