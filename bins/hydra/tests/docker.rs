@@ -266,61 +266,89 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
     let _ = dockerd.docker(&["rm", "-f", "early"]);
     assert_eq!(lost, 0);
 
-    // hydra restarts (a clean stop, then a start) while a container logs:
-    // the driver reconnects to the new hydra and goes on. What arrived is
-    // counted and printed.
+    assert!(h.stop().success());
+
+    // hydra restarts while a container logs, acks asked: once stopped
+    // cleanly, once killed (-9). The driver resends what was not acked to
+    // the hydra that comes back; every line arrives.
+    for (name, crash) in [("steady", false), ("crashed", true)] {
+        let hdir = dir.path().join(name);
+        std::fs::create_dir_all(&hdir).unwrap();
+        let (lost, dups) = restart_while_logging(&dockerd, &hdir, name, crash);
+        assert_eq!(lost, 0, "{name}: lines lost across the restart");
+        // A clean stop acks all it printed; a crash may print a chunk it
+        // never acked, which the driver sends again.
+        assert!(crash || dups == 0, "{name}: {dups} lines repeated");
+    }
+}
+
+/// A container printing 6,000 numbered lines (100 every 20 ms) through the
+/// driver with `fluentd-async` and `fluentd-request-ack`; hydra is stopped
+/// (SIGTERM, or SIGKILL when `crash`) after the first 1,000 arrived, and
+/// started again on the same port. The container stays up after its lines:
+/// Docker closes a container's driver with the container, dropping what the
+/// driver still holds.
+fn restart_while_logging(dockerd: &Dockerd, hdir: &Path, tag: &str, crash: bool) -> (usize, usize) {
+    let port = free_port();
+    let h = hydra_on(hdir, port);
     dockerd.run(
-        "steady",
+        tag,
         &format!("127.0.0.1:{port}"),
         &[
-            "tag=steady",
+            &format!("tag={tag}"),
             "fluentd-async=true",
             "fluentd-request-ack=true",
             "fluentd-retry-wait=100ms",
             "fluentd-max-retries=1000",
         ],
-        "i=0; while [ $i -lt 6000 ]; do i=$((i+1)); echo $i; [ $((i % 100)) = 0 ] && usleep 20000; done",
+        "i=0; while [ $i -lt 6000 ]; do i=$((i+1)); echo $i; [ $((i % 100)) = 0 ] && usleep 20000; done; sleep 60",
         true,
     );
-    wait(10, || numbers(&h.events(), "steady").len() >= 1000);
-    // What the first hydra printed, its stop included (it delivers what
-    // it accepted before it exits).
+    wait(10, || numbers(&h.events(), tag).len() >= 1000);
+    // What the first hydra printed, its stop included (a clean stop
+    // delivers what it accepted before it exits).
     let printed = h.stdout.clone();
-    assert!(h.stop().success());
-    let mut before: Vec<serde_json::Value> = printed
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    if crash {
+        h.signal("KILL");
+        drop(h);
+    } else {
+        assert!(h.stop().success());
+    }
+    let before = numbers(
+        &printed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect::<Vec<_>>(),
+        tag,
+    );
     std::thread::sleep(Duration::from_millis(300));
-    let h = hydra_on(&hdir, port);
+    let h = hydra_on(hdir, port);
     // Polled by counting lines, not parsing them: parsing every line under
     // the lock of hydra's collected stdout, every 20 ms, keeps the reader
     // from draining the pipe, and hydra's stdout output (and its acks) wait.
-    let first = numbers(&before, "steady").len();
+    let needle = format!("\"tag\":\"{tag}\"");
     let printed_now = |h: &Hydra| {
         let lines = h.stdout.lock().unwrap();
-        lines
-            .iter()
-            .filter(|l| l.contains("\"tag\":\"steady\""))
-            .count()
+        lines.iter().filter(|l| l.contains(&needle)).count()
     };
-    wait(20, || first + printed_now(&h) >= 6000);
-    let mut seen = numbers(&before, "steady");
-    seen.extend(numbers(&h.events(), "steady"));
-    let after = numbers(&h.events(), "steady").len();
-    let (lost, _) = tally("hydra restarted while logging", 6000, &seen);
+    wait(30, || before.len() + printed_now(&h) >= 6000);
+    let after = numbers(&h.events(), tag);
     println!(
-        "docker restart: {} lines to the first hydra, {after} to the second",
-        numbers(&before, "steady").len()
+        "docker {}: {} lines to the first hydra, {} to the second",
+        if crash { "kill -9" } else { "restart" },
+        before.len(),
+        after.len()
     );
-    before.clear();
-    let _ = dockerd.docker(&["rm", "-f", "steady"]);
+    let mut seen = before;
+    seen.extend(after);
+    let _ = dockerd.docker(&["rm", "-f", tag]);
     assert!(h.stop().success());
-    assert!(
-        after > 0,
-        "the driver did not reconnect to the restarted hydra"
-    );
-    let _ = lost;
+    let what = if crash {
+        "hydra killed (-9) while logging"
+    } else {
+        "hydra restarted while logging"
+    };
+    tally(what, 6000, &seen)
 }
