@@ -268,29 +268,55 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
 
     assert!(h.stop().success());
 
-    // hydra restarts while a container logs, acks asked: once stopped
-    // cleanly, once killed (-9). The driver resends what was not acked to
-    // the hydra that comes back; every line arrives.
-    for (name, crash) in [("steady", false), ("crashed", true)] {
-        let hdir = dir.path().join(name);
+    // hydra restarts or reloads while a container logs, acks asked:
+    // stopped cleanly, killed (-9), reloaded (SIGHUP). The driver resends
+    // what was not acked; every line arrives.
+    for stop in [Stop::Term, Stop::Kill, Stop::Reload] {
+        let hdir = dir.path().join(stop.tag());
         std::fs::create_dir_all(&hdir).unwrap();
-        let (lost, dups) = restart_while_logging(&dockerd, &hdir, name, crash);
-        assert_eq!(lost, 0, "{name}: lines lost across the restart");
-        // A clean stop acks all it printed; a crash may print a chunk it
-        // never acked, which the driver sends again.
-        assert!(crash || dups == 0, "{name}: {dups} lines repeated");
+        let (lost, dups) = interrupted_while_logging(&dockerd, &hdir, stop);
+        assert_eq!(lost, 0, "{}: lines lost", stop.tag());
+        // A clean stop or a reload acks all it printed; a crash may print a
+        // chunk it never acked, which the driver sends again.
+        assert!(
+            stop == Stop::Kill || dups == 0,
+            "{}: {dups} lines repeated",
+            stop.tag()
+        );
+    }
+}
+
+/// How hydra is interrupted while the container logs.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    /// SIGTERM, then a new hydra.
+    Term,
+    /// SIGKILL, then a new hydra.
+    Kill,
+    /// SIGHUP: the same hydra reads its config again.
+    Reload,
+}
+
+impl Stop {
+    fn tag(self) -> &'static str {
+        match self {
+            Stop::Term => "restarted",
+            Stop::Kill => "killed",
+            Stop::Reload => "reloaded",
+        }
     }
 }
 
 /// A container printing 6,000 numbered lines (100 every 20 ms) through the
-/// driver with `fluentd-async` and `fluentd-request-ack`; hydra is stopped
-/// (SIGTERM, or SIGKILL when `crash`) after the first 1,000 arrived, and
-/// started again on the same port. The container stays up after its lines:
-/// Docker closes a container's driver with the container, dropping what the
-/// driver still holds.
-fn restart_while_logging(dockerd: &Dockerd, hdir: &Path, tag: &str, crash: bool) -> (usize, usize) {
+/// driver with `fluentd-async` and `fluentd-request-ack`; hydra is
+/// interrupted as `stop` says after the first 1,000 arrived (and, unless
+/// reloaded, started again on the same port). The container stays up after
+/// its lines: Docker closes a container's driver with the container,
+/// dropping what the driver still holds.
+fn interrupted_while_logging(dockerd: &Dockerd, hdir: &Path, stop: Stop) -> (usize, usize) {
+    let tag = stop.tag();
     let port = free_port();
-    let h = hydra_on(hdir, port);
+    let mut h = hydra_on(hdir, port);
     dockerd.run(
         tag,
         &format!("127.0.0.1:{port}"),
@@ -308,12 +334,35 @@ fn restart_while_logging(dockerd: &Dockerd, hdir: &Path, tag: &str, crash: bool)
     // What the first hydra printed, its stop included (a clean stop
     // delivers what it accepted before it exits).
     let printed = h.stdout.clone();
-    if crash {
-        h.signal("KILL");
-        drop(h);
-    } else {
-        assert!(h.stop().success());
-    }
+    let first = match stop {
+        Stop::Reload => {
+            let n = numbers(&h.events(), tag).len();
+            h.signal("HUP");
+            assert!(
+                h.wait_log("Reloaded.", 20),
+                "{:?}",
+                h.stderr.lock().unwrap()
+            );
+            n
+        }
+        Stop::Kill | Stop::Term => {
+            if stop == Stop::Kill {
+                h.signal("KILL");
+                drop(h);
+            } else {
+                assert!(h.stop().success());
+            }
+            let n = printed
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(&format!("\"tag\":\"{tag}\"")))
+                .count();
+            std::thread::sleep(Duration::from_millis(300));
+            h = hydra_on(hdir, port);
+            n
+        }
+    };
     let before = numbers(
         &printed
             .lock()
@@ -323,8 +372,6 @@ fn restart_while_logging(dockerd: &Dockerd, hdir: &Path, tag: &str, crash: bool)
             .collect::<Vec<_>>(),
         tag,
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let h = hydra_on(hdir, port);
     // Polled by counting lines, not parsing them: parsing every line under
     // the lock of hydra's collected stdout, every 20 ms, keeps the reader
     // from draining the pipe, and hydra's stdout output (and its acks) wait.
@@ -333,22 +380,21 @@ fn restart_while_logging(dockerd: &Dockerd, hdir: &Path, tag: &str, crash: bool)
         let lines = h.stdout.lock().unwrap();
         lines.iter().filter(|l| l.contains(&needle)).count()
     };
-    wait(30, || before.len() + printed_now(&h) >= 6000);
+    // A reloaded hydra prints on to the same stdout.
+    let earlier = if stop == Stop::Reload { 0 } else { first };
+    wait(30, || earlier + printed_now(&h) >= 6000);
+    let mut seen = if stop == Stop::Reload {
+        Vec::new()
+    } else {
+        before
+    };
     let after = numbers(&h.events(), tag);
     println!(
-        "docker {}: {} lines to the first hydra, {} to the second",
-        if crash { "kill -9" } else { "restart" },
-        before.len(),
+        "docker {tag}: {first} lines before, {} in all after",
         after.len()
     );
-    let mut seen = before;
     seen.extend(after);
     let _ = dockerd.docker(&["rm", "-f", tag]);
     assert!(h.stop().success());
-    let what = if crash {
-        "hydra killed (-9) while logging"
-    } else {
-        "hydra restarted while logging"
-    };
-    tally(what, 6000, &seen)
+    tally(&format!("hydra {tag} while logging"), 6000, &seen)
 }
