@@ -427,3 +427,34 @@ fn zstd_frames_round_trip_and_corrupt_zstd_drops_the_frame() {
     }
     assert_dropped_then_good(&bad, "zstd");
 }
+
+#[test]
+fn concatenated_zstd_frames_inflate_as_one_entries_stream() {
+    // A sender that compresses each piece it appends (as fluentd does with
+    // gzip members) sends several zstd frames back to back.
+    let entry = |n: u32| {
+        let mut b = Vec::new();
+        let record = rmpv::Value::Map(vec![("m".into(), format!("piece {n}").into())]);
+        rmpv::encode::write_value(
+            &mut b,
+            &rmpv::Value::Array(vec![1_700_000_000u32.into(), record]),
+        )
+        .unwrap();
+        b
+    };
+    let mut body = Vec::new();
+    for n in 0..3 {
+        body.extend(zstd::stream::encode_all(&entry(n)[..], 3).unwrap());
+    }
+    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &zstd_frame(&body, "c"));
+    assert!(err.is_none());
+    let [Request::Events(batch)] = &requests[..] else {
+        panic!("{requests:?}")
+    };
+    let pieces: Vec<_> = batch
+        .to_events()
+        .iter()
+        .map(|e| e.record["m"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(pieces, ["piece 0", "piece 1", "piece 2"]);
+}
