@@ -35,6 +35,10 @@ pub(crate) use live::{Shared, committer};
 /// How long file events are gathered before reading.
 const COALESCE: Duration = Duration::from_millis(20);
 
+/// The most file events taken in after one gathering window; the rest wait
+/// for the next.
+const MAX_GATHERED: usize = 1 << 16;
+
 /// The longest a stop waits for the kernel's queued file events.
 const FLUSH_WAIT: Duration = Duration::from_millis(500);
 
@@ -51,7 +55,15 @@ pub(crate) struct Engine {
     paths: HashMap<PathBuf, PathState>,
     saved: HashMap<FileKey, Position>,
     next_id: u64,
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Vec<Batch>>,
+    /// Batches read and not handed out yet: handed out together, so one
+    /// wakeup of the consumer takes the lines of many files.
+    pending: Vec<Batch>,
+    /// Their lines' bytes, and a little per batch.
+    pending_bytes: usize,
+    /// A handout is waiting on a full channel: batches made meanwhile wait
+    /// behind it.
+    handing_out: bool,
     shared: Arc<Shared>,
     wake: std_mpsc::Receiver<Vec<PathBuf>>,
     watcher: Option<notify::RecommendedWatcher>,
@@ -80,7 +92,7 @@ pub(crate) struct Engine {
 impl Engine {
     pub(crate) fn new(
         cfg: TailConfig,
-        tx: mpsc::Sender<Batch>,
+        tx: mpsc::Sender<Vec<Batch>>,
         shared: Arc<Shared>,
         wake: std_mpsc::Receiver<Vec<PathBuf>>,
         prior: Option<(Saved, Vec<(FileKey, File)>)>,
@@ -117,6 +129,9 @@ impl Engine {
             saved,
             next_id: 1,
             tx,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            handing_out: false,
             shared,
             wake,
             watcher: None,
@@ -179,22 +194,18 @@ impl Engine {
                     let mut hints: HashSet<PathBuf> = first.into_iter().collect();
                     // A writer makes one event per write: gather what comes
                     // within a short window and read once, instead of waking
-                    // for every line.
-                    // The window is a hard limit: under a flood of events the
-                    // queue is never empty, and draining it would never end.
-                    let until = Instant::now() + COALESCE;
-                    loop {
-                        let left = until.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
+                    // for every line. Asleep for the whole window, not
+                    // waiting on the queue: each event would wake the
+                    // thread, which costs more than the event.
+                    std::thread::sleep(COALESCE);
+                    // Bounded: under a flood of events the queue is never
+                    // empty, and draining it would never end.
+                    for _ in 0..MAX_GATHERED {
+                        let Ok(more) = self.wake.try_recv() else {
                             break;
-                        }
-                        match self.wake.recv_timeout(left) {
-                            Ok(more) => {
-                                self.catch_renamed(&more);
-                                hints.extend(more);
-                            }
-                            Err(_) => break,
-                        }
+                        };
+                        self.catch_renamed(&more);
+                        hints.extend(more);
                     }
                     Some(hints)
                 }
@@ -235,6 +246,10 @@ impl Engine {
                 }
                 self.poll(&targets, false)
             };
+            // Before the loop waits again: nothing read waits for a timer.
+            // A halt here is a stop or a consumer gone, which the loop
+            // sees.
+            let _ = self.hand_out();
             if now >= next_checkpoint {
                 self.checkpoint();
                 next_checkpoint = now + self.cfg.checkpoint_interval;

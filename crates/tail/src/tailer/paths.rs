@@ -268,9 +268,7 @@ impl Engine {
             // A saved position for this inode but another birth time named
             // another file: this one appeared while hydra was stopped.
             Resume::Decide => match self.take_saved(key, meta) {
-                Some(p)
-                    if p.offset <= size && p.fingerprint.matches(&mut file).unwrap_or(false) =>
-                {
+                Some(p) if p.offset <= size && p.fingerprint.matches(&file).unwrap_or(false) => {
                     debug!(path = %path.display(), offset = p.offset, "Resuming from the saved position.");
                     p.offset
                 }
@@ -302,7 +300,7 @@ impl Engine {
                 None => line_start_before(&mut file, size),
             },
         };
-        let fingerprint = Fingerprint::of(&mut file, size).ok().flatten()?;
+        let fingerprint = Fingerprint::of(&file, size).ok().flatten()?;
         file.seek(SeekFrom::Start(start)).ok()?;
         let born = born(meta);
         let id = match resume {
