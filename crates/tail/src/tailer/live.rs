@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::checkpoint::{FileId, FileKey, Ledger};
@@ -21,8 +20,8 @@ pub(crate) struct Shared {
     /// Paths that cannot be followed right now, and why.
     pub(crate) path_errors: Mutex<HashMap<PathBuf, (usize, String)>>,
     pub(crate) positions_error: Mutex<Option<String>>,
-    /// Wakes the engine: file events, and stop requests.
-    pub(crate) wake: Mutex<std_mpsc::Sender<Vec<PathBuf>>>,
+    /// Ends the reading thread's wait: a stop request.
+    pub(crate) wake: Arc<mio::Waker>,
 }
 
 /// One open file's counters, updated by the reading thread.

@@ -11,13 +11,13 @@ mod handout;
 mod live;
 mod paths;
 mod rotation;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -31,6 +31,7 @@ use crate::{Batch, Error, TailConfig};
 use file::Tracked;
 use live::lock;
 pub(crate) use live::{Shared, committer};
+pub(crate) use watch::Watch;
 
 /// How long file events are gathered before reading.
 const COALESCE: Duration = Duration::from_millis(20);
@@ -65,10 +66,7 @@ pub(crate) struct Engine {
     /// behind it.
     handing_out: bool,
     shared: Arc<Shared>,
-    wake: std_mpsc::Receiver<Vec<PathBuf>>,
-    watcher: Option<notify::RecommendedWatcher>,
-    watched_dirs: HashSet<PathBuf>,
-    wake_tx: std_mpsc::Sender<Vec<PathBuf>>,
+    watch: Watch,
     first_discovery: bool,
     /// What the run before this one left (positions file or a reload's
     /// handoff); `None` on a first run.
@@ -94,7 +92,7 @@ impl Engine {
         cfg: TailConfig,
         tx: mpsc::Sender<Vec<Batch>>,
         shared: Arc<Shared>,
-        wake: std_mpsc::Receiver<Vec<PathBuf>>,
+        watch: Watch,
         prior: Option<(Saved, Vec<(FileKey, File)>)>,
     ) -> Result<Self, Error> {
         let matchers = cfg
@@ -120,7 +118,6 @@ impl Engine {
                     .collect(),
             );
         }
-        let wake_tx = lock(&shared.wake).clone();
         Ok(Engine {
             cfg,
             matchers,
@@ -133,10 +130,7 @@ impl Engine {
             pending_bytes: 0,
             handing_out: false,
             shared,
-            wake,
-            watcher: None,
-            watched_dirs: HashSet::new(),
-            wake_tx,
+            watch,
             first_discovery: true,
             history,
             handed,
@@ -151,17 +145,6 @@ impl Engine {
     /// the caller's thread: once the tailer has started, a file that is
     /// renamed or deleted is one it knows.
     pub(crate) fn prepare(&mut self) {
-        if self.cfg.use_inotify {
-            let wake = self.wake_tx.clone();
-            match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-                if let Ok(ev) = ev {
-                    let _ = wake.send(ev.paths);
-                }
-            }) {
-                Ok(w) => self.watcher = Some(w),
-                Err(e) => warn!(error = %e, "Cannot watch for file events; polling only."),
-            }
-        }
         self.discover();
         // Saved at once, even with no file to follow yet: from here on, a
         // restart (even after a crash) knows this was not a first run, and
@@ -188,29 +171,25 @@ impl Engine {
             } else {
                 deadline.saturating_duration_since(now)
             };
-            let hints = match self.wake.recv_timeout(wait) {
-                Ok(first) => {
-                    self.catch_renamed(&first);
-                    let mut hints: HashSet<PathBuf> = first.into_iter().collect();
-                    // A writer makes one event per write: gather what comes
-                    // within a short window and read once, instead of waking
-                    // for every line. Asleep for the whole window, not
-                    // waiting on the queue: each event would wake the
-                    // thread, which costs more than the event.
-                    std::thread::sleep(COALESCE);
-                    // Bounded: under a flood of events the queue is never
-                    // empty, and draining it would never end.
-                    for _ in 0..MAX_GATHERED {
-                        let Ok(more) = self.wake.try_recv() else {
-                            break;
-                        };
-                        self.catch_renamed(&more);
-                        hints.extend(more);
-                    }
-                    Some(hints)
+            let hints = if self.watch.wait(wait) && !self.stopping() {
+                // A writer makes one event per write: gather what comes
+                // within a short window and read once, instead of waking
+                // for every line. Asleep for the whole window: each event
+                // would wake the thread, which costs more than the event.
+                std::thread::sleep(COALESCE);
+                // Bounded: under a flood of events the queue is never
+                // empty, and draining it would never end.
+                let mut events = Vec::new();
+                let complete = self.watch.take(MAX_GATHERED, &mut events);
+                let mut hints: HashSet<PathBuf> = HashSet::new();
+                for event in events {
+                    self.catch_renamed(&event);
+                    hints.extend(event);
                 }
-                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => None,
+                // Events were lost: every path is looked at.
+                complete.then_some(hints)
+            } else {
+                None
             };
             self.adopt_moved();
             if self.stopping() {
@@ -275,11 +254,10 @@ impl Engine {
     /// The file is made in a directory of hydra's own, never among the
     /// logs.
     fn flush_events(&mut self) {
-        use notify::Watcher;
         static FLUSHES: AtomicU64 = AtomicU64::new(0);
-        let Some(w) = self.watcher.as_mut() else {
+        if !self.cfg.use_inotify {
             return;
-        };
+        }
         let dir = std::env::temp_dir().join(format!(
             "hydra-tail-flush-{}-{}",
             std::process::id(),
@@ -289,24 +267,30 @@ impl Engine {
             return;
         }
         let marker = dir.join("flush");
-        if w.watch(&dir, notify::RecursiveMode::NonRecursive).is_ok()
-            && std::fs::write(&marker, b"").is_ok()
-        {
+        if self.watch.watch(&dir, false).is_ok() && std::fs::write(&marker, b"").is_ok() {
             let until = Instant::now() + FLUSH_WAIT;
             let mut hints = Vec::new();
-            while let Ok(event) = self
-                .wake
-                .recv_timeout(until.saturating_duration_since(Instant::now()))
-            {
-                if event.contains(&marker) {
+            let mut seen = false;
+            while !seen {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
                     break;
                 }
-                self.catch_renamed(&event);
-                hints.extend(event);
+                if !self.watch.wait(left) {
+                    continue;
+                }
+                let mut events = Vec::new();
+                self.watch.take(MAX_GATHERED, &mut events);
+                for event in events {
+                    if seen || event.contains(&marker) {
+                        seen = true;
+                        continue;
+                    }
+                    self.catch_renamed(&event);
+                    hints.extend(event);
+                }
             }
-            if let Some(w) = self.watcher.as_mut() {
-                let _ = w.unwatch(&dir);
-            }
+            self.watch.unwatch(&dir);
             self.adopt_moved();
             self.follow_new(hints);
         }

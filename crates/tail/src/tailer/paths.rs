@@ -33,24 +33,11 @@ impl Engine {
                 }
             }
             for (dir, recursive) in m.watch_dirs() {
-                if self.watched_dirs.contains(&dir) || !dir.is_dir() {
+                if self.watch.is_watched(&dir) || !dir.is_dir() {
                     continue;
                 }
-                if let Some(w) = self.watcher.as_mut() {
-                    use notify::Watcher;
-                    let mode = if recursive {
-                        notify::RecursiveMode::Recursive
-                    } else {
-                        notify::RecursiveMode::NonRecursive
-                    };
-                    match w.watch(&dir, mode) {
-                        Ok(()) => {
-                            self.watched_dirs.insert(dir);
-                        }
-                        Err(e) => {
-                            debug!(dir = %dir.display(), error = %e, "Cannot watch directory; polling it.");
-                        }
-                    }
+                if let Err(e) = self.watch.watch(&dir, recursive) {
+                    debug!(dir = %dir.display(), error = %e, "Cannot watch directory; polling it.");
                 }
             }
         }
@@ -366,10 +353,9 @@ impl Engine {
     pub(super) fn observe_paths(&mut self) {
         // Bounded, for the same reason as the gathering window: events may
         // arrive as fast as they are taken.
-        for _ in 0..4096 {
-            let Ok(hints) = self.wake.try_recv() else {
-                break;
-            };
+        let mut events = Vec::new();
+        self.watch.take(4096, &mut events);
+        for hints in events {
             self.catch_renamed(&hints);
             self.follow_new(hints);
         }
