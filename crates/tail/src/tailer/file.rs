@@ -158,14 +158,14 @@ impl Engine {
             // and a buffer.
             let meta = t.file.metadata();
             let size = meta.as_ref().map_or(u64::MAX, Metadata::len);
-            if (size < t.last_size || read_now > 0 && size != t.last_size)
-                && let Ok(meta) = &meta
+            if let Ok(meta) = &meta
+                && (size != t.last_size || mtime(meta) != t.last_mtime)
             {
-                // Emptied since the last look (smaller), or changed while
-                // this loop read it: emptied and written past the offset
-                // between two reads, reading on would take the new contents
-                // for the rest of the old ones. One small read of its first
-                // bytes per chunk tells.
+                // Changed since the last look (at its path, or here):
+                // emptied (smaller), or emptied and written past the
+                // offset, when reading on would take the new contents for
+                // the rest of the old ones. One small read of its first
+                // bytes tells.
                 self.check_truncation(t, meta);
             }
             if size > t.read_offset
@@ -215,6 +215,11 @@ impl Engine {
             self.emit(t, split)?;
             if read_now >= budget {
                 return Ok(true);
+            }
+            if t.read_offset >= size {
+                // All the look found is read. What was written since comes
+                // with an event of its own, or the next look.
+                break;
             }
         }
         let rules = &self.cfg.sources[t.source];

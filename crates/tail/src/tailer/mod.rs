@@ -180,14 +180,15 @@ impl Engine {
                 // Bounded: under a flood of events the queue is never
                 // empty, and draining it would never end.
                 let mut events = Vec::new();
-                let complete = self.watch.take(MAX_GATHERED, &mut events);
+                let mut written = Vec::new();
+                let complete = self.watch.take(MAX_GATHERED, &mut events, &mut written);
                 let mut hints: HashSet<PathBuf> = HashSet::new();
                 for event in events {
                     self.catch_renamed(&event);
                     hints.extend(event);
                 }
                 // Events were lost: every path is looked at.
-                complete.then_some(hints)
+                complete.then_some((hints, written))
             } else {
                 None
             };
@@ -203,10 +204,24 @@ impl Engine {
             busy = if now >= next_poll || hints.is_none() {
                 next_poll = now + self.cfg.poll_interval;
                 let all: Vec<PathBuf> = self.paths.keys().cloned().collect();
-                self.poll(&all, true)
+                self.poll(&all, &[], true)
             } else {
+                let (hints, written) = hints.unwrap_or_default();
+                // A file only written to is read without a look at its
+                // path (which holds it still: had another file taken the
+                // path, that came as an event of its own).
+                let mut hints = hints;
+                let mut writes = Vec::new();
+                for path in written.into_iter().collect::<HashSet<_>>() {
+                    if self.paths.contains_key(&path) && !hints.contains(&path) {
+                        writes.push(path);
+                    } else {
+                        // Not followed yet: looked at as any other event.
+                        hints.insert(path);
+                    }
+                }
                 let mut targets = Vec::new();
-                for hint in hints.unwrap_or_default() {
+                for hint in hints {
                     if self.paths.contains_key(&hint) {
                         targets.push(hint);
                     } else if let Some(source) = self.matchers.iter().position(|m| m.matches(&hint))
@@ -223,7 +238,7 @@ impl Engine {
                         targets.push(hint);
                     }
                 }
-                self.poll(&targets, false)
+                self.poll(&targets, &writes, false)
             };
             // Before the loop waits again: nothing read waits for a timer.
             // A halt here is a stop or a consumer gone, which the loop
@@ -280,7 +295,9 @@ impl Engine {
                     continue;
                 }
                 let mut events = Vec::new();
-                self.watch.take(MAX_GATHERED, &mut events);
+                let mut written = Vec::new();
+                self.watch.take(MAX_GATHERED, &mut events, &mut written);
+                events.extend(written.into_iter().map(|p| vec![p]));
                 for event in events {
                     if seen || event.contains(&marker) {
                         seen = true;

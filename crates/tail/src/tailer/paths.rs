@@ -64,9 +64,10 @@ impl Engine {
     }
 
     /// Checks `paths`, then reads: every open file when `all` (the periodic
-    /// poll), otherwise only the files at `paths` and those draining or
-    /// with more to read. Returns whether any file has more right away.
-    pub(super) fn poll(&mut self, paths: &[PathBuf], all: bool) -> bool {
+    /// poll), otherwise only the files at `paths` and `written` (whose paths
+    /// are not checked) and those draining or with more to read. Returns
+    /// whether any file has more right away.
+    pub(super) fn poll(&mut self, paths: &[PathBuf], written: &[PathBuf], all: bool) -> bool {
         for path in paths {
             self.poll_path(path);
         }
@@ -77,6 +78,7 @@ impl Engine {
             // One written line must not cost a syscall on every other file.
             let mut keys: Vec<FileKey> = paths
                 .iter()
+                .chain(written)
                 .filter_map(|p| self.paths.get(p).and_then(|s| s.current))
                 .collect();
             keys.extend(
@@ -354,7 +356,9 @@ impl Engine {
         // Bounded, for the same reason as the gathering window: events may
         // arrive as fast as they are taken.
         let mut events = Vec::new();
-        self.watch.take(4096, &mut events);
+        let mut written = Vec::new();
+        self.watch.take(4096, &mut events, &mut written);
+        events.extend(written.into_iter().map(|p| vec![p]));
         for hints in events {
             self.catch_renamed(&hints);
             self.follow_new(hints);

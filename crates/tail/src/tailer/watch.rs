@@ -156,10 +156,16 @@ impl Watch {
         self.events.iter().any(|e| e.token() == INOTIFY)
     }
 
-    /// Takes the events the kernel has queued, at most `max`, in the order
-    /// they happened. Returns false when events were lost (the kernel's
-    /// queue overflowed): every path must be looked at.
-    pub(super) fn take(&mut self, max: usize, out: &mut Vec<Hint>) -> bool {
+    /// Takes the events the kernel has queued, at most `max`: writes to a
+    /// file into `written` (its path), every other event into `out`, in the
+    /// order they happened. Returns false when events were lost (the
+    /// kernel's queue overflowed): every path must be looked at.
+    pub(super) fn take(
+        &mut self,
+        max: usize,
+        out: &mut Vec<Hint>,
+        written: &mut Vec<PathBuf>,
+    ) -> bool {
         self.backlog = false;
         let complete = !std::mem::take(&mut self.overflowed);
         let Some(inotify) = self.inotify.as_mut() else {
@@ -212,7 +218,15 @@ impl Watch {
                 {
                     new_dirs.push((path.clone(), true));
                 }
-                if ev.mask.contains(EventMask::MOVED_FROM) {
+                if ev
+                    .mask
+                    .intersects(EventMask::MODIFY | EventMask::CLOSE_WRITE)
+                {
+                    // A write names the file its path held when written:
+                    // a file that took the path since comes with events of
+                    // its own (created, moved to).
+                    written.push(path);
+                } else if ev.mask.contains(EventMask::MOVED_FROM) {
                     moved_from.push((ev.cookie, path));
                 } else if ev.mask.contains(EventMask::MOVED_TO) {
                     match moved_from.iter().position(|(c, _)| *c == ev.cookie) {
@@ -259,11 +273,13 @@ mod tests {
     fn gather(w: &mut Watch, secs: u64, done: impl Fn(&[Hint]) -> bool) -> Vec<Hint> {
         let until = Instant::now() + Duration::from_secs(secs);
         let mut all = Vec::new();
+        let mut written = Vec::new();
         while !done(&all) && Instant::now() < until {
             if w.wait(Duration::from_millis(50)) {
-                assert!(w.take(1024, &mut all));
+                assert!(w.take(1024, &mut all, &mut written));
             }
         }
+        all.extend(written.into_iter().map(|p| vec![p]));
         all
     }
 
@@ -277,7 +293,9 @@ mod tests {
         std::fs::rename(root.join("a.log"), root.join("a.log.1")).unwrap();
         std::fs::create_dir(root.join("sub")).unwrap();
         let pair = vec![root.join("a.log"), root.join("a.log.1")];
-        let events = gather(&mut w, 5, |e| e.contains(&pair) && w_has(e, &root.join("sub")));
+        let events = gather(&mut w, 5, |e| {
+            e.contains(&pair) && w_has(e, &root.join("sub"))
+        });
         assert!(events.contains(&pair), "{events:?}");
         // The directory made after the watch began is watched too.
         std::fs::write(root.join("sub/b.log"), b"2\n").unwrap();
@@ -302,7 +320,7 @@ mod tests {
         let until = Instant::now() + Duration::from_secs(5);
         while w.is_watched(&sub) && Instant::now() < until {
             if w.wait(Duration::from_millis(50)) {
-                w.take(1024, &mut Vec::new());
+                w.take(1024, &mut Vec::new(), &mut Vec::new());
             }
         }
         assert!(!w.is_watched(&sub), "the removed directory's watch is kept");
@@ -323,7 +341,7 @@ mod tests {
         }
         let mut first = Vec::new();
         assert!(w.wait(Duration::from_secs(5)));
-        w.take(1, &mut first);
+        w.take(1, &mut first, &mut Vec::new());
         // A take that stopped at its bound may leave events queued, which
         // the descriptor would not signal again: the next wait returns at
         // once.
@@ -331,7 +349,7 @@ mod tests {
         assert!(w.wait(Duration::from_secs(10)));
         assert!(started.elapsed() < Duration::from_secs(5));
         let mut rest = Vec::new();
-        w.take(100_000, &mut rest);
+        w.take(100_000, &mut rest, &mut Vec::new());
         let names: std::collections::HashSet<_> = first.iter().chain(&rest).flatten().collect();
         assert_eq!(names.len(), 50);
     }
