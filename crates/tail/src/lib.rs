@@ -187,7 +187,7 @@ impl Default for TailConfig {
             poll_interval: Duration::from_secs(1),
             use_inotify: true,
             read_buffer: 256 << 10,
-            channel_batches: 8,
+            channel_batches: 4,
             positions: None,
             // Short, so a crash repeats little: a write is a few hundred
             // bytes and one fsync, and happens only when positions moved.
