@@ -45,10 +45,6 @@ pub enum Error {
     /// The tailer thread could not be started.
     #[error("cannot start the tailer thread: {0}")]
     Thread(std::io::Error),
-    /// The reading thread's wait (for file events, timers and stops) could
-    /// not be set up.
-    #[error("cannot wait for file events: {0}")]
-    Wait(std::io::Error),
 }
 
 impl Error {

@@ -316,7 +316,7 @@ impl Tailer {
             discover::Matcher::new(&s.include, &s.exclude)?;
         }
         let (tx, rx) = mpsc::channel(config.channel_batches.max(1));
-        let (watch, wake) = tailer::Watch::new(config.use_inotify).map_err(Error::Wait)?;
+        let (wake_tx, wake_rx) = std::sync::mpsc::channel();
         let shared = Arc::new(tailer::Shared {
             stop: AtomicBool::new(false),
             crashed: AtomicBool::new(false),
@@ -324,7 +324,8 @@ impl Tailer {
             files: Mutex::default(),
             path_errors: Mutex::default(),
             positions_error: Mutex::default(),
-            wake,
+            wake: Mutex::new(wake_tx),
+            written: Mutex::default(),
         });
         let positions = config.positions.clone();
         let prior = match handoff.take() {
@@ -334,7 +335,7 @@ impl Tailer {
                 None => None,
             },
         };
-        let mut engine = tailer::Engine::new(config, tx, shared.clone(), watch, prior)?;
+        let mut engine = tailer::Engine::new(config, tx, shared.clone(), wake_rx, prior)?;
         engine.prepare();
         let thread = std::thread::Builder::new()
             .name("hydra-tail".into())
@@ -381,7 +382,12 @@ impl Tailer {
     /// them.
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        let _ = self.shared.wake.wake();
+        let _ = self
+            .shared
+            .wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(Vec::new());
         if let Some(t) = self.thread.take()
             && let Ok(files) = t.join()
         {

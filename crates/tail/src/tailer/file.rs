@@ -216,9 +216,12 @@ impl Engine {
             if read_now >= budget {
                 return Ok(true);
             }
-            if t.read_offset >= size {
+            if t.read_offset >= size && t.gone_since.is_none() {
                 // All the look found is read. What was written since comes
-                // with an event of its own, or the next look.
+                // with an event of its own, or the next look. Not so for a
+                // file that left its path: writers still finishing with it
+                // raise no event hydra follows, and it is let go once a
+                // read finds nothing more, so it is read to its very end.
                 break;
             }
         }

@@ -1,9 +1,10 @@
 //! The counters of every open file, read by the monitor at any time, even
 //! while the reading thread waits on a full channel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::checkpoint::{FileId, FileKey, Ledger};
@@ -20,8 +21,11 @@ pub(crate) struct Shared {
     /// Paths that cannot be followed right now, and why.
     pub(crate) path_errors: Mutex<HashMap<PathBuf, (usize, String)>>,
     pub(crate) positions_error: Mutex<Option<String>>,
-    /// Ends the reading thread's wait: a stop request.
-    pub(crate) wake: Arc<mio::Waker>,
+    /// Wakes the engine: file events, and stop requests.
+    pub(crate) wake: Mutex<std_mpsc::Sender<Vec<PathBuf>>>,
+    /// Paths written to since the engine last looked: gathered here, not
+    /// sent one event at a time (a writer makes one event per write).
+    pub(crate) written: Mutex<HashSet<PathBuf>>,
 }
 
 /// One open file's counters, updated by the reading thread.

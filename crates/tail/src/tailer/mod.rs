@@ -11,13 +11,13 @@ mod handout;
 mod live;
 mod paths;
 mod rotation;
-mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -31,7 +31,6 @@ use crate::{Batch, Error, TailConfig};
 use file::Tracked;
 use live::lock;
 pub(crate) use live::{Shared, committer};
-pub(crate) use watch::Watch;
 
 /// How long file events are gathered before reading.
 const COALESCE: Duration = Duration::from_millis(20);
@@ -66,7 +65,10 @@ pub(crate) struct Engine {
     /// behind it.
     handing_out: bool,
     shared: Arc<Shared>,
-    watch: Watch,
+    wake: std_mpsc::Receiver<Vec<PathBuf>>,
+    watcher: Option<notify::RecommendedWatcher>,
+    watched_dirs: HashSet<PathBuf>,
+    wake_tx: std_mpsc::Sender<Vec<PathBuf>>,
     first_discovery: bool,
     /// What the run before this one left (positions file or a reload's
     /// handoff); `None` on a first run.
@@ -92,7 +94,7 @@ impl Engine {
         cfg: TailConfig,
         tx: mpsc::Sender<Vec<Batch>>,
         shared: Arc<Shared>,
-        watch: Watch,
+        wake: std_mpsc::Receiver<Vec<PathBuf>>,
         prior: Option<(Saved, Vec<(FileKey, File)>)>,
     ) -> Result<Self, Error> {
         let matchers = cfg
@@ -118,6 +120,7 @@ impl Engine {
                     .collect(),
             );
         }
+        let wake_tx = lock(&shared.wake).clone();
         Ok(Engine {
             cfg,
             matchers,
@@ -130,7 +133,10 @@ impl Engine {
             pending_bytes: 0,
             handing_out: false,
             shared,
-            watch,
+            wake,
+            watcher: None,
+            watched_dirs: HashSet::new(),
+            wake_tx,
             first_discovery: true,
             history,
             handed,
@@ -145,6 +151,29 @@ impl Engine {
     /// the caller's thread: once the tailer has started, a file that is
     /// renamed or deleted is one it knows.
     pub(crate) fn prepare(&mut self) {
+        if self.cfg.use_inotify {
+            let wake = self.wake_tx.clone();
+            let shared = self.shared.clone();
+            match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+                let Ok(ev) = ev else { return };
+                if is_write(&ev.kind) {
+                    // One wake for all the writes gathered until the engine
+                    // takes them.
+                    let mut written = lock(&shared.written);
+                    let first = written.is_empty();
+                    written.extend(ev.paths);
+                    drop(written);
+                    if first {
+                        let _ = wake.send(Vec::new());
+                    }
+                } else {
+                    let _ = wake.send(ev.paths);
+                }
+            }) {
+                Ok(w) => self.watcher = Some(w),
+                Err(e) => warn!(error = %e, "Cannot watch for file events; polling only."),
+            }
+        }
         self.discover();
         // Saved at once, even with no file to follow yet: from here on, a
         // restart (even after a crash) knows this was not a first run, and
@@ -171,26 +200,32 @@ impl Engine {
             } else {
                 deadline.saturating_duration_since(now)
             };
-            let hints = if self.watch.wait(wait) && !self.stopping() {
-                // A writer makes one event per write: gather what comes
-                // within a short window and read once, instead of waking
-                // for every line. Asleep for the whole window: each event
-                // would wake the thread, which costs more than the event.
-                std::thread::sleep(COALESCE);
-                // Bounded: under a flood of events the queue is never
-                // empty, and draining it would never end.
-                let mut events = Vec::new();
-                let mut written = Vec::new();
-                let complete = self.watch.take(MAX_GATHERED, &mut events, &mut written);
-                let mut hints: HashSet<PathBuf> = HashSet::new();
-                for event in events {
-                    self.catch_renamed(&event);
-                    hints.extend(event);
+            let hints = match self.wake.recv_timeout(wait) {
+                Ok(first) => {
+                    self.catch_renamed(&first);
+                    let mut hints: HashSet<PathBuf> = first.into_iter().collect();
+                    // A writer makes one event per write: gather what comes
+                    // within a short window and read once, instead of waking
+                    // for every line. Asleep for the whole window, not
+                    // waiting on the queue: each event would wake the
+                    // thread, which costs more than the event.
+                    std::thread::sleep(COALESCE);
+                    // Bounded: under a flood of events the queue is never
+                    // empty, and draining it would never end.
+                    for _ in 0..MAX_GATHERED {
+                        let Ok(more) = self.wake.try_recv() else {
+                            break;
+                        };
+                        self.catch_renamed(&more);
+                        hints.extend(more);
+                    }
+                    // Taken after the other events: a write to a path
+                    // renamed or created since is then among them too.
+                    let written = std::mem::take(&mut *lock(&self.shared.written));
+                    Some((hints, written))
                 }
-                // Events were lost: every path is looked at.
-                complete.then_some((hints, written))
-            } else {
-                None
+                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => None,
             };
             self.adopt_moved();
             if self.stopping() {
@@ -206,13 +241,13 @@ impl Engine {
                 let all: Vec<PathBuf> = self.paths.keys().cloned().collect();
                 self.poll(&all, &[], true)
             } else {
-                let (hints, written) = hints.unwrap_or_default();
+                let (mut hints, written) = hints.unwrap_or_default();
                 // A file only written to is read without a look at its
-                // path (which holds it still: had another file taken the
-                // path, that came as an event of its own).
-                let mut hints = hints;
+                // path, which holds it still: had another file taken the
+                // path, that came as an event of its own (created, moved
+                // to), and the path is looked at.
                 let mut writes = Vec::new();
-                for path in written.into_iter().collect::<HashSet<_>>() {
+                for path in written {
                     if self.paths.contains_key(&path) && !hints.contains(&path) {
                         writes.push(path);
                     } else {
@@ -269,10 +304,11 @@ impl Engine {
     /// The file is made in a directory of hydra's own, never among the
     /// logs.
     fn flush_events(&mut self) {
+        use notify::Watcher;
         static FLUSHES: AtomicU64 = AtomicU64::new(0);
-        if !self.cfg.use_inotify {
+        let Some(w) = self.watcher.as_mut() else {
             return;
-        }
+        };
         let dir = std::env::temp_dir().join(format!(
             "hydra-tail-flush-{}-{}",
             std::process::id(),
@@ -282,33 +318,26 @@ impl Engine {
             return;
         }
         let marker = dir.join("flush");
-        if self.watch.watch(&dir, false).is_ok() && std::fs::write(&marker, b"").is_ok() {
+        if w.watch(&dir, notify::RecursiveMode::NonRecursive).is_ok()
+            && std::fs::write(&marker, b"").is_ok()
+        {
             let until = Instant::now() + FLUSH_WAIT;
             let mut hints = Vec::new();
-            let mut seen = false;
-            while !seen {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+            while let Ok(event) = self
+                .wake
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
+                if event.contains(&marker) {
                     break;
                 }
-                if !self.watch.wait(left) {
-                    continue;
-                }
-                let mut events = Vec::new();
-                let mut written = Vec::new();
-                self.watch.take(MAX_GATHERED, &mut events, &mut written);
-                events.extend(written.into_iter().map(|p| vec![p]));
-                for event in events {
-                    if seen || event.contains(&marker) {
-                        seen = true;
-                        continue;
-                    }
-                    self.catch_renamed(&event);
-                    hints.extend(event);
-                }
+                self.catch_renamed(&event);
+                hints.extend(event);
             }
-            self.watch.unwatch(&dir);
+            if let Some(w) = self.watcher.as_mut() {
+                let _ = w.unwatch(&dir);
+            }
             self.adopt_moved();
+            hints.extend(std::mem::take(&mut *lock(&self.shared.written)));
             self.follow_new(hints);
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -423,4 +452,15 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether a file event is a write to a file (its contents changed), not a
+/// change of which file is at a path.
+fn is_write(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    matches!(
+        kind,
+        notify::EventKind::Modify(ModifyKind::Data(_))
+            | notify::EventKind::Access(AccessKind::Close(AccessMode::Write))
+    )
 }

@@ -33,11 +33,24 @@ impl Engine {
                 }
             }
             for (dir, recursive) in m.watch_dirs() {
-                if self.watch.is_watched(&dir) || !dir.is_dir() {
+                if self.watched_dirs.contains(&dir) || !dir.is_dir() {
                     continue;
                 }
-                if let Err(e) = self.watch.watch(&dir, recursive) {
-                    debug!(dir = %dir.display(), error = %e, "Cannot watch directory; polling it.");
+                if let Some(w) = self.watcher.as_mut() {
+                    use notify::Watcher;
+                    let mode = if recursive {
+                        notify::RecursiveMode::Recursive
+                    } else {
+                        notify::RecursiveMode::NonRecursive
+                    };
+                    match w.watch(&dir, mode) {
+                        Ok(()) => {
+                            self.watched_dirs.insert(dir);
+                        }
+                        Err(e) => {
+                            debug!(dir = %dir.display(), error = %e, "Cannot watch directory; polling it.");
+                        }
+                    }
                 }
             }
         }
@@ -355,14 +368,15 @@ impl Engine {
     pub(super) fn observe_paths(&mut self) {
         // Bounded, for the same reason as the gathering window: events may
         // arrive as fast as they are taken.
-        let mut events = Vec::new();
-        let mut written = Vec::new();
-        self.watch.take(4096, &mut events, &mut written);
-        events.extend(written.into_iter().map(|p| vec![p]));
-        for hints in events {
+        for _ in 0..4096 {
+            let Ok(hints) = self.wake.try_recv() else {
+                break;
+            };
             self.catch_renamed(&hints);
             self.follow_new(hints);
         }
+        let written = std::mem::take(&mut *lock(&self.shared.written));
+        self.follow_new(written);
         self.adopt_moved();
         let paths: Vec<PathBuf> = self.paths.keys().cloned().collect();
         for path in paths {
