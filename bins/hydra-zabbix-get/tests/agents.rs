@@ -25,13 +25,7 @@ fn zabbix_get() -> PathBuf {
     p
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use hydra_test_support::free_port;
 
 struct Agent(Child);
 
