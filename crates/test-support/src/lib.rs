@@ -234,3 +234,17 @@ impl Pki {
         }
     }
 }
+
+#[cfg(test)]
+mod free_port_tests {
+    /// Regression: a test asking for two ports before binding either got
+    /// the same one twice ("127.0.0.1:45345 is used twice").
+    #[test]
+    fn free_port_never_gives_a_port_twice() {
+        let mut ports: Vec<u16> = (0..500).map(|_| super::free_port()).collect();
+        ports.sort_unstable();
+        let before = ports.len();
+        ports.dedup();
+        assert_eq!(ports.len(), before);
+    }
+}
