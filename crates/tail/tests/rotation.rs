@@ -468,7 +468,12 @@ fn a_rotated_file_is_read_to_its_end_before_the_new_one() {
     assert_lines(&got, &expect_numbered(0, 40_000));
 }
 
-fn slow_consumer_tailer(log: &std::path::Path) -> (hydra_tail::Tailer, hydra_tail::Batches) {
+fn slow_consumer_tailer(
+    log: &std::path::Path,
+) -> (
+    hydra_tail::Tailer,
+    tokio::sync::mpsc::Receiver<hydra_tail::Batch>,
+) {
     let config = TailConfig {
         read_buffer: 4096,
         channel_batches: 1,
@@ -480,7 +485,7 @@ fn slow_consumer_tailer(log: &std::path::Path) -> (hydra_tail::Tailer, hydra_tai
 /// Takes batches (committing each) until `n` lines arrived or 20 s passed.
 fn take_committed(
     tailer: &hydra_tail::Tailer,
-    rx: &mut hydra_tail::Batches,
+    rx: &mut tokio::sync::mpsc::Receiver<hydra_tail::Batch>,
     n: usize,
 ) -> Vec<String> {
     let mut got = Vec::new();
