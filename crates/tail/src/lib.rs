@@ -40,6 +40,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod batches;
 mod checkpoint;
 mod discover;
 mod error;
@@ -58,6 +59,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+pub use batches::{Batches, TryRecvError};
 pub use checkpoint::{
     Committer, FileId, FileKey, Fingerprint, POSITIONS_VERSION, Position, Saved, load_positions,
     store_positions,
@@ -167,7 +169,9 @@ pub struct TailConfig {
     pub use_inotify: bool,
     /// Bytes per read, and so the most a [`Batch`] holds.
     pub read_buffer: usize,
-    /// Batches the channel holds before reading waits for the consumer.
+    /// Handouts the channel holds before reading waits for the consumer.
+    /// A handout is the batches of one look at the files, up to
+    /// `read_buffer` bytes of lines (or one batch).
     pub channel_batches: usize,
     /// Where positions are saved; `None`: not saved.
     pub positions: Option<PathBuf>,
@@ -183,7 +187,7 @@ impl Default for TailConfig {
             poll_interval: Duration::from_secs(1),
             use_inotify: true,
             read_buffer: 256 << 10,
-            channel_batches: 8,
+            channel_batches: 4,
             positions: None,
             // Short, so a crash repeats little: a write is a few hundred
             // bytes and one fsync, and happens only when positions moved.
@@ -296,7 +300,7 @@ impl Tailer {
     /// Starts following `config.sources`. Fails on a bad pattern or an
     /// unreadable positions file; paths that cannot be read yet are
     /// reported in [`Tailer::stats`] and retried.
-    pub fn start(config: TailConfig) -> Result<(Tailer, mpsc::Receiver<Batch>), Error> {
+    pub fn start(config: TailConfig) -> Result<(Tailer, Batches), Error> {
         Self::start_after(config, &mut None)
     }
 
@@ -307,7 +311,7 @@ impl Tailer {
     pub fn start_after(
         config: TailConfig,
         handoff: &mut Option<Handoff>,
-    ) -> Result<(Tailer, mpsc::Receiver<Batch>), Error> {
+    ) -> Result<(Tailer, Batches), Error> {
         for s in &config.sources {
             discover::Matcher::new(&s.include, &s.exclude)?;
         }
@@ -321,6 +325,7 @@ impl Tailer {
             path_errors: Mutex::default(),
             positions_error: Mutex::default(),
             wake: Mutex::new(wake_tx),
+            written: Mutex::default(),
         });
         let positions = config.positions.clone();
         let prior = match handoff.take() {
@@ -344,7 +349,7 @@ impl Tailer {
                 positions,
                 crashed: false,
             },
-            rx,
+            Batches::new(rx),
         ))
     }
 

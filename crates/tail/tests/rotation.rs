@@ -468,12 +468,7 @@ fn a_rotated_file_is_read_to_its_end_before_the_new_one() {
     assert_lines(&got, &expect_numbered(0, 40_000));
 }
 
-fn slow_consumer_tailer(
-    log: &std::path::Path,
-) -> (
-    hydra_tail::Tailer,
-    tokio::sync::mpsc::Receiver<hydra_tail::Batch>,
-) {
+fn slow_consumer_tailer(log: &std::path::Path) -> (hydra_tail::Tailer, hydra_tail::Batches) {
     let config = TailConfig {
         read_buffer: 4096,
         channel_batches: 1,
@@ -485,7 +480,7 @@ fn slow_consumer_tailer(
 /// Takes batches (committing each) until `n` lines arrived or 20 s passed.
 fn take_committed(
     tailer: &hydra_tail::Tailer,
-    rx: &mut tokio::sync::mpsc::Receiver<hydra_tail::Batch>,
+    rx: &mut hydra_tail::Batches,
     n: usize,
 ) -> Vec<String> {
     let mut got = Vec::new();

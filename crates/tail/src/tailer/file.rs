@@ -158,14 +158,14 @@ impl Engine {
             // and a buffer.
             let meta = t.file.metadata();
             let size = meta.as_ref().map_or(u64::MAX, Metadata::len);
-            if (size < t.last_size || read_now > 0 && size != t.last_size)
-                && let Ok(meta) = &meta
+            if let Ok(meta) = &meta
+                && (size != t.last_size || mtime(meta) != t.last_mtime)
             {
-                // Emptied since the last look (smaller), or changed while
-                // this loop read it: emptied and written past the offset
-                // between two reads, reading on would take the new contents
-                // for the rest of the old ones. One small read of its first
-                // bytes per chunk tells.
+                // Changed since the last look (at its path, or here):
+                // emptied (smaller), or emptied and written past the
+                // offset, when reading on would take the new contents for
+                // the rest of the old ones. One small read of its first
+                // bytes tells.
                 self.check_truncation(t, meta);
             }
             if size > t.read_offset
@@ -216,6 +216,14 @@ impl Engine {
             if read_now >= budget {
                 return Ok(true);
             }
+            if t.read_offset >= size && t.gone_since.is_none() {
+                // All the look found is read. What was written since comes
+                // with an event of its own, or the next look. Not so for a
+                // file that left its path: writers still finishing with it
+                // raise no event hydra follows, and it is let go once a
+                // read finds nothing more, so it is read to its very end.
+                break;
+            }
         }
         let rules = &self.cfg.sources[t.source];
         let flush_due = rules
@@ -257,10 +265,12 @@ impl Engine {
                 continue;
             };
             let batches = [t.held.take(), self.pending_batch(&mut t)];
-            for batch in batches.into_iter().flatten() {
-                let _ = send_within(&self.tx, batch, FINAL_SEND);
-            }
+            self.pending.extend(batches.into_iter().flatten());
             self.files.insert(key, t);
+        }
+        if !self.pending.is_empty() {
+            self.pending_bytes = 0;
+            let _ = send_within(&self.tx, std::mem::take(&mut self.pending), FINAL_SEND);
         }
     }
 
@@ -337,7 +347,7 @@ impl Engine {
         }
         if t.fingerprint.len < FINGERPRINT_BYTES
             && t.line_offset > t.fingerprint.len
-            && let Ok(Some(fp)) = Fingerprint::of(&mut t.file, t.line_offset)
+            && let Ok(Some(fp)) = Fingerprint::of(&t.file, t.line_offset)
         {
             // A saved position must name its file by at least the bytes
             // before it: a fingerprint of fewer bytes would let a new file
@@ -365,24 +375,59 @@ impl Engine {
         }
     }
 
-    /// Sends a batch, waiting while the channel is full (backpressure), but
-    /// not past a stop request. While it waits, paths are still looked
-    /// after: a file created and rotated away during a long wait is opened
-    /// (not read) so its lines can be read later through its handle.
-    pub(super) fn send(&mut self, mut batch: Batch) -> Result<(), Halt> {
+    /// Queues a batch for the next handout; hands out at once what is
+    /// queued when it reaches a read's worth of bytes, so the channel's
+    /// bound (in handouts) still bounds memory as it did in batches.
+    pub(super) fn send(&mut self, batch: Batch) -> Result<(), Halt> {
+        let bytes = batch.lines.bytes() + BATCH_OVERHEAD;
+        if !self.pending.is_empty() && self.pending_bytes + bytes > self.cfg.read_buffer {
+            self.hand_out()?;
+        }
+        self.pending.push(batch);
+        self.pending_bytes += bytes;
+        if self.pending_bytes >= self.cfg.read_buffer {
+            self.hand_out()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the queued batches, waiting while the channel is full
+    /// (backpressure), but not past a stop request. While it waits, paths
+    /// are still looked after: a file created and rotated away during a
+    /// long wait is opened (not read) so its lines can be read later
+    /// through its handle.
+    pub(super) fn hand_out(&mut self) -> Result<(), Halt> {
         use tokio::sync::mpsc::error::SendTimeoutError;
-        loop {
+        if self.handing_out || self.pending.is_empty() {
+            // Batches made while a handout waits go out after it, in the
+            // order they were read.
+            return Ok(());
+        }
+        let mut handout = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        self.handing_out = true;
+        let sent = loop {
             if self.stopping() {
-                return Err(Halt::Stopping);
+                break Err(Halt::Stopping);
             }
-            match send_within(&self.tx, batch, BACKPRESSURE_LOOK) {
-                Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Closed(_)) => return Err(Halt::Closed),
-                Err(SendTimeoutError::Timeout(b)) => {
-                    batch = b;
+            match send_within(&self.tx, handout, BACKPRESSURE_LOOK) {
+                Ok(()) => break Ok(()),
+                Err(SendTimeoutError::Closed(_)) => break Err(Halt::Closed),
+                Err(SendTimeoutError::Timeout(h)) => {
+                    handout = h;
                     self.observe_paths();
                 }
             }
+        };
+        self.handing_out = false;
+        sent?;
+        if self.pending_bytes >= self.cfg.read_buffer {
+            self.hand_out()?;
         }
+        Ok(())
     }
 }
+
+/// What a queued batch counts for besides its lines' bytes (its path and
+/// bookkeeping), so many small batches still fill a handout.
+const BATCH_OVERHEAD: usize = 128;

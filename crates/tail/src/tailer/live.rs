@@ -1,7 +1,7 @@
 //! The counters of every open file, read by the monitor at any time, even
 //! while the reading thread waits on a full channel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -23,6 +23,9 @@ pub(crate) struct Shared {
     pub(crate) positions_error: Mutex<Option<String>>,
     /// Wakes the engine: file events, and stop requests.
     pub(crate) wake: Mutex<std_mpsc::Sender<Vec<PathBuf>>>,
+    /// Paths written to since the engine last looked: gathered here, not
+    /// sent one event at a time (a writer makes one event per write).
+    pub(crate) written: Mutex<HashSet<PathBuf>>,
 }
 
 /// One open file's counters, updated by the reading thread.

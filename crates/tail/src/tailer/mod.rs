@@ -35,6 +35,10 @@ pub(crate) use live::{Shared, committer};
 /// How long file events are gathered before reading.
 const COALESCE: Duration = Duration::from_millis(20);
 
+/// The most file events taken in after one gathering window; the rest wait
+/// for the next.
+const MAX_GATHERED: usize = 1 << 16;
+
 /// The longest a stop waits for the kernel's queued file events.
 const FLUSH_WAIT: Duration = Duration::from_millis(500);
 
@@ -51,7 +55,15 @@ pub(crate) struct Engine {
     paths: HashMap<PathBuf, PathState>,
     saved: HashMap<FileKey, Position>,
     next_id: u64,
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Vec<Batch>>,
+    /// Batches read and not handed out yet: handed out together, so one
+    /// wakeup of the consumer takes the lines of many files.
+    pending: Vec<Batch>,
+    /// Their lines' bytes, and a little per batch.
+    pending_bytes: usize,
+    /// A handout is waiting on a full channel: batches made meanwhile wait
+    /// behind it.
+    handing_out: bool,
     shared: Arc<Shared>,
     wake: std_mpsc::Receiver<Vec<PathBuf>>,
     watcher: Option<notify::RecommendedWatcher>,
@@ -80,7 +92,7 @@ pub(crate) struct Engine {
 impl Engine {
     pub(crate) fn new(
         cfg: TailConfig,
-        tx: mpsc::Sender<Batch>,
+        tx: mpsc::Sender<Vec<Batch>>,
         shared: Arc<Shared>,
         wake: std_mpsc::Receiver<Vec<PathBuf>>,
         prior: Option<(Saved, Vec<(FileKey, File)>)>,
@@ -117,6 +129,9 @@ impl Engine {
             saved,
             next_id: 1,
             tx,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            handing_out: false,
             shared,
             wake,
             watcher: None,
@@ -138,8 +153,20 @@ impl Engine {
     pub(crate) fn prepare(&mut self) {
         if self.cfg.use_inotify {
             let wake = self.wake_tx.clone();
+            let shared = self.shared.clone();
             match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-                if let Ok(ev) = ev {
+                let Ok(ev) = ev else { return };
+                if is_write(&ev.kind) {
+                    // One wake for all the writes gathered until the engine
+                    // takes them.
+                    let mut written = lock(&shared.written);
+                    let first = written.is_empty();
+                    written.extend(ev.paths);
+                    drop(written);
+                    if first {
+                        let _ = wake.send(Vec::new());
+                    }
+                } else {
                     let _ = wake.send(ev.paths);
                 }
             }) {
@@ -179,24 +206,23 @@ impl Engine {
                     let mut hints: HashSet<PathBuf> = first.into_iter().collect();
                     // A writer makes one event per write: gather what comes
                     // within a short window and read once, instead of waking
-                    // for every line.
-                    // The window is a hard limit: under a flood of events the
-                    // queue is never empty, and draining it would never end.
-                    let until = Instant::now() + COALESCE;
-                    loop {
-                        let left = until.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
+                    // for every line. Asleep for the whole window, not
+                    // waiting on the queue: each event would wake the
+                    // thread, which costs more than the event.
+                    std::thread::sleep(COALESCE);
+                    // Bounded: under a flood of events the queue is never
+                    // empty, and draining it would never end.
+                    for _ in 0..MAX_GATHERED {
+                        let Ok(more) = self.wake.try_recv() else {
                             break;
-                        }
-                        match self.wake.recv_timeout(left) {
-                            Ok(more) => {
-                                self.catch_renamed(&more);
-                                hints.extend(more);
-                            }
-                            Err(_) => break,
-                        }
+                        };
+                        self.catch_renamed(&more);
+                        hints.extend(more);
                     }
-                    Some(hints)
+                    // Taken after the other events: a write to a path
+                    // renamed or created since is then among them too.
+                    let written = std::mem::take(&mut *lock(&self.shared.written));
+                    Some((hints, written))
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => None,
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => None,
@@ -213,10 +239,24 @@ impl Engine {
             busy = if now >= next_poll || hints.is_none() {
                 next_poll = now + self.cfg.poll_interval;
                 let all: Vec<PathBuf> = self.paths.keys().cloned().collect();
-                self.poll(&all, true)
+                self.poll(&all, &[], true)
             } else {
+                let (mut hints, written) = hints.unwrap_or_default();
+                // A file only written to is read without a look at its
+                // path, which holds it still: had another file taken the
+                // path, that came as an event of its own (created, moved
+                // to), and the path is looked at.
+                let mut writes = Vec::new();
+                for path in written {
+                    if self.paths.contains_key(&path) && !hints.contains(&path) {
+                        writes.push(path);
+                    } else {
+                        // Not followed yet: looked at as any other event.
+                        hints.insert(path);
+                    }
+                }
                 let mut targets = Vec::new();
-                for hint in hints.unwrap_or_default() {
+                for hint in hints {
                     if self.paths.contains_key(&hint) {
                         targets.push(hint);
                     } else if let Some(source) = self.matchers.iter().position(|m| m.matches(&hint))
@@ -233,8 +273,12 @@ impl Engine {
                         targets.push(hint);
                     }
                 }
-                self.poll(&targets, false)
+                self.poll(&targets, &writes, false)
             };
+            // Before the loop waits again: nothing read waits for a timer.
+            // A halt here is a stop or a consumer gone, which the loop
+            // sees.
+            let _ = self.hand_out();
             if now >= next_checkpoint {
                 self.checkpoint();
                 next_checkpoint = now + self.cfg.checkpoint_interval;
@@ -293,6 +337,7 @@ impl Engine {
                 let _ = w.unwatch(&dir);
             }
             self.adopt_moved();
+            hints.extend(std::mem::take(&mut *lock(&self.shared.written)));
             self.follow_new(hints);
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -407,4 +452,15 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether a file event is a write to a file (its contents changed), not a
+/// change of which file is at a path.
+fn is_write(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    matches!(
+        kind,
+        notify::EventKind::Modify(ModifyKind::Data(_))
+            | notify::EventKind::Access(AccessKind::Close(AccessMode::Write))
+    )
 }

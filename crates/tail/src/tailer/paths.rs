@@ -77,9 +77,10 @@ impl Engine {
     }
 
     /// Checks `paths`, then reads: every open file when `all` (the periodic
-    /// poll), otherwise only the files at `paths` and those draining or
-    /// with more to read. Returns whether any file has more right away.
-    pub(super) fn poll(&mut self, paths: &[PathBuf], all: bool) -> bool {
+    /// poll), otherwise only the files at `paths` and `written` (whose paths
+    /// are not checked) and those draining or with more to read. Returns
+    /// whether any file has more right away.
+    pub(super) fn poll(&mut self, paths: &[PathBuf], written: &[PathBuf], all: bool) -> bool {
         for path in paths {
             self.poll_path(path);
         }
@@ -90,6 +91,7 @@ impl Engine {
             // One written line must not cost a syscall on every other file.
             let mut keys: Vec<FileKey> = paths
                 .iter()
+                .chain(written)
                 .filter_map(|p| self.paths.get(p).and_then(|s| s.current))
                 .collect();
             keys.extend(
@@ -268,9 +270,7 @@ impl Engine {
             // A saved position for this inode but another birth time named
             // another file: this one appeared while hydra was stopped.
             Resume::Decide => match self.take_saved(key, meta) {
-                Some(p)
-                    if p.offset <= size && p.fingerprint.matches(&mut file).unwrap_or(false) =>
-                {
+                Some(p) if p.offset <= size && p.fingerprint.matches(&file).unwrap_or(false) => {
                     debug!(path = %path.display(), offset = p.offset, "Resuming from the saved position.");
                     p.offset
                 }
@@ -302,7 +302,7 @@ impl Engine {
                 None => line_start_before(&mut file, size),
             },
         };
-        let fingerprint = Fingerprint::of(&mut file, size).ok().flatten()?;
+        let fingerprint = Fingerprint::of(&file, size).ok().flatten()?;
         file.seek(SeekFrom::Start(start)).ok()?;
         let born = born(meta);
         let id = match resume {
@@ -375,6 +375,8 @@ impl Engine {
             self.catch_renamed(&hints);
             self.follow_new(hints);
         }
+        let written = std::mem::take(&mut *lock(&self.shared.written));
+        self.follow_new(written);
         self.adopt_moved();
         let paths: Vec<PathBuf> = self.paths.keys().cloned().collect();
         for path in paths {

@@ -54,14 +54,14 @@ impl Engine {
                 }),
             };
             let source = self.source_of(&pos.path);
-            let Some((path, mut file, meta)) = found else {
+            let Some((path, file, meta)) = found else {
                 // Deleted: a copy beside it (copytruncate, then removal) may
                 // still hold what was not delivered.
                 self.drain_saved_copy(&pos, source);
                 continue;
             };
             let intact =
-                pos.offset <= meta.len() && pos.fingerprint.matches(&mut file).unwrap_or(false);
+                pos.offset <= meta.len() && pos.fingerprint.matches(&file).unwrap_or(false);
             let start = if intact {
                 if pos.offset == meta.len() && !was_handed {
                     // Read to its end before the stop: nothing to drain.
@@ -195,7 +195,7 @@ impl Engine {
         // already reach past the read offset.
         let truncated = size < t.read_offset
             || size < previous_size
-            || (changed && !t.fingerprint.matches(&mut t.file).unwrap_or(true));
+            || (changed && !t.fingerprint.matches(&t.file).unwrap_or(true));
         if truncated {
             // `meta` may predate the truncation (the contents were checked
             // after it was taken): what the file is now is what reading
@@ -228,7 +228,7 @@ impl Engine {
             if t.file.seek(SeekFrom::Start(0)).is_err() {
                 return;
             }
-            t.fingerprint = Fingerprint::of(&mut t.file, size)
+            t.fingerprint = Fingerprint::of(&t.file, size)
                 .ok()
                 .flatten()
                 .unwrap_or(Fingerprint { len: 0, crc: 0 });
@@ -249,7 +249,7 @@ impl Engine {
             );
         } else if t.fingerprint.len < FINGERPRINT_BYTES
             && size > t.fingerprint.len
-            && let Ok(Some(fp)) = Fingerprint::of(&mut t.file, size)
+            && let Ok(Some(fp)) = Fingerprint::of(&t.file, size)
         {
             t.fingerprint = fp;
             lock(&self.shared.ledger).refingerprint(t.id, fp);
