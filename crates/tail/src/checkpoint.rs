@@ -68,6 +68,14 @@ impl Fingerprint {
         }))
     }
 
+    /// Whether `prefix` (a file's first bytes) starts with the bytes this
+    /// fingerprint was made of; `None` if it is too short to tell.
+    pub(crate) fn matches_prefix(&self, prefix: &[u8]) -> Option<bool> {
+        let len = usize::try_from(self.len).ok()?;
+        let bytes = prefix.get(..len)?;
+        Some(crc32fast::hash(bytes) == self.crc)
+    }
+
     /// Whether `file` still starts with the bytes this fingerprint was made of.
     pub(crate) fn matches(&self, file: &File) -> std::io::Result<bool> {
         Ok(Self::of(file, self.len)? == Some(*self))

@@ -95,6 +95,40 @@ pub(super) fn edge_intact(file: &File, offset: u64, edge: &[u8]) -> bool {
         .is_none_or(|at| file.read_exact_at(now, at).map_or(true, |()| now == edge))
 }
 
+/// Whether `got`, read at `start` for `asked` bytes the file's size
+/// promised, may not be the file read so far (`edge`, `fingerprint`): the file
+/// shrank since its size was taken (a short read), the bytes before the
+/// offset changed, or the first bytes no longer match its fingerprint. Any
+/// of these means it was emptied since; a file only ever grows otherwise.
+fn torn(
+    file: &File,
+    start: u64,
+    edge: &[u8],
+    fingerprint: &Fingerprint,
+    asked: usize,
+    got: &[u8],
+) -> bool {
+    if got.len() < asked
+        && file
+            .metadata()
+            .is_ok_and(|m| m.len() < start + asked as u64)
+    {
+        return true;
+    }
+    if !edge.is_empty() && !edge_intact(file, start, edge) {
+        return true;
+    }
+    if start < fingerprint.len {
+        let intact = if start == 0 {
+            fingerprint.matches_prefix(got)
+        } else {
+            None
+        };
+        return !intact.unwrap_or_else(|| fingerprint.matches(file).unwrap_or(true));
+    }
+    false
+}
+
 /// Keeps the last [`EDGE`] bytes of what was read, `new` last.
 pub(super) fn remember_edge(edge: &mut Vec<u8>, new: &[u8]) {
     if new.len() >= EDGE {
@@ -168,18 +202,6 @@ impl Engine {
                 // bytes tells.
                 self.check_truncation(t, meta);
             }
-            if size > t.read_offset
-                && !t.edge.is_empty()
-                && let Ok(meta) = &meta
-                && !edge_intact(&t.file, t.read_offset, &t.edge)
-            {
-                // Emptied and written past the offset since the last read,
-                // too fast for the size to show it: the bytes before the
-                // offset are not the ones read there. (A last size past any
-                // makes the check below take it for truncated.)
-                t.last_size = u64::MAX;
-                self.check_truncation(t, meta);
-            }
             // A truncation found just now (or while reading waited) left
             // the old contents' last event: out before the new contents.
             if let Some(held) = t.held.take() {
@@ -206,6 +228,31 @@ impl Engine {
             buf.truncate(len + n);
             if n == 0 {
                 break;
+            }
+            if torn(
+                &t.file,
+                t.read_offset,
+                &t.edge,
+                &t.fingerprint,
+                chunk,
+                &buf[len..],
+            ) {
+                // Emptied (and perhaps written again) since the look at its
+                // size, before or while this read ran: what it returned may
+                // be the new contents read at the old offset. Not handed
+                // out: read again as the new contents, from their start. (A
+                // last size past any makes the check take it for
+                // truncated.)
+                buf.truncate(len);
+                read_now += n;
+                t.last_size = u64::MAX;
+                if let Ok(meta) = t.file.metadata() {
+                    self.check_truncation(t, &meta);
+                }
+                if read_now >= budget {
+                    return Ok(true);
+                }
+                continue;
             }
             remember_edge(&mut t.edge, &buf[len..]);
             t.read_offset += n as u64;
@@ -431,3 +478,97 @@ impl Engine {
 /// What a queued batch counts for besides its lines' bytes (its path and
 /// bookkeeping), so many small batches still fill a handout.
 const BATCH_OVERHEAD: usize = 128;
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn lines(from: u64, to: u64) -> Vec<u8> {
+        (from..to)
+            .flat_map(|n| format!("line {n}\n").into_bytes())
+            .collect()
+    }
+
+    /// `path` emptied and written with `text`, as copytruncate and a
+    /// writer do, through another handle than the reader's.
+    fn rewrite(path: &std::path::Path, text: &[u8]) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text).unwrap();
+    }
+
+    #[test]
+    fn a_read_of_a_file_emptied_since_its_size_was_taken_is_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let old = lines(0, 13);
+        std::fs::write(&path, &old).unwrap();
+        let file = File::open(&path).unwrap();
+        let size = old.len() as u64;
+        let fp = Fingerprint::of(&file, size).unwrap().unwrap();
+        let asked = old.len();
+
+        // Nothing changed: the read is the file's.
+        assert!(!torn(&file, 0, &[], &fp, asked, &old));
+
+        // Emptied and written shorter between the size and the read: the
+        // read came back short, with the new lines.
+        let new = lines(13, 21);
+        rewrite(&path, &new);
+        assert!(torn(&file, 0, &[], &fp, asked, &new));
+
+        // Written longer than the size that was taken: a full read, but
+        // not of the fingerprinted bytes.
+        let new = lines(13, 40);
+        rewrite(&path, &new);
+        assert!(torn(&file, 0, &[], &fp, asked, &new[..asked]));
+    }
+
+    #[test]
+    fn a_read_past_the_start_is_torn_when_the_bytes_before_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let old = lines(0, 100);
+        std::fs::write(&path, &old).unwrap();
+        let file = File::open(&path).unwrap();
+        let fp = Fingerprint::of(&file, old.len() as u64).unwrap().unwrap();
+        let start = 500usize;
+        let mut edge = Vec::new();
+        remember_edge(&mut edge, &old[..start]);
+        let rest = &old[start..];
+
+        assert!(!torn(&file, start as u64, &edge, &fp, rest.len(), rest));
+
+        // Emptied and written past the offset: the size only grew.
+        let new = lines(1000, 1200);
+        rewrite(&path, &new);
+        let got = &new[start..start + rest.len()];
+        assert!(torn(&file, start as u64, &edge, &fp, rest.len(), got));
+    }
+
+    #[test]
+    fn a_read_within_the_fingerprint_checks_the_file_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let old = lines(0, 10);
+        std::fs::write(&path, &old).unwrap();
+        let file = File::open(&path).unwrap();
+        let fp = Fingerprint::of(&file, old.len() as u64).unwrap().unwrap();
+        // A resume at a saved offset inside the fingerprinted bytes, with
+        // no edge remembered yet.
+        let start = 14usize;
+        let rest = &old[start..];
+        assert!((start as u64) < fp.len);
+        assert!(!torn(&file, start as u64, &[], &fp, rest.len(), rest));
+
+        let new = lines(50, 60);
+        rewrite(&path, &new);
+        let got = &new[start..start + rest.len()];
+        assert!(torn(&file, start as u64, &[], &fp, rest.len(), got));
+    }
+}
