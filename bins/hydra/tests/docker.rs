@@ -315,6 +315,10 @@ impl Stop {
 /// dropping what the driver still holds.
 fn interrupted_while_logging(dockerd: &Dockerd, hdir: &Path, stop: Stop) -> (usize, usize) {
     let tag = stop.tag();
+    // Lines are counted by this, not parsed: parsing every line under the
+    // lock of hydra's collected stdout, every 20 ms, keeps the reader from
+    // draining the pipe, and hydra's stdout output (and its acks) wait.
+    let needle = format!("\"tag\":\"{tag}\"");
     let port = free_port();
     let mut h = hydra_on(hdir, port);
     dockerd.run(
@@ -356,26 +360,13 @@ fn interrupted_while_logging(dockerd: &Dockerd, hdir: &Path, stop: Stop) -> (usi
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|l| l.contains(&format!("\"tag\":\"{tag}\"")))
+                .filter(|l| l.contains(&needle))
                 .count();
             std::thread::sleep(Duration::from_millis(300));
             h = hydra_on(hdir, port);
             n
         }
     };
-    let before = numbers(
-        &printed
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect::<Vec<_>>(),
-        tag,
-    );
-    // Polled by counting lines, not parsing them: parsing every line under
-    // the lock of hydra's collected stdout, every 20 ms, keeps the reader
-    // from draining the pipe, and hydra's stdout output (and its acks) wait.
-    let needle = format!("\"tag\":\"{tag}\"");
     let printed_now = |h: &Hydra| {
         let lines = h.stdout.lock().unwrap();
         lines.iter().filter(|l| l.contains(&needle)).count()
@@ -386,7 +377,16 @@ fn interrupted_while_logging(dockerd: &Dockerd, hdir: &Path, stop: Stop) -> (usi
     let mut seen = if stop == Stop::Reload {
         Vec::new()
     } else {
-        before
+        // The first hydra's stdout: it has exited, so this is all of it.
+        numbers(
+            &printed
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect::<Vec<_>>(),
+            tag,
+        )
     };
     let after = numbers(&h.events(), tag);
     println!(

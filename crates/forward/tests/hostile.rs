@@ -48,6 +48,17 @@ fn decode(decoder: &mut ForwardDecoder, bytes: &[u8]) -> (Vec<Request>, Option<E
     }
 }
 
+/// The records of `frame`, which must decode without an error into one
+/// batch of events.
+fn records_of_one_batch(frame: &[u8]) -> Vec<rmpv::Value> {
+    let (requests, err, _) = decode(&mut ForwardDecoder::new(), frame);
+    assert!(err.is_none(), "{err:?}");
+    let [Request::Events(batch)] = &requests[..] else {
+        panic!("{requests:?}")
+    };
+    batch.to_events().into_iter().map(|e| e.record).collect()
+}
+
 fn dropped(requests: &[Request]) -> Vec<String> {
     requests
         .iter()
@@ -319,15 +330,9 @@ fn several_gzip_members_are_one_entries_blob() {
     frame.extend_from_slice(&[0x81, 0xaa]);
     frame.extend_from_slice(b"compressed");
     frame.extend_from_slice(&[0xa4, b'g', b'z', b'i', b'p']);
-    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &frame);
-    assert!(err.is_none());
-    let [Request::Events(batch)] = &requests[..] else {
-        panic!("{requests:?}")
-    };
-    let ns: Vec<_> = batch
-        .to_events()
+    let ns: Vec<_> = records_of_one_batch(&frame)
         .iter()
-        .map(|e| e.record["n"].as_u64().unwrap())
+        .map(|r| r["n"].as_u64().unwrap())
         .collect();
     assert_eq!(ns, [1, 2, 3]);
 }
@@ -446,15 +451,9 @@ fn concatenated_zstd_frames_inflate_as_one_entries_stream() {
     for n in 0..3 {
         body.extend(zstd::stream::encode_all(&entry(n)[..], 3).unwrap());
     }
-    let (requests, err, _) = decode(&mut ForwardDecoder::new(), &zstd_frame(&body, "c"));
-    assert!(err.is_none());
-    let [Request::Events(batch)] = &requests[..] else {
-        panic!("{requests:?}")
-    };
-    let pieces: Vec<_> = batch
-        .to_events()
+    let pieces: Vec<_> = records_of_one_batch(&zstd_frame(&body, "c"))
         .iter()
-        .map(|e| e.record["m"].as_str().unwrap().to_owned())
+        .map(|r| r["m"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(pieces, ["piece 0", "piece 1", "piece 2"]);
 }

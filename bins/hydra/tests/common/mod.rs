@@ -22,9 +22,7 @@ pub fn hydra_cat_bin() -> PathBuf {
     p
 }
 
-pub fn free_port() -> u16 {
-    hydra_test_support::free_port()
-}
+pub use hydra_test_support::free_port;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
