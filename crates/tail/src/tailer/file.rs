@@ -439,9 +439,10 @@ impl Engine {
     }
 
     /// Sends the queued batches, waiting while the channel is full
-    /// (backpressure), but not past a stop request. While it waits, paths
-    /// are still looked after: a file created and rotated away during a
-    /// long wait is opened (not read) so its lines can be read later
+    /// (backpressure), but not past a stop request: then they get the
+    /// time a stop gives its last batches ([`FINAL_SEND`]). While it waits,
+    /// paths are still looked after: a file created and rotated away during
+    /// a long wait is opened (not read) so its lines can be read later
     /// through its handle.
     pub(super) fn hand_out(&mut self) -> Result<(), Halt> {
         use tokio::sync::mpsc::error::SendTimeoutError;
@@ -455,6 +456,13 @@ impl Engine {
         self.handing_out = true;
         let sent = loop {
             if self.stopping() {
+                // Read before the stop, so out if the consumer takes them
+                // now. Dropped, they would be read again by the next run,
+                // but only from a file it can still find: one emptied or
+                // deleted meanwhile is found by the lines delivered from it
+                // (its copy, its saved position), and these may be all of
+                // them.
+                let _ = send_within(&self.tx, handout, FINAL_SEND);
                 break Err(Halt::Stopping);
             }
             match send_within(&self.tx, handout, BACKPRESSURE_LOOK) {
