@@ -326,6 +326,7 @@ impl Tailer {
             positions_error: Mutex::default(),
             wake: Mutex::new(wake_tx),
             written: Mutex::default(),
+            rescan: AtomicBool::new(false),
         });
         let positions = config.positions.clone();
         let prior = match handoff.take() {

@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     /// Paths written to since the engine last looked: gathered here, not
     /// sent one event at a time (a writer makes one event per write).
     pub(crate) written: Mutex<HashSet<PathBuf>>,
+    /// File events were lost: the engine looks at every path.
+    pub(crate) rescan: AtomicBool,
 }
 
 /// One open file's counters, updated by the reading thread.

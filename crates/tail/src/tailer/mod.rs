@@ -11,6 +11,7 @@ mod handout;
 mod live;
 mod paths;
 mod rotation;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
@@ -31,6 +32,7 @@ use crate::{Batch, Error, TailConfig};
 use file::Tracked;
 use live::lock;
 pub(crate) use live::{Shared, committer};
+use watch::FileEvent;
 
 /// How long file events are gathered before reading.
 const COALESCE: Duration = Duration::from_millis(20);
@@ -66,8 +68,7 @@ pub(crate) struct Engine {
     handing_out: bool,
     shared: Arc<Shared>,
     wake: std_mpsc::Receiver<Vec<PathBuf>>,
-    watcher: Option<notify::RecommendedWatcher>,
-    watched_dirs: HashSet<PathBuf>,
+    watcher: Option<watch::Watcher>,
     wake_tx: std_mpsc::Sender<Vec<PathBuf>>,
     first_discovery: bool,
     /// What the run before this one left (positions file or a reload's
@@ -135,7 +136,6 @@ impl Engine {
             shared,
             wake,
             watcher: None,
-            watched_dirs: HashSet::new(),
             wake_tx,
             first_discovery: true,
             history,
@@ -154,20 +154,24 @@ impl Engine {
         if self.cfg.use_inotify {
             let wake = self.wake_tx.clone();
             let shared = self.shared.clone();
-            match notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-                let Ok(ev) = ev else { return };
-                if is_write(&ev.kind) {
+            match watch::Watcher::start(move |ev| match ev {
+                FileEvent::Written(path) => {
                     // One wake for all the writes gathered until the engine
                     // takes them.
                     let mut written = lock(&shared.written);
                     let first = written.is_empty();
-                    written.extend(ev.paths);
+                    written.insert(path);
                     drop(written);
                     if first {
                         let _ = wake.send(Vec::new());
                     }
-                } else {
-                    let _ = wake.send(ev.paths);
+                }
+                FileEvent::Changed(paths) => {
+                    let _ = wake.send(paths);
+                }
+                FileEvent::Lost => {
+                    shared.rescan.store(true, Ordering::Release);
+                    let _ = wake.send(Vec::new());
                 }
             }) {
                 Ok(w) => self.watcher = Some(w),
@@ -232,6 +236,15 @@ impl Engine {
                 break;
             }
             let now = Instant::now();
+            // File events were lost (the kernel's queue overflowed): every
+            // path and pattern is looked at, as if no event had come.
+            let hints = if self.shared.rescan.swap(false, Ordering::AcqRel) {
+                warn!("File events were lost; looking at every path.");
+                next_discovery = now;
+                None
+            } else {
+                hints
+            };
             if now >= next_discovery {
                 self.discover();
                 next_discovery = now + self.cfg.refresh_interval;
@@ -304,7 +317,6 @@ impl Engine {
     /// The file is made in a directory of hydra's own, never among the
     /// logs.
     fn flush_events(&mut self) {
-        use notify::Watcher;
         static FLUSHES: AtomicU64 = AtomicU64::new(0);
         let Some(w) = self.watcher.as_mut() else {
             return;
@@ -318,9 +330,7 @@ impl Engine {
             return;
         }
         let marker = dir.join("flush");
-        if w.watch(&dir, notify::RecursiveMode::NonRecursive).is_ok()
-            && std::fs::write(&marker, b"").is_ok()
-        {
+        if w.watch(&dir, false).is_ok() && std::fs::write(&marker, b"").is_ok() {
             let until = Instant::now() + FLUSH_WAIT;
             let mut hints = Vec::new();
             while let Ok(event) = self
@@ -334,7 +344,7 @@ impl Engine {
                 hints.extend(event);
             }
             if let Some(w) = self.watcher.as_mut() {
-                let _ = w.unwatch(&dir);
+                w.unwatch(&dir);
             }
             self.adopt_moved();
             hints.extend(std::mem::take(&mut *lock(&self.shared.written)));
@@ -452,15 +462,4 @@ impl Engine {
             }
         }
     }
-}
-
-/// Whether a file event is a write to a file (its contents changed), not a
-/// change of which file is at a path.
-fn is_write(kind: &notify::EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode, ModifyKind};
-    matches!(
-        kind,
-        notify::EventKind::Modify(ModifyKind::Data(_))
-            | notify::EventKind::Access(AccessKind::Close(AccessMode::Write))
-    )
 }

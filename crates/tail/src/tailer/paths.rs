@@ -33,24 +33,12 @@ impl Engine {
                 }
             }
             for (dir, recursive) in m.watch_dirs() {
-                if self.watched_dirs.contains(&dir) || !dir.is_dir() {
-                    continue;
-                }
-                if let Some(w) = self.watcher.as_mut() {
-                    use notify::Watcher;
-                    let mode = if recursive {
-                        notify::RecursiveMode::Recursive
-                    } else {
-                        notify::RecursiveMode::NonRecursive
-                    };
-                    match w.watch(&dir, mode) {
-                        Ok(()) => {
-                            self.watched_dirs.insert(dir);
-                        }
-                        Err(e) => {
-                            debug!(dir = %dir.display(), error = %e, "Cannot watch directory; polling it.");
-                        }
-                    }
+                if let Some(w) = self.watcher.as_mut()
+                    && !w.is_watched(&dir)
+                    && dir.is_dir()
+                    && let Err(e) = w.watch(&dir, recursive)
+                {
+                    debug!(dir = %dir.display(), error = %e, "Cannot watch directory; polling it.");
                 }
             }
         }
