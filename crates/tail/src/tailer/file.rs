@@ -510,15 +510,30 @@ mod tests {
         f.write_all(text).unwrap();
     }
 
-    #[test]
-    fn a_read_of_a_file_emptied_since_its_size_was_taken_is_torn() {
+    /// A file holding lines `from..to`, open for reading, and its
+    /// fingerprint.
+    fn written(
+        from: u64,
+        to: u64,
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        Vec<u8>,
+        File,
+        Fingerprint,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
-        let old = lines(0, 13);
+        let old = lines(from, to);
         std::fs::write(&path, &old).unwrap();
         let file = File::open(&path).unwrap();
-        let size = old.len() as u64;
-        let fp = Fingerprint::of(&file, size).unwrap().unwrap();
+        let fp = Fingerprint::of(&file, old.len() as u64).unwrap().unwrap();
+        (dir, path, old, file, fp)
+    }
+
+    #[test]
+    fn a_read_of_a_file_emptied_since_its_size_was_taken_is_torn() {
+        let (_dir, path, old, file, fp) = written(0, 13);
         let asked = old.len();
 
         // Nothing changed: the read is the file's.
@@ -539,12 +554,7 @@ mod tests {
 
     #[test]
     fn a_read_past_the_start_is_torn_when_the_bytes_before_it_changed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.log");
-        let old = lines(0, 100);
-        std::fs::write(&path, &old).unwrap();
-        let file = File::open(&path).unwrap();
-        let fp = Fingerprint::of(&file, old.len() as u64).unwrap().unwrap();
+        let (_dir, path, old, file, fp) = written(0, 100);
         let start = 500usize;
         let mut edge = Vec::new();
         remember_edge(&mut edge, &old[..start]);
@@ -561,12 +571,7 @@ mod tests {
 
     #[test]
     fn a_read_within_the_fingerprint_checks_the_file_itself() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.log");
-        let old = lines(0, 10);
-        std::fs::write(&path, &old).unwrap();
-        let file = File::open(&path).unwrap();
-        let fp = Fingerprint::of(&file, old.len() as u64).unwrap().unwrap();
+        let (_dir, path, old, file, fp) = written(0, 10);
         // A resume at a saved offset inside the fingerprinted bytes, with
         // no edge remembered yet.
         let start = 14usize;

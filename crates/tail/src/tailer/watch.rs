@@ -397,11 +397,7 @@ mod tests {
     #[test]
     fn many_writes_wake_the_thread_a_few_times() {
         let dir = tempfile::tempdir().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let mut w = Watcher::start(move |e| {
-            let _ = tx.send(e);
-        })
-        .unwrap();
+        let (mut w, rx) = watcher();
         w.watch(dir.path(), false).unwrap();
         let path = dir.path().join("a.log");
         let mut f = std::fs::File::create(&path).unwrap();
