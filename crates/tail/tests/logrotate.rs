@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -34,9 +34,14 @@ fn numbers_in(text: &[u8]) -> Vec<usize> {
 }
 
 /// Every number still present in the log and its rotations, with the file
-/// holding it.
-fn numbers_on_disk(dir: &Path) -> HashMap<usize, String> {
+/// holding it; and the last line of any file that ends without a newline.
+/// logrotate's copy can end in the middle of a line: a write that crosses
+/// a page boundary is visible to a concurrent read one page at a time, and
+/// the truncate after the copy destroys its rest. hydra delivers that
+/// fragment when it lets the copy go, as it delivers any file's last line.
+fn numbers_on_disk(dir: &Path) -> (HashMap<usize, String>, HashSet<Vec<u8>>) {
     let mut out = HashMap::new();
+    let mut fragments = HashSet::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -53,9 +58,16 @@ fn numbers_on_disk(dir: &Path) -> HashMap<usize, String> {
         } else {
             raw
         };
+        if let Some(last) = text
+            .rsplit(|b| *b == b'\n')
+            .next()
+            .filter(|l| !l.is_empty())
+        {
+            fragments.insert(last.to_vec());
+        }
         out.extend(numbers_in(&text).into_iter().map(|n| (n, name.clone())));
     }
-    out
+    (out, fragments)
 }
 
 fn run(scheme: Scheme) {
@@ -139,7 +151,7 @@ fn run(scheme: Scheme) {
     }
     done.store(true, Ordering::Release);
     let rotations = rotator.join().unwrap();
-    let where_on_disk = numbers_on_disk(dir.path());
+    let (where_on_disk, fragments) = numbers_on_disk(dir.path());
     let on_disk: BTreeSet<usize> = where_on_disk.keys().copied().collect();
     let destroyed: BTreeSet<usize> = (0..LINES).filter(|n| !on_disk.contains(n)).collect();
     let expected = LINES - destroyed.len();
@@ -195,7 +207,15 @@ fn run(scheme: Scheme) {
     } else {
         assert!(seen.len() >= expected);
     }
-    assert_ordered_per_file(&c.lines.lock().unwrap());
+    let lines = c.lines.lock().unwrap();
+    let (fragments, whole): (Vec<_>, Vec<_>) = lines
+        .iter()
+        .cloned()
+        .partition(|(_, l)| fragments.contains(l));
+    if !fragments.is_empty() {
+        println!("last lines of logrotate's copies cut short: {fragments:?}");
+    }
+    assert_ordered_per_file(&whole);
 }
 
 #[test]

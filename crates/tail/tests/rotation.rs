@@ -374,6 +374,80 @@ fn copytruncate_lines_written_before_the_copy_are_read_from_the_copy() {
     assert_ordered_per_file(&c.lines.lock().unwrap());
 }
 
+/// `log` copied to `copy` and emptied, as logrotate's copytruncate does.
+fn copytruncate(log: &std::path::Path, copy: &std::path::Path) {
+    fs::copy(log, copy).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(log)
+        .unwrap();
+}
+
+/// An empty `app.log` followed, looked at every 700 ms only: what a test
+/// does right after this happens between two looks.
+fn empty_file_polled_slowly() -> (tempfile::TempDir, std::path::PathBuf, Collector) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "");
+    let config = TailConfig {
+        use_inotify: false,
+        poll_interval: Duration::from_millis(700),
+        ..fast(vec![src(&log)])
+    };
+    let c = Collector::start(config);
+    c.wait_stats(|s| s.len() == 1);
+    (dir, log, c)
+}
+
+#[test]
+fn regression_a_copytruncate_before_the_first_read_loses_nothing() {
+    // Regression: the file was empty when hydra opened it, and was
+    // written, copied, emptied and written again before its first read.
+    // Its size only grew and hydra knew none of its first bytes, so no
+    // truncation was seen, and the lines before the copy (only in the
+    // copy) were never read: logrotate_copytruncate's lost first lines.
+    let (dir, log, c) = empty_file_polled_slowly();
+    // All of this happens between two polls.
+    append(&log, &numbered(0, 10));
+    copytruncate(&log, &dir.path().join("app.log.1"));
+    append(&log, &numbered(10, 40));
+    assert_lines(&by_number(c.wait_for(40)), &expect_numbered(0, 40));
+    assert_ordered_per_file(&c.lines.lock().unwrap());
+}
+
+#[test]
+fn a_copy_of_a_young_file_that_was_not_emptied_is_not_read() {
+    // A copy of a file hydra knows little of, made without truncating it
+    // (a backup): the file itself holds every line, the copy none that is
+    // new.
+    let (dir, log, c) = empty_file_polled_slowly();
+    append(&log, &numbered(0, 3));
+    fs::copy(&log, dir.path().join("app.log.bak")).unwrap();
+    append(&log, &numbered(3, 6));
+    assert_lines(&by_number(c.wait_for(6)), &expect_numbered(0, 6));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_lines(&c.texts(), &expect_numbered(0, 6));
+}
+
+#[test]
+fn the_copy_of_contents_read_whole_is_not_read_again_after_the_next_write() {
+    // A copytruncate copied only lines already read; the file, empty after
+    // it, is then written. The copy beside it is of the contents before the
+    // truncation, read whole: it must not pass for a copy of the new ones.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &numbered(0, 30));
+    let c = Collector::start(fast(vec![src(&log)]));
+    c.wait_for(30);
+    copytruncate(&log, &dir.path().join("app.log.1"));
+    c.wait_stats(|s| s.first().is_some_and(|f| f.truncations == 1));
+    append(&log, &numbered(30, 35));
+    assert_lines(&c.wait_for(35), &expect_numbered(0, 35));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_lines(&c.texts(), &expect_numbered(0, 35));
+}
+
 #[test]
 fn truncated_and_rewritten_to_the_same_size_between_polls() {
     // Regression: only the modification time changes; the size check

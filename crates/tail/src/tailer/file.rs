@@ -61,6 +61,9 @@ pub(super) struct Tracked {
     pub(super) last_size: u64,
     /// Modification time at the last check, in nanoseconds.
     pub(super) last_mtime: i128,
+    /// The first bytes of the contents a truncation replaced: their copy
+    /// is no copy of these (see `copies`).
+    pub(super) previous: Option<Fingerprint>,
     /// The last bytes handed out, ending at `line_offset`: recognizes the
     /// copy that copytruncate leaves.
     pub(super) window: Vec<u8>,

@@ -6,6 +6,7 @@
 //! file: reading, splitting, handing batches out), `rotation` (rotated,
 //! truncated and copied files) and `live` (the counters the monitor reads).
 
+mod copies;
 mod file;
 mod handout;
 mod live;

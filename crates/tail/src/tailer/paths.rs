@@ -345,6 +345,7 @@ impl Engine {
             last_data: Instant::now(),
             last_size: size,
             last_mtime: mtime(meta),
+            previous: None,
             window: Vec::new(),
             edge: Vec::new(),
             more: false,

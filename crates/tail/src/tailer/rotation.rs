@@ -1,7 +1,7 @@
 //! Files that leave their path, are truncated, or are copied away
 //! (copytruncate), while hydra runs and while it was stopped.
 
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -188,6 +188,7 @@ impl Engine {
         // changes only the modification time.
         let changed = size != t.last_size || mtime(meta) != t.last_mtime;
         let previous_size = t.last_size;
+        let previous_mtime = t.last_mtime;
         t.last_size = size;
         t.last_mtime = mtime(meta);
         t.live.size.store(size, Ordering::Relaxed);
@@ -196,7 +197,13 @@ impl Engine {
         let truncated = size < t.read_offset
             || size < previous_size
             || (changed && !t.fingerprint.matches(&t.file).unwrap_or(true));
-        if truncated {
+        // Too little of it known to tell from the file: its copy tells.
+        let copies = if !truncated && changed && t.fingerprint.len < FINGERPRINT_BYTES {
+            self.fresh_copies(t, previous_mtime)
+        } else {
+            Vec::new()
+        };
+        if truncated || !copies.is_empty() {
             // `meta` may predate the truncation (the contents were checked
             // after it was taken): what the file is now is what reading
             // from the start goes by. A stale, larger size would make the
@@ -211,7 +218,11 @@ impl Engine {
                 Err(_) => size,
             };
             info!(path = %t.path.display(), size, offset = t.read_offset, "File truncated; reading from the start.");
-            self.drain_copy(t);
+            if copies.is_empty() {
+                self.drain_copy(t);
+            } else {
+                self.drain_copies(t, copies);
+            }
             // Without a copy to go on with it, the old contents' last event
             // is complete: sent before the new contents.
             if let Some(held) = self.pending_batch(t) {
@@ -228,6 +239,7 @@ impl Engine {
             if t.file.seek(SeekFrom::Start(0)).is_err() {
                 return;
             }
+            t.previous = (t.fingerprint.len > 0).then_some(t.fingerprint);
             t.fingerprint = Fingerprint::of(&t.file, size)
                 .ok()
                 .flatten()
@@ -284,20 +296,38 @@ impl Engine {
                 && file.read_exact(&mut before).is_ok()
                 && before == t.window
         });
-        let Some((path, file, meta)) = found else {
-            return;
-        };
-        info!(path = %path.display(), offset, "Draining the copy a copytruncate left.");
-        let key = identity(&meta);
-        let resume = Resume::Continue { id: t.id, offset };
-        if let Some(mut copy) = self.track(path, key, file, &meta, t.source, resume) {
-            mark_gone(&mut copy);
-            // The copy goes on where the file stopped: with its pending
-            // event, whose first line is in the copy too.
-            copy.grouping = t.grouping.take();
-            copy.sent_offset = t.sent_offset;
-            t.grouping = Grouping::new(&self.cfg.sources[t.source]);
-            self.files.insert(key, copy);
+        if let Some(found) = found {
+            self.drain_copies(t, vec![found]);
+        }
+    }
+
+    /// Drains `copies` of `t`, oldest first: the first from where reading
+    /// stopped, as the same generation; any later one (the file was copied
+    /// and emptied again before the next look) whole, as a generation of
+    /// its own.
+    pub(super) fn drain_copies(&mut self, t: &mut Tracked, copies: Vec<(PathBuf, File, Metadata)>) {
+        for (i, (path, file, meta)) in copies.into_iter().enumerate() {
+            let key = identity(&meta);
+            let resume = if i == 0 {
+                Resume::Continue {
+                    id: t.id,
+                    offset: t.line_offset,
+                }
+            } else {
+                Resume::At(0)
+            };
+            info!(path = %path.display(), offset = t.line_offset, "Draining the copy a copytruncate left.");
+            if let Some(mut copy) = self.track(path, key, file, &meta, t.source, resume) {
+                mark_gone(&mut copy);
+                if i == 0 {
+                    // The copy goes on where the file stopped: with its
+                    // pending event, whose first line is in the copy too.
+                    copy.grouping = t.grouping.take();
+                    copy.sent_offset = t.sent_offset;
+                    t.grouping = Grouping::new(&self.cfg.sources[t.source]);
+                }
+                self.files.insert(key, copy);
+            }
         }
     }
 

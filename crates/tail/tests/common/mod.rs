@@ -195,13 +195,15 @@ pub fn by_number(mut lines: Vec<String>) -> Vec<String> {
 /// written (numbers increasing per path).
 pub fn assert_ordered_per_file(lines: &[(String, Vec<u8>)]) {
     let mut last: std::collections::HashMap<&str, u64> = Default::default();
-    for (path, line) in lines {
-        let n: u64 = String::from_utf8_lossy(line)
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+    for (i, (path, line)) in lines.iter().enumerate() {
+        let text = String::from_utf8_lossy(line);
+        let Some(n) = text.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()) else {
+            let around: Vec<_> = lines[i.saturating_sub(2)..(i + 3).min(lines.len())]
+                .iter()
+                .map(|(p, l)| format!("{p}: {:?}", String::from_utf8_lossy(l)))
+                .collect();
+            panic!("{path}: not a numbered line: {text:?}; around it: {around:?}");
+        };
         if let Some(prev) = last.insert(path, n) {
             assert!(n > prev, "{path}: line {n} after line {prev}");
         }
