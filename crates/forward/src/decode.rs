@@ -3,7 +3,6 @@
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
-use crate::Error;
 use crate::batch::{Checked, EventBatch, Mode, check_entries, lazy_now};
 use crate::handshake::Ping;
 use crate::limits::Limits;
@@ -11,6 +10,7 @@ use crate::msgpack::{self, TimeField};
 use crate::options::{ChunkId, Compression, Options};
 use crate::request::{Compressed, Dropped, Request, inflate};
 use crate::scan::{Scan, Scanner, value_len};
+use crate::{Error, EventTime};
 
 /// The answer to a UDP heartbeat datagram.
 ///
@@ -34,6 +34,8 @@ pub struct ForwardDecoder {
     inner: Scanner,
     heartbeats: u64,
     defer_inflation: bool,
+    /// Leaves the buffer's capacity to the caller.
+    caller_reserves: bool,
     /// What the last `decode` that needed more bytes asked for.
     wanted: usize,
 }
@@ -61,6 +63,7 @@ impl ForwardDecoder {
             ),
             heartbeats: 0,
             defer_inflation: false,
+            caller_reserves: false,
             wanted: 0,
         }
     }
@@ -70,6 +73,15 @@ impl ForwardDecoder {
     /// its I/O threads and within a memory budget.
     pub fn defer_inflation(mut self) -> Self {
         self.defer_inflation = true;
+        self
+    }
+
+    /// Never grows the buffer it decodes from: the caller sizes it from
+    /// [`ForwardDecoder::wanted`], within a memory budget of its own. (By
+    /// default `decode` reserves up to 64 KiB for the next read, and a
+    /// full buffer doubles to make room for even one byte.)
+    pub fn caller_reserves(mut self) -> Self {
+        self.caller_reserves = true;
         self
     }
 
@@ -98,11 +110,29 @@ impl ForwardDecoder {
     pub fn decode_frame(&mut self, frame: &Bytes) -> Result<Option<Request>, Error> {
         match self.parse(frame) {
             Ok(r) => Ok(r),
-            Err((error, chunk)) if error.can_continue() => {
-                Ok(Some(Request::Dropped(Dropped { error, chunk })))
-            }
+            Err((error, chunk)) if error.can_continue() => Ok(Some(Request::Dropped(Dropped {
+                error,
+                chunk,
+                frame: frame.clone(),
+            }))),
             Err((error, _)) => Err(error),
         }
+    }
+
+    /// The top-level array's elements: how many, and where each is.
+    fn elements(&mut self, frame: &Bytes) -> Result<(usize, [(usize, usize); 6]), Error> {
+        let (n, hdr) = msgpack::array_header(frame).ok_or(Error::NotAnArray)?;
+        let mut bounds = [(0usize, 0usize); 6];
+        if !(2..=6).contains(&n) {
+            return Err(Error::Malformed("array must have 2 to 4 elements"));
+        }
+        let mut pos = hdr;
+        for b in bounds.iter_mut().take(n) {
+            let len = value_len(&mut self.inner, &frame[pos..])?;
+            *b = (pos, pos + len);
+            pos += len;
+        }
+        Ok((n, bounds))
     }
 
     fn parse(&mut self, frame: &Bytes) -> Result<Option<Request>, (Error, Option<ChunkId>)> {
@@ -111,18 +141,7 @@ impl ForwardDecoder {
             self.heartbeats += 1;
             return Ok(None);
         }
-        let (n, hdr) = msgpack::array_header(frame).ok_or(plain(Error::NotAnArray))?;
-        // Split the top-level array into its elements.
-        let mut bounds = [(0usize, 0usize); 6];
-        if !(2..=6).contains(&n) {
-            return Err(plain(Error::Malformed("array must have 2 to 4 elements")));
-        }
-        let mut pos = hdr;
-        for b in bounds.iter_mut().take(n) {
-            let len = value_len(&mut self.inner, &frame[pos..]).map_err(plain)?;
-            *b = (pos, pos + len);
-            pos += len;
-        }
+        let (n, bounds) = self.elements(frame).map_err(plain)?;
         let el = |i: usize| frame.slice(bounds[i].0..bounds[i].1);
 
         if n == 6 {
@@ -155,49 +174,18 @@ impl ForwardDecoder {
             )));
         }
         let options = if n > option_index {
-            parse_options(&mut self.inner, &el(option_index)).map_err(plain)?
+            parse_options(&mut self.inner, &el(option_index))?
         } else {
             Options::default()
         };
         let chunk = options.chunk.clone();
         let with_chunk = |e| (e, chunk.clone());
 
-        let tag = {
-            let t = el(0);
-            let (_, s, e) = msgpack::str_or_bin(&t).ok_or(with_chunk(Error::BadTag))?;
-            std::str::from_utf8(&t[s..e])
-                .map_err(|_| with_chunk(Error::BadTag))?
-                .to_owned()
-        };
+        let tag = tag_of(&el(0)).ok_or(with_chunk(Error::BadTag))?;
 
         let mut now = lazy_now();
         let (mode, checked) = match mode {
-            Mode::Message => {
-                let time = el(1);
-                let record = el(2);
-                let check = if msgpack::is_map(&record) {
-                    match msgpack::time_field(&time, &mut now) {
-                        TimeField::Keep(_) => {
-                            let mut out = Vec::with_capacity(1 + time.len() + record.len());
-                            out.push(0x92);
-                            out.extend_from_slice(&time);
-                            out.extend_from_slice(&record);
-                            Checked::one(out)
-                        }
-                        TimeField::Rewrite(t) => {
-                            let mut out = Vec::with_capacity(11 + record.len());
-                            out.push(0x92);
-                            out.extend_from_slice(&t.to_msgpack());
-                            out.extend_from_slice(&record);
-                            Checked::one(out)
-                        }
-                        TimeField::Invalid => Checked::none(1),
-                    }
-                } else {
-                    Checked::none(1)
-                };
-                (Mode::Message, check)
-            }
+            Mode::Message => (Mode::Message, check_message(&el(1), &el(2), &mut now)),
             Mode::Forward => {
                 let (_, hdr) = msgpack::array_header(&second).unwrap_or((0, 1));
                 let body = second.slice(hdr..);
@@ -221,6 +209,7 @@ impl ForwardDecoder {
                             raw,
                             options,
                             limits: self.limits,
+                            frame: frame.clone(),
                         })));
                     }
                     Some(kind) => {
@@ -260,7 +249,9 @@ impl Decoder for ForwardDecoder {
                     self.wanted = n;
                     // Reserve modestly: a peer's claimed length is not a
                     // reason to allocate it up front.
-                    src.reserve((n - src.len()).min(64 << 10));
+                    if !self.caller_reserves {
+                        src.reserve((n - src.len()).min(64 << 10));
+                    }
                     return Ok(None);
                 }
                 Scan::Complete(n) => {
@@ -274,6 +265,28 @@ impl Decoder for ForwardDecoder {
     }
 }
 
+/// A Message mode event, `time` and `record`, as one PackedForward entry.
+fn check_message(time: &[u8], record: &[u8], now: &mut impl FnMut() -> EventTime) -> Checked {
+    if !msgpack::is_map(record) {
+        return Checked::none(1);
+    }
+    let mut out = Vec::with_capacity(11 + time.len() + record.len());
+    out.push(0x92);
+    match msgpack::time_field(time, now) {
+        TimeField::Keep(_) => out.extend_from_slice(time),
+        TimeField::Rewrite(t) => out.extend_from_slice(&t.to_msgpack()),
+        TimeField::Invalid => return Checked::none(1),
+    }
+    out.extend_from_slice(record);
+    Checked::one(out)
+}
+
+/// The tag, when it is a UTF-8 string (or binary).
+fn tag_of(t: &[u8]) -> Option<String> {
+    let (_, s, e) = msgpack::str_or_bin(t)?;
+    std::str::from_utf8(&t[s..e]).ok().map(str::to_owned)
+}
+
 /// Whether an array in the second position is Forward mode's entry list,
 /// rather than Message mode's `[EventTime, metadata]` time.
 fn forward_entries(second: &[u8]) -> bool {
@@ -284,18 +297,23 @@ fn forward_entries(second: &[u8]) -> bool {
     }
 }
 
-fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, Error> {
+/// The options map. An option hydra cannot honour fails the frame with the
+/// chunk id when the map has one, wherever it comes in the map: the frame
+/// is then answered, not left without an ack.
+fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, (Error, Option<ChunkId>)> {
     let mut options = Options::default();
     if raw.first() == Some(&0xc0) {
         return Ok(options);
     }
-    let (pairs, hdr) = msgpack::map_header(raw).ok_or(Error::Malformed("option is not a map"))?;
+    let (pairs, hdr) =
+        msgpack::map_header(raw).ok_or((Error::Malformed("option is not a map"), None))?;
     let mut pos = hdr;
+    let mut refused = None;
     for _ in 0..pairs {
-        let klen = value_len(scanner, &raw[pos..])?;
+        let klen = value_len(scanner, &raw[pos..]).map_err(|e| (e, None))?;
         let key = &raw[pos..pos + klen];
         pos += klen;
-        let vlen = value_len(scanner, &raw[pos..])?;
+        let vlen = value_len(scanner, &raw[pos..]).map_err(|e| (e, None))?;
         let value = raw.slice(pos..pos + vlen);
         pos += vlen;
         let Some((true, s, e)) = msgpack::str_or_bin(key) else {
@@ -311,14 +329,18 @@ fn parse_options(scanner: &mut Scanner, raw: &Bytes) -> Result<Options, Error> {
                     Some(b"zstd") => Some(Compression::Zstd),
                     Some(b"text") | None => None,
                     Some(other) => {
-                        return Err(Error::UnsupportedCompression {
+                        refused = Some(Error::UnsupportedCompression {
                             name: String::from_utf8_lossy(other).into_owned(),
                         });
+                        None
                     }
                 };
             }
             _ => {}
         }
     }
-    Ok(options)
+    match refused {
+        Some(e) => Err((e, options.chunk)),
+        None => Ok(options),
+    }
 }

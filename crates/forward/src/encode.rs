@@ -151,6 +151,23 @@ impl FrameBuilder {
         self.count == 0
     }
 
+    /// Makes room for `bytes` more, ahead of pushing them: the frame's
+    /// room doubles, as a vector's does, but never past `most` bytes in all
+    /// (unless `bytes` need more). A caller that knows how large a frame
+    /// may grow starts it small and never pays for a doubling past that.
+    pub fn reserve_within(&mut self, bytes: usize, most: usize) {
+        let len = self.buf.len();
+        let cap = self.buf.capacity();
+        if cap - len >= bytes {
+            return;
+        }
+        let target = cap
+            .saturating_mul(2)
+            .min(most)
+            .max(len.saturating_add(bytes));
+        self.buf.reserve_exact(target - len);
+    }
+
     /// Bytes of encoded entries so far.
     pub fn entries_len(&self) -> usize {
         self.buf.len() - self.len_at - 4
@@ -184,11 +201,11 @@ impl FrameBuilder {
         let patched = u32::try_from(patched).unwrap_or(u32::MAX);
         self.buf[self.len_at..self.len_at + 4].copy_from_slice(&patched.to_be_bytes());
         write_options(&mut self.buf, self.count, chunk, compress);
-        if self.buf.capacity() > 2 * self.buf.len() {
+        if self.buf.capacity() - self.buf.len() > self.buf.len() / 8 + 4096 {
             // A frame sealed early (a flush, compression) would keep the
             // room reserved for a full one for as long as it waits to be
-            // delivered: give it back. Frames near their reserved size are
-            // not copied.
+            // delivered: give it back (the allocator shrinks it where it
+            // is). Frames near their reserved size are left as they are.
             self.buf.shrink_to_fit();
         }
         self.buf.into()

@@ -51,6 +51,8 @@
 //! # Ok::<(), hydra_forward::Error>(())
 //! ```
 
+#![deny(clippy::too_many_lines)]
+
 mod alloc;
 mod batch;
 mod decode;

@@ -22,8 +22,9 @@ pub enum Request {
     /// The client's answer to HELO in the shared-key handshake.
     Ping(Ping),
     /// A well-delimited frame that could not be accepted. The connection can
-    /// go on. No ack should be sent for it: an acking client will retry, or
-    /// give up by its own rules.
+    /// go on. Sending it again cannot make it acceptable: a server answers
+    /// it with its ack ([`Dropped::ack`]) when it has a chunk id, so that a
+    /// client waiting for one is not left waiting.
     Dropped(Dropped),
     /// A compressed batch left to inflate, from a decoder that defers
     /// inflation ([`crate::ForwardDecoder::defer_inflation`]).
@@ -39,6 +40,8 @@ pub struct Compressed {
     pub(crate) raw: Bytes,
     pub(crate) options: Options,
     pub(crate) limits: Limits,
+    /// The whole frame as it came.
+    pub(crate) frame: Bytes,
 }
 
 impl Compressed {
@@ -66,6 +69,7 @@ impl Compressed {
         Request::Dropped(Dropped {
             error: Error::DecompressedTooLarge { limit },
             chunk: self.options.chunk,
+            frame: self.frame,
         })
     }
 
@@ -78,7 +82,11 @@ impl Compressed {
         let kind = self.options.compressed.unwrap_or(Compression::Gzip);
         match inflate(kind, &self.raw, limit.min(max)) {
             Err(Error::DecompressedTooLarge { .. }) if limit < max => Err(Box::new(self)),
-            Err(error) => Ok(Request::Dropped(Dropped { error, chunk })),
+            Err(error) => Ok(Request::Dropped(Dropped {
+                error,
+                chunk,
+                frame: self.frame,
+            })),
             Ok(inflated) => {
                 let mut scanner = Scanner::new(
                     self.limits
@@ -107,6 +115,16 @@ pub struct Dropped {
     pub error: Error,
     /// The frame's `chunk` option, when it could be read.
     pub chunk: Option<ChunkId>,
+    /// The whole frame as it came (for a dead-letter file).
+    pub frame: Bytes,
+}
+
+impl Dropped {
+    /// The ack that answers the frame, when it asked for one: resending
+    /// it cannot make it acceptable, so the client is told to stop.
+    pub fn ack(&self) -> Option<Bytes> {
+        self.chunk.as_ref().map(ChunkId::ack)
+    }
 }
 
 /// `raw` inflated, refused past `limit` bytes: read one byte past it at

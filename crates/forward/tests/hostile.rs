@@ -232,8 +232,11 @@ fn a_gzip_bomb_is_dropped_without_inflating_it() {
         panic!("{requests:?}")
     };
     assert!(matches!(d.error, Error::DecompressedTooLarge { limit } if limit == 1 << 20));
-    // The chunk is known, but nothing acks it: the sender will retry.
+    // The chunk is known: a server answers it, and keeps the frame for a
+    // dead-letter file.
     assert_eq!(d.chunk, Some(ChunkId::from_id("b")));
+    assert_eq!(d.ack(), Some(ChunkId::from_id("b").ack()));
+    assert_eq!(&d.frame[..], &frame[..frame.len() - good_frame().len()]);
     assert_eq!(good.tag(), "good");
 }
 
@@ -456,4 +459,36 @@ fn concatenated_zstd_frames_inflate_as_one_entries_stream() {
         .map(|r| r["m"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(pieces, ["piece 0", "piece 1", "piece 2"]);
+}
+
+#[test]
+fn an_unsupported_compression_keeps_the_chunk_id_wherever_it_comes() {
+    // Before the chunk option or after it: either way the frame can be
+    // answered.
+    for chunk_first in [true, false] {
+        let mut frame = vec![0x93, 0xa1, b't', 0xc4, 0x01, 0x00, 0x82];
+        let chunk = [&[0xa5][..], b"chunk", &[0xa1, b'c']].concat();
+        let compressed = [&[0xaa][..], b"compressed", &[0xa3], b"lz4"].concat();
+        if chunk_first {
+            frame.extend_from_slice(&chunk);
+            frame.extend_from_slice(&compressed);
+        } else {
+            frame.extend_from_slice(&compressed);
+            frame.extend_from_slice(&chunk);
+        }
+        let mut next = frame.clone();
+        next.extend_from_slice(&good_frame());
+        let (requests, err, _) = decode(&mut ForwardDecoder::new(), &next);
+        assert!(err.is_none());
+        let [Request::Dropped(d), Request::Events(_)] = &requests[..] else {
+            panic!("{requests:?}")
+        };
+        assert!(matches!(d.error, Error::UnsupportedCompression { .. }));
+        assert_eq!(
+            d.chunk,
+            Some(ChunkId::from_id("c")),
+            "chunk first: {chunk_first}"
+        );
+        assert_eq!(&d.frame[..], &frame[..]);
+    }
 }
