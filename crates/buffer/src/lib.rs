@@ -42,6 +42,8 @@
 //! # }).unwrap();
 //! ```
 
+#![deny(clippy::too_many_lines)]
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -50,10 +52,16 @@ use std::time::Instant;
 use hydra_forward::{BatchMode, ChunkId, FrameBuilder};
 use tokio::sync::Notify;
 
-/// Room a new chunk's frame gets beyond `chunk_bytes` (or beyond the
+/// Room a chunk's frame may grow to beyond `chunk_bytes` (or beyond the
 /// first batch, when that is larger): estimates fall short by a little, by
 /// a per-event header, never by a whole batch.
 const CHUNK_SLACK: usize = 64 << 10;
+
+/// The room a new chunk's frame starts with (more if its first batch needs
+/// it); it doubles from there. Started at a full chunk's room, the many
+/// small chunks of clients that wait for their acks each cost a full
+/// chunk's worth of the allocator's heap, not what they hold.
+const FIRST_ROOM: usize = 16 << 10;
 
 /// What the buffer can refuse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -294,9 +302,7 @@ impl Buffer {
                         &tag,
                         BatchMode::PackedForward,
                         config.time_format,
-                        // Room for a full chunk, and for the estimate of a
-                        // batch falling a little short of what it writes.
-                        config.chunk_bytes.max(bytes).saturating_add(CHUNK_SLACK),
+                        FIRST_ROOM.max(bytes.saturating_add(bytes / 8)),
                     ),
                     commits: Vec::new(),
                     opened: now,
@@ -305,6 +311,11 @@ impl Buffer {
             }
         };
         let (before, before_events) = (open.builder.entries_len(), open.builder.len());
+        // Room for a full chunk at most, and for the estimate of a batch
+        // falling a little short of what it writes.
+        let most = config.chunk_bytes.max(bytes).saturating_add(CHUNK_SLACK);
+        open.builder
+            .reserve_within(bytes.saturating_add(bytes / 8), most);
         write(&mut open.builder);
         let added = open.builder.entries_len() - before;
         // What was written counts, not what was announced: a parser may drop
