@@ -9,7 +9,8 @@ use hydra_config::{Case, Config, Event, Input};
 use hydra_parse::Parser;
 use hydra_tail::Source;
 
-use crate::{Error, join_tag};
+use crate::error::Error;
+use crate::mapping::join_tag;
 
 /// What one case gave.
 #[derive(Debug, Clone, PartialEq)]

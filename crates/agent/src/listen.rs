@@ -9,7 +9,7 @@ use hydra_config::Listen;
 use hydra_io::Conn;
 use tokio::net::{TcpListener, UdpSocket, UnixListener};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Who is at the other end of a connection.
 #[derive(Debug, Clone, Copy)]

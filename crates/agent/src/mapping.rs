@@ -7,7 +7,7 @@ use hydra_config::{Config, Output};
 use hydra_forward::TimeFormat;
 use hydra_sender::{SenderConfig, ServerConfig};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The sender's settings for the forward output `f`, secrets resolved.
 pub(crate) fn sender_config(f: &hydra_config::ForwardOutput) -> Result<SenderConfig, Error> {

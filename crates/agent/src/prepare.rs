@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use hydra_config::{Config, Input, Output};
 use hydra_sender::SenderConfig;
 
+use crate::error::Error;
+use crate::forward_in;
 use crate::mapping::sender_config;
-use crate::{Error, forward_in};
 
 /// A TCP address to listen on: bound already, or to bind at start because
 /// the pipeline being replaced still holds it.
@@ -109,6 +110,12 @@ impl Prepared {
             }
             Output::Stdout(_) => None,
         };
+        // Frames a forward input drops are kept beside the chunks the
+        // output could not deliver.
+        let dead_letter = match &config.output {
+            Output::Forward(f) => f.dead_letter.as_ref().map(|d| d.path.clone()),
+            Output::Stdout(_) => None,
+        };
         let mut forward = Vec::new();
         for input in &config.inputs {
             if let Input::Forward(f) = input {
@@ -117,7 +124,13 @@ impl Prepared {
                     (a, b) => a.clone().or_else(|| b.clone()),
                 };
                 forward.push(
-                    forward_in::prepare(f, prefix, !listen_held(&f.listen, &held, running)).await?,
+                    forward_in::prepare(
+                        f,
+                        prefix,
+                        !listen_held(&f.listen, &held, running),
+                        dead_letter.clone(),
+                    )
+                    .await?,
                 );
             }
         }

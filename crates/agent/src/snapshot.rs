@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::{Agent, ReceiverCounters, TailStatsFn, tail_in};
+use crate::agent::{Agent, TailStatsFn};
+use crate::forward_in::ReceiverCounters;
+use crate::tail_in;
 
 impl Agent {
     pub(crate) fn snapshot_fn(

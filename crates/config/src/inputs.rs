@@ -320,6 +320,11 @@ pub struct ForwardInput {
     /// of this input may hold at once; past it, connections wait.
     #[serde(default = "default_max_pending")]
     pub max_pending_bytes: Size,
+    /// Bytes per second a frame's body must keep up with once its first
+    /// bytes came (after a 2 s grace), or its connection is closed and its
+    /// room in `max_pending_bytes` given back; `0` turns the check off.
+    #[serde(default = "default_min_frame_rate")]
+    pub min_frame_rate: Size,
     /// A connection silent this long is closed.
     #[serde(default = "default_idle", with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -391,6 +396,10 @@ fn default_max_frame() -> Size {
 
 fn default_max_pending() -> Size {
     Size(32 << 20)
+}
+
+fn default_min_frame_rate() -> Size {
+    Size(64 << 10)
 }
 
 fn default_idle() -> Duration {

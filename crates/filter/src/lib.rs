@@ -31,6 +31,8 @@
 //! # Ok::<(), hydra_filter::Error>(())
 //! ```
 
+#![deny(clippy::too_many_lines)]
+
 mod spec;
 mod throttle;
 

@@ -53,6 +53,8 @@
 //! # }
 //! ```
 
+#![deny(clippy::too_many_lines)]
+
 mod client;
 mod conn;
 mod error;

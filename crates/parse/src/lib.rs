@@ -28,6 +28,8 @@
 //! # Ok::<(), hydra_parse::Error>(())
 //! ```
 
+#![deny(clippy::too_many_lines)]
+
 pub mod container;
 mod json;
 pub mod multiline;

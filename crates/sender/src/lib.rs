@@ -49,6 +49,8 @@
 //! # }
 //! ```
 
+#![deny(clippy::too_many_lines)]
+
 mod backoff;
 mod config;
 mod dispatch;

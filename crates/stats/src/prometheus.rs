@@ -41,6 +41,10 @@ const METRICS: &[Metric] = &[
         Samples::One(|s, _| s.receiver.connections as f64)),
     Metric("receiver_acks_total", COUNTER, "Acks sent to forward clients.",
         Samples::One(|s, _| s.receiver.acks as f64)),
+    Metric("receiver_dropped_frames_by_cause_total", COUNTER, "Frames dropped whole, by cause; acked when they had a chunk id.",
+        Samples::Labelled(|s| by_cause(&s.receiver.dropped_by_cause))),
+    Metric("receiver_closed_connections_total", COUNTER, "Connections hydra closed, by cause; their clients send again what was not acked.",
+        Samples::Labelled(|s| by_cause(&s.receiver.closed_by_cause))),
     Metric("receiver_over_budget_total", COUNTER, "Connections closed for want of room in max_pending_bytes.",
         Samples::One(|s, _| s.receiver.over_budget as f64)),
     Metric("receiver_resent_chunks_total", COUNTER, "Chunks resent while their first copy was undelivered; buffered once.",
@@ -138,6 +142,13 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+fn by_cause(counts: &std::collections::BTreeMap<String, u64>) -> Vec<(String, f64)> {
+    counts
+        .iter()
+        .map(|(cause, n)| (format!("{{cause=\"{}\"}}", escape(cause)), *n as f64))
+        .collect()
 }
 
 fn filter_events(s: &Snapshot) -> Vec<(String, f64)> {

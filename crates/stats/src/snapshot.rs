@@ -40,6 +40,16 @@ pub struct Receiver {
     pub tls_failures: u64,
     /// Events accepted per second, over the last second.
     pub events_per_sec: f64,
+    /// Frames dropped whole, by cause (`bad_tag`, `malformed`,
+    /// `unsupported_compression`, `inflate_failed`, `inflated_too_large`).
+    pub dropped_by_cause: BTreeMap<String, u64>,
+    /// Connections hydra closed, by cause (`corrupt`, `over_budget`,
+    /// `too_slow`, `idle`, `acks_unread`, `unexpected_ping`, `tls`,
+    /// `auth`).
+    pub closed_by_cause: BTreeMap<String, u64>,
+    /// Dropped frames not written to `output.dead_letter`: their cause had
+    /// written its 4 MiB of the hour.
+    pub dropped_not_kept: u64,
 }
 
 impl Receiver {
@@ -60,6 +70,13 @@ impl Receiver {
             t.acks += l.acks;
             t.resent_chunks += l.resent_chunks;
             t.over_budget += l.over_budget;
+            t.dropped_not_kept += l.dropped_not_kept;
+            for (cause, n) in &l.dropped_by_cause {
+                *t.dropped_by_cause.entry(cause.clone()).or_default() += n;
+            }
+            for (cause, n) in &l.closed_by_cause {
+                *t.closed_by_cause.entry(cause.clone()).or_default() += n;
+            }
             t.auth_failures += l.auth_failures;
             t.tls_failures += l.tls_failures;
             t.events_per_sec += l.events_per_sec;

@@ -40,6 +40,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![deny(clippy::too_many_lines)]
+
 mod batches;
 mod checkpoint;
 mod discover;

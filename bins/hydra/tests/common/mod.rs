@@ -1,5 +1,5 @@
 //! Running the built `hydra` (and `hydra-cat`) as real processes.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // a panic is how a test fails
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::print_stdout)] // a test reports, and a panic is how it fails
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -241,4 +241,65 @@ pub fn append_text(path: &Path, text: &str) {
         .open(path)
         .unwrap();
     f.write_all(text.as_bytes()).unwrap();
+}
+
+/// The long profile (`HYDRA_SOAK=1`) rather than the test command's.
+pub fn soak() -> bool {
+    std::env::var_os("HYDRA_SOAK").is_some()
+}
+
+/// Peak resident memory of a process, in MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Sends events numbered `from..to` with hydra-cat in blocks, repeating a
+/// block until it is acked (hydra may be down or restarting meanwhile).
+pub fn forward_client(port: u16, from: u64, to: u64) {
+    let mut n = from;
+    while n < to {
+        let end = (n + 100).min(to);
+        if send_numbered(port, n, end, 25, 3, "fwd") {
+            n = end;
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Counts how often each expected key arrived; prints the scenario line.
+pub fn report(name: &str, expected: &[String], got: &[String], peak: f64) -> (usize, usize) {
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for g in got {
+        *counts.entry(g.as_str()).or_default() += 1;
+    }
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|e| !counts.contains_key(e.as_str()))
+        .collect();
+    let lost = missing.len();
+    if lost > 0 {
+        // Which lines: a whole file's tail, or scattered lines, tells which
+        // mechanism failed.
+        let mut first_per_file: std::collections::BTreeMap<&str, &str> = Default::default();
+        for m in &missing {
+            let file = m.split(' ').next().unwrap_or("");
+            first_per_file.entry(file).or_insert(m.as_str());
+        }
+        println!("{name}: {lost} missing; first missing per prefix: {first_per_file:?}");
+    }
+    let duplicated: usize = counts.values().map(|c| c - 1).sum();
+    println!(
+        "{name}: written {}, delivered {}, lost {lost}, duplicated {duplicated}, peak RSS {peak:.1} MiB",
+        expected.len(),
+        got.len()
+    );
+    (lost, duplicated)
 }

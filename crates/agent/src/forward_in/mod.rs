@@ -1,33 +1,39 @@
 //! The forward input: Forward protocol clients over TCP (and the UDP
 //! heartbeat on the same port) or a unix socket.
 //!
-//! `mod.rs` binds and accepts and serves a connection; `acks` keeps what is
-//! owed to clients with `ack: delivered`; `reader` reads frames within the
-//! input's memory budget.
+//! `mod.rs` binds and accepts; `conn` is one connection's life (read,
+//! decode, append, answer); `reader` reads frames fairly within the
+//! input's memory budget; `acks` keeps what is owed to clients with `ack:
+//! delivered`; `causes` counts and logs why frames were dropped and
+//! connections closed.
 
 mod acks;
+mod budget;
+mod causes;
+mod conn;
 mod reader;
 #[cfg(test)]
 mod tests;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::{Bytes, BytesMut};
-use hydra_buffer::{Buffer, Commit};
+use hydra_buffer::Buffer;
 use hydra_config::{AckWhen, ForwardInput, Listen};
-use hydra_forward::{ForwardDecoder, Limits, Pong, Request, udp_heartbeat_reply};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{Semaphore, mpsc, watch};
+use hydra_forward::{Limits, udp_heartbeat_reply};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::warn;
 
+use crate::error::Error;
 use crate::listen::{Bound, Peer};
-use crate::{Error, join_tag};
-use hydra_io::{Conn, ServerHandshake, ServerSecurity};
+use hydra_io::{Conn, ServerSecurity};
 
-use acks::{ACK_QUEUE, ACK_WRITE_TIMEOUT, ChunkKey, Owed, Pending};
-use reader::{CLOSE_WAIT, Held, Next, Reader, inflate};
+use acks::Pending;
+use budget::{Budget, Held};
+use causes::{Causes, DeadLetters};
+use conn::{Connection, finish_end};
 
 /// Counters of all forward inputs.
 #[derive(Debug, Default)]
@@ -43,11 +49,13 @@ pub struct ReceiverCounters {
     over_budget: AtomicU64,
     auth_failures: AtomicU64,
     tls_failures: AtomicU64,
+    causes: Causes,
 }
 
 impl ReceiverCounters {
     pub(crate) fn snapshot(&self, address: Vec<String>) -> hydra_stats::Receiver {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (dropped, closed) = self.causes.snapshot();
         hydra_stats::Receiver {
             address,
             messages: l(&self.messages),
@@ -61,6 +69,9 @@ impl ReceiverCounters {
             over_budget: l(&self.over_budget),
             auth_failures: l(&self.auth_failures),
             tls_failures: l(&self.tls_failures),
+            dropped_by_cause: dropped,
+            closed_by_cause: closed,
+            dropped_not_kept: l(&self.causes.not_kept),
             ..hydra_stats::Receiver::default()
         }
     }
@@ -83,6 +94,7 @@ pub(crate) async fn prepare(
     config: &ForwardInput,
     prefix: Option<String>,
     bind_now: bool,
+    dead_letter: Option<PathBuf>,
 ) -> Result<Prepared, Error> {
     let limits = Limits {
         max_frame_bytes: config.max_frame_bytes.as_usize(),
@@ -137,21 +149,10 @@ pub(crate) async fn prepare(
         owner,
         sockets,
         settings: Settings {
-            prefix,
-            ack: config.ack,
-            limits,
-            idle: config.idle_timeout,
             tls,
             security,
-            pending: Pending::default(),
-            budget: Arc::new(Semaphore::new(
-                usize::try_from(config.max_pending_bytes.0).unwrap_or(usize::MAX),
-            )),
-            budget_total: usize::try_from(config.max_pending_bytes.0).unwrap_or(usize::MAX),
-            inflating: Arc::new(Semaphore::new(
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-            )),
-            filters: Arc::default(),
+            dead_letters: dead_letter.map(DeadLetters::new),
+            ..Settings::new(config, prefix, limits)
         },
         max_connections: config.max_connections,
     })
@@ -203,10 +204,9 @@ pub(crate) async fn start(
                 p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             };
             // New connections wait while the memory budget is spent.
-            let budget = settings.budget.clone();
             tokio::select! {
                 _ = accept_stop.changed() => break,
-                p = budget.acquire() => drop(p),
+                () = settings.budget.any() => {}
             }
             let (stream, peer) = tokio::select! {
                 _ = accept_stop.changed() => break,
@@ -232,7 +232,7 @@ pub(crate) async fn start(
             );
             connections.spawn(async move {
                 counters.connections.fetch_add(1, Ordering::Relaxed);
-                serve(stream, peer, &buffer, &counters, &settings, stop).await;
+                serve(stream, peer, buffer, counters.clone(), settings, stop).await;
                 counters.connections.fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             });
@@ -246,7 +246,7 @@ pub(crate) async fn start(
     Ok((addr, vec![acceptor, heartbeat]))
 }
 
-struct Settings {
+pub(super) struct Settings {
     prefix: Option<String>,
     ack: AckWhen,
     limits: Limits,
@@ -254,278 +254,60 @@ struct Settings {
     tls: Option<hydra_tls::TlsAcceptor>,
     security: Option<ServerSecurity>,
     pending: Pending,
-    /// `max_pending_bytes`, in bytes: what connections hold of partly
-    /// read frames and inflated events beyond [`reader::FREE`] each.
-    budget: Arc<Semaphore>,
-    budget_total: usize,
+    /// `max_pending_bytes`: what connections hold of partly read frames
+    /// and inflated events beyond [`budget::FREE`] each.
+    budget: Arc<Budget>,
+    /// The most of the budget one connection may hold.
+    share: usize,
+    /// `min_frame_rate`, bytes per second.
+    min_rate: u64,
     /// Inflations at once: one per core.
     inflating: Arc<Semaphore>,
     /// The configuration's filters.
     filters: Arc<hydra_filter::Chain>,
+    /// Where dropped frames are kept: `output.dead_letter`.
+    dead_letters: Option<DeadLetters>,
 }
 
-/// Appends a frame's entries as they are, in pieces within `chunk_bytes`;
-/// false when the buffer closed (shutting down: not accepted).
-async fn append_pieces(
-    buffer: &Buffer,
-    tag: &str,
-    batch: &hydra_forward::EventBatch,
-    commit: Option<Commit>,
-) -> bool {
-    let pieces = batch.pieces(buffer.config().chunk_bytes);
-    let commits = hydra_buffer::split_commit(commit, pieces.len());
-    for ((piece, count), commit) in pieces.iter().zip(commits) {
-        let appended = buffer
-            .append(tag, piece.len(), *count, commit, |f| {
-                f.extend_entries(piece, *count);
-            })
-            .await;
-        if appended.is_err() {
-            return false;
+impl Settings {
+    /// The settings of `config` without TLS, a shared key or a dead-letter
+    /// file.
+    fn new(config: &ForwardInput, prefix: Option<String>, limits: Limits) -> Settings {
+        let total = usize::try_from(config.max_pending_bytes.0).unwrap_or(usize::MAX);
+        Settings {
+            prefix,
+            ack: config.ack,
+            limits,
+            idle: config.idle_timeout,
+            tls: None,
+            security: None,
+            pending: Pending::default(),
+            budget: Budget::new(total),
+            share: Held::share(total, limits.max_frame_bytes),
+            min_rate: config.min_frame_rate.0,
+            inflating: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
+            filters: Arc::default(),
+            dead_letters: None,
         }
     }
-    true
 }
 
-/// Aborts the task when dropped: a connection's ack writer ends with the
-/// connection, even when the connection's task is aborted.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The server side of the shared-key handshake: HELO, the client's PING
-/// read with the connection's own reader, PONG.
-async fn handshake(
-    reader: &mut Reader,
-    write: &mut tokio::io::WriteHalf<Conn>,
-    security: &ServerSecurity,
-) -> Result<(), hydra_io::HandshakeError> {
-    let greeting = ServerHandshake::greet(write, security).await?;
-    let ping = match reader.next(std::time::Duration::from_secs(10)).await {
-        Next::Request(Request::Ping(p)) => p,
-        _ => return Err(hydra_io::HandshakeError::Expected("PING")),
-    };
-    reader.settle();
-    greeting.answer(write, &ping, security).await
-}
-
+/// Serves one accepted connection until it ends, and counts how it ended.
 async fn serve(
     stream: Conn,
     peer: Peer,
-    buffer: &Buffer,
-    counters: &Arc<ReceiverCounters>,
-    settings: &Arc<Settings>,
+    buffer: Buffer,
+    counters: Arc<ReceiverCounters>,
+    settings: Arc<Settings>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let conn: Conn = match &settings.tls {
-        None => Box::new(stream),
-        Some(acceptor) => {
-            match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(s)) => Box::new(s),
-                Ok(Err(e)) => {
-                    counters.tls_failures.fetch_add(1, Ordering::Relaxed);
-                    warn!(%peer, error = %e, "TLS handshake failed.");
-                    return;
-                }
-                Err(_) => {
-                    counters.tls_failures.fetch_add(1, Ordering::Relaxed);
-                    warn!(%peer, "TLS handshake timed out.");
-                    return;
-                }
-            }
+    match Connection::open(stream, peer, buffer, counters.clone(), settings).await {
+        Ok(mut conn) => {
+            let end = conn.run(&mut stop).await;
+            conn.finish(end).await;
         }
-    };
-    let (read, mut write) = tokio::io::split(conn);
-    let mut reader = Reader {
-        read,
-        buf: BytesMut::with_capacity(8 << 10),
-        decoder: ForwardDecoder::with_limits(settings.limits).defer_inflation(),
-        held: Held {
-            budget: settings.budget.clone(),
-            total: settings.budget_total,
-            n: 0,
-        },
-        large: false,
-    };
-    if let Some(security) = &settings.security
-        && let Err(error) = handshake(&mut reader, &mut write, security).await
-    {
-        counters.auth_failures.fetch_add(1, Ordering::Relaxed);
-        warn!(%peer, %error, "Client refused in the shared-key handshake.");
-        return;
-    }
-    // Acks go through one writer: with `ack: delivered` they are sent from
-    // delivery callbacks, possibly after this loop ended.
-    // Bounded, with a write timeout: a client that does not read its acks
-    // holds neither memory nor its connection slot for long.
-    let (ack_tx, mut ack_rx) = mpsc::channel::<Bytes>(ACK_QUEUE);
-    let mut writer = AbortOnDrop(tokio::spawn(async move {
-        while let Some(ack) = ack_rx.recv().await {
-            match tokio::time::timeout(ACK_WRITE_TIMEOUT, write.write_all(&ack)).await {
-                Ok(Ok(())) => {}
-                _ => return,
-            }
-        }
-        // Closed, not dropped: a TLS client sees close_notify rather than
-        // an unexpected EOF.
-        let _ = tokio::time::timeout(CLOSE_WAIT, write.shutdown()).await;
-    }));
-    let mut writer_done = false;
-    loop {
-        // The request before this one was handled (or skipped): its room
-        // in the budget goes back.
-        reader.settle();
-        let next = tokio::select! {
-            _ = stop.changed() => break,
-            _ = &mut writer.0, if !writer_done => {
-                writer_done = true;
-                debug!(%peer, "Closing a connection that does not read its acks.");
-                break;
-            }
-            n = reader.next(settings.idle) => n,
-        };
-        let request = match next {
-            Next::Idle => {
-                debug!(%peer, "Idle connection closed.");
-                break;
-            }
-            Next::Closed => break,
-            Next::Corrupt(e) => {
-                counters.rejected.fetch_add(1, Ordering::Relaxed);
-                warn!(%peer, error = %e, "Closing a connection whose input cannot be decoded.");
-                break;
-            }
-            Next::OverBudget => {
-                counters.over_budget.fetch_add(1, Ordering::Relaxed);
-                warn!(%peer, "Closing a connection that waited too long for room in max_pending_bytes; its client sends again.");
-                break;
-            }
-            Next::Request(r) => r,
-        };
-        // Room for the inflated events, held until they are appended.
-        let mut _inflated = None;
-        let request = match request {
-            Request::Compressed(c) => match inflate(c, settings, reader.held.n).await {
-                Some((r, permit)) => {
-                    _inflated = Some(permit);
-                    r
-                }
-                None => {
-                    counters.over_budget.fetch_add(1, Ordering::Relaxed);
-                    warn!(%peer, "Closing a connection whose compressed frame found no room in max_pending_bytes; its client sends again.");
-                    break;
-                }
-            },
-            r => r,
-        };
-        match request {
-            Request::Events(batch) => {
-                counters
-                    .disposed
-                    .fetch_add(batch.skipped() as u64, Ordering::Relaxed);
-                let n = batch.len();
-                let ack = batch.ack();
-                if n > 0 {
-                    let tag = join_tag(settings.prefix.as_deref(), batch.tag());
-                    let entries = batch.entries();
-                    let commit: Option<Commit> = match (&batch.options().chunk, settings.ack) {
-                        (Some(chunk), AckWhen::Delivered) => {
-                            let key = ChunkKey {
-                                host: peer.host(),
-                                tag: tag.clone(),
-                                chunk: chunk.clone(),
-                                events: n,
-                                bytes: entries.len(),
-                            };
-                            {
-                                let mut pending = settings.pending.lock();
-                                if let Some(waiters) = pending.get_mut(&key) {
-                                    // Resent while the first copy is still
-                                    // on its way: acked with it.
-                                    waiters.push(ack_tx.clone());
-                                    counters.resent.fetch_add(1, Ordering::Relaxed);
-                                    continue;
-                                }
-                                pending.insert(key.clone(), vec![ack_tx.clone()]);
-                            }
-                            let owed = Owed {
-                                key: Some(key),
-                                ack: chunk.ack(),
-                                settings: settings.clone(),
-                                counters: counters.clone(),
-                            };
-                            Some(Box::new(move || owed.deliver()))
-                        }
-                        _ => None,
-                    };
-                    // Waiting here for room is the TCP backpressure: nothing
-                    // more is read from this client meanwhile.
-                    // A frame larger than a chunk goes out as several, each
-                    // within what a downstream accepts (Fluent Bit takes 6 MiB
-                    // by default); the ack waits for all of them.
-                    let waits_for_delivery = commit.is_some();
-                    let accepted = if settings.filters.applies(&tag) {
-                        // A throttle waits here: nothing more is read from
-                        // the client meanwhile.
-                        let events = batch.to_events();
-                        crate::filtered::append(buffer, &settings.filters, &tag, events, commit)
-                            .await
-                    } else {
-                        append_pieces(buffer, &tag, &batch, commit).await
-                    };
-                    if !accepted {
-                        // Shutting down: not accepted, so not acked; the
-                        // client will send it again.
-                        break;
-                    }
-                    if waits_for_delivery {
-                        // Its client waits for the ack: sent now rather
-                        // than after flush_interval, so a client that
-                        // sends a chunk at a time is not held to one per
-                        // flush_interval.
-                        buffer.flush(&tag);
-                    }
-                    counters.messages.fetch_add(n as u64, Ordering::Relaxed);
-                    counters
-                        .bytes
-                        .fetch_add(entries.len() as u64, Ordering::Relaxed);
-                }
-                // A frame whose events were all invalid is acked too (as
-                // Fluentd does): sending it again would not make it valid.
-                if let Some(a) = ack
-                    && (settings.ack == AckWhen::Buffered || n == 0)
-                {
-                    // Waiting for room is backpressure on a client slow to
-                    // read its acks.
-                    if ack_tx.send(a).await.is_err() {
-                        break;
-                    }
-                    counters.acks.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Request::Dropped(d) => {
-                counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
-                warn!(%peer, error = %d.error, "Dropped a frame; the connection goes on.");
-            }
-            Request::Ping(_) => {
-                // No shared key is configured on this input.
-                let _ = ack_tx
-                    .send(Pong::refuse("this server does not use a shared key").to_msgpack())
-                    .await;
-                break;
-            }
-            _ => {}
-        }
-    }
-    drop(ack_tx);
-    // The writer ends once every pending delivered-ack was sent or dropped.
-    if !writer_done {
-        let _ = (&mut writer.0).await;
+        Err(end) => finish_end(&counters, peer, &end),
     }
 }
