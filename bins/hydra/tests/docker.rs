@@ -373,7 +373,23 @@ fn interrupted_while_logging(dockerd: &Dockerd, hdir: &Path, stop: Stop) -> (usi
     };
     // A reloaded hydra prints on to the same stdout.
     let earlier = if stop == Stop::Reload { 0 } else { first };
-    wait(30, || earlier + printed_now(&h) >= 6000);
+    // The count each second: a stall (flat) tells itself from slowness
+    // (rising).
+    let started = Instant::now();
+    let mut counts = Vec::new();
+    let complete = wait(30, || {
+        let n = earlier + printed_now(&h);
+        if counts
+            .last()
+            .is_none_or(|(t, _): &(u64, usize)| started.elapsed().as_secs() > *t)
+        {
+            counts.push((started.elapsed().as_secs(), n));
+        }
+        n >= 6000
+    });
+    if !complete {
+        diagnose(tag, port, &counts, &h);
+    }
     let mut seen = if stop == Stop::Reload {
         Vec::new()
     } else {
@@ -397,4 +413,21 @@ fn interrupted_while_logging(dockerd: &Dockerd, hdir: &Path, stop: Stop) -> (usi
     let _ = dockerd.docker(&["rm", "-f", tag]);
     assert!(h.stop().success());
     tally(&format!("hydra {tag} while logging"), 6000, &seen)
+}
+
+/// What tells a stall from slowness when lines are missing: the count over
+/// time, the connections on hydra's port (`ss -tni`: queues, windows,
+/// retransmissions), and the hydra's own log.
+fn diagnose(tag: &str, port: u16, counts: &[(u64, usize)], h: &Hydra) {
+    let ss = Command::new("ss")
+        .args(["-tni", &format!("( sport = :{port} or dport = :{port} )")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| format!("ss: {e}"));
+    println!("docker {tag}: lines printed by second since the interruption: {counts:?}");
+    println!("docker {tag}: ss -tni on port {port}:\n{ss}");
+    println!(
+        "docker {tag}: hydra's stderr:\n{}",
+        h.stderr.lock().unwrap().join("\n")
+    );
 }
