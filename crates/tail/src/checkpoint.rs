@@ -99,6 +99,11 @@ pub struct Position {
     /// given to a new file, which is born later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub born: Option<u64>,
+    /// The first bytes of the contents a truncation replaced (read, or
+    /// found read, before it): a copy of them beside the file is no copy of
+    /// what it holds now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Fingerprint>,
 }
 
 impl Position {
@@ -436,6 +441,7 @@ mod tests {
             fingerprint: Fingerprint { len: 10, crc: 7 },
             offset,
             born: None,
+            previous: None,
         }
     }
 

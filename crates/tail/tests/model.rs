@@ -852,6 +852,30 @@ fn regression_a_file_rotated_away_just_before_a_stop_is_saved() {
     );
 }
 
+/// Copytruncated, then handed over by a reload (or a restart), then
+/// written: the copy beside the file holds only what was read before the
+/// truncation. The tailer that took over knew none of the file's new first
+/// bytes, took that copy for one made since its first look, and read it
+/// again. The first bytes of the contents a truncation replaced now go
+/// with the file's position.
+#[test]
+fn regression_the_copy_of_contents_read_before_a_handover_is_not_read_again() {
+    use Action::*;
+    for positions in [false, true] {
+        let setup = Setup {
+            pattern: Pattern::StarLog,
+            positions,
+            ..DEFAULTS
+        };
+        replay(setup, &[Write(18), CopyTruncate, Reload, Write(1)]);
+        replay(setup, &[Write(1), Reload, CopyTruncate, Reload, Write(1)]);
+        replay(
+            setup,
+            &[Write(1), Reload, CopyTruncate, Stop, Start, Write(1)],
+        );
+    }
+}
+
 /// Emptied and then renamed away: no path check sees the truncation, so
 /// the handle's size is checked.
 #[test]

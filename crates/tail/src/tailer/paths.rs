@@ -252,6 +252,9 @@ impl Engine {
         resume: Resume,
     ) -> Option<Tracked> {
         let size = meta.len();
+        // The first bytes of contents it held before, read (or found read)
+        // already: their copy is no copy of its new contents.
+        let mut previous = None;
         // The start-up rules of docs/tailing.md, row by row.
         let start = match resume {
             Resume::At(offset) | Resume::Continue { offset, .. } => offset,
@@ -260,6 +263,7 @@ impl Engine {
             Resume::Decide => match self.take_saved(key, meta) {
                 Some(p) if p.offset <= size && p.fingerprint.matches(&file).unwrap_or(false) => {
                     debug!(path = %path.display(), offset = p.offset, "Resuming from the saved position.");
+                    previous = p.previous;
                     p.offset
                 }
                 // Same identity, other contents: truncated (copytruncate),
@@ -269,6 +273,7 @@ impl Engine {
                 Some(p) => {
                     info!(path = %path.display(), saved_offset = p.offset, size, "File changed while hydra was stopped; reading it from the start.");
                     self.drain_saved_copy(&p, source);
+                    previous = (p.fingerprint.len > 0).then_some(p.fingerprint);
                     0
                 }
                 // Appeared while hydra was running: from the head, so
@@ -309,6 +314,7 @@ impl Engine {
                         fingerprint,
                         offset: start,
                         born,
+                        previous,
                     },
                 );
                 id
@@ -345,7 +351,7 @@ impl Engine {
             last_data: Instant::now(),
             last_size: size,
             last_mtime: mtime(meta),
-            previous: None,
+            previous,
             window: Vec::new(),
             edge: Vec::new(),
             more: false,

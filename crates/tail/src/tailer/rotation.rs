@@ -78,6 +78,9 @@ impl Engine {
             };
             info!(path = %path.display(), offset = start, "Draining a file rotated while hydra was stopped.");
             if let Some(mut t) = self.track(path, pos.key, file, &meta, source, Resume::At(start)) {
+                if !intact && pos.fingerprint.len > 0 {
+                    t.previous = Some(pos.fingerprint);
+                }
                 mark_gone(&mut t);
                 self.files.insert(pos.key, t);
             }
@@ -257,6 +260,7 @@ impl Engine {
                     fingerprint: t.fingerprint,
                     offset: 0,
                     born: t.born,
+                    previous: t.previous,
                 },
             );
         } else if t.fingerprint.len < FINGERPRINT_BYTES
