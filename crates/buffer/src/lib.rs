@@ -57,6 +57,13 @@ use tokio::sync::Notify;
 /// a per-event header, never by a whole batch.
 const CHUNK_SLACK: usize = 64 << 10;
 
+/// What a chunk costs beyond its events' bytes, counted against
+/// `max_bytes` like them: its bookkeeping, its commits (an ack owed to a
+/// client, a file's position), the allocator's slack. Clients that wait for
+/// their acks make one small chunk per frame; counted by their events alone,
+/// 64 MiB of 200-byte chunks held ten times that in memory.
+pub const CHUNK_COST: usize = 2 << 10;
+
 /// The room a new chunk's frame starts with (more if its first batch needs
 /// it); it doubles from there. Started at a full chunk's room, the many
 /// small chunks of clients that wait for their acks each cost a full
@@ -99,7 +106,8 @@ struct State {
 /// Counters, as a serde-serializable snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BufferStats {
-    /// Encoded event bytes held (open, queued, in flight).
+    /// Encoded event bytes held (open, queued, in flight), and
+    /// [`CHUNK_COST`] for each chunk.
     pub bytes: usize,
     /// Events held.
     pub events: usize,
@@ -227,7 +235,7 @@ impl Buffer {
                 if state.closed {
                     return Err(Error::Closed);
                 }
-                if self.room_for(&state, bytes, events) {
+                if self.room_for(&state, tag, bytes, events) {
                     self.append_locked(&mut state, tag, bytes, commit, write);
                     return Ok(());
                 }
@@ -255,7 +263,7 @@ impl Buffer {
         if state.closed {
             return Err(Error::Closed);
         }
-        if !self.room_for(&state, bytes, events) {
+        if !self.room_for(&state, tag, bytes, events) {
             return Ok(false);
         }
         self.append_locked(&mut state, tag, bytes, commit, write);
@@ -264,8 +272,15 @@ impl Buffer {
 
     /// Whether `bytes` and `events` fit now. An empty buffer takes anything,
     /// so a batch larger than the whole ceiling cannot wait forever.
-    fn room_for(&self, state: &State, bytes: usize, events: usize) -> bool {
+    /// A batch that opens a chunk of `tag` needs room for the chunk's
+    /// cost too.
+    fn room_for(&self, state: &State, tag: &str, bytes: usize, events: usize) -> bool {
         let config = &self.inner.config;
+        let opens = state.open.get(tag).is_none_or(|o| {
+            !o.builder.is_empty()
+                && o.builder.entries_len().saturating_add(bytes) > config.chunk_bytes
+        });
+        let bytes = bytes + if opens { CHUNK_COST } else { 0 };
         state.bytes == 0
             || (state.bytes + bytes <= config.max_bytes
                 && state.events + events <= config.max_events)
@@ -297,6 +312,7 @@ impl Buffer {
                 // wake it to arm one for this new chunk.
                 self.inner.sealed.notify_one();
                 let tag: Arc<str> = Arc::from(tag);
+                state.bytes += CHUNK_COST;
                 state.open.entry(tag.clone()).or_insert_with(|| Open {
                     builder: FrameBuilder::with_capacity(
                         &tag,
@@ -306,7 +322,7 @@ impl Buffer {
                     ),
                     commits: Vec::new(),
                     opened: now,
-                    bytes: 0,
+                    bytes: CHUNK_COST,
                 })
             }
         };
@@ -351,9 +367,11 @@ impl Buffer {
         if open.builder.is_empty() {
             // Nothing to send, but commits may wait on it (a batch that only
             // moved an offset past a skipped line): they are delivered.
+            state.bytes -= open.bytes.min(state.bytes);
             for c in open.commits {
                 c();
             }
+            self.inner.room.notify_waiters();
             return;
         }
         let config = &self.inner.config;

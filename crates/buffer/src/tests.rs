@@ -87,8 +87,10 @@ async fn a_batch_that_would_cross_chunk_bytes_starts_a_new_chunk() {
 
 #[tokio::test]
 async fn producers_wait_when_full_and_resume_on_delivery() {
+    // Room for 200 bytes of events in up to four chunks.
+    let max = 200 + 4 * crate::CHUNK_COST;
     let buffer = Buffer::new(BufferConfig {
-        max_bytes: 200,
+        max_bytes: max,
         chunk_bytes: 50,
         ..BufferConfig::default()
     });
@@ -106,7 +108,7 @@ async fn producers_wait_when_full_and_resume_on_delivery() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!producer.is_finished());
     let stats = buffer.stats();
-    assert!(stats.bytes <= 200 + 25, "{stats:?}");
+    assert!(stats.bytes <= max + 25, "{stats:?}");
     assert!(stats.producer_waits >= 1);
     let mut got = 0;
     while got < 100 {
@@ -118,7 +120,7 @@ async fn producers_wait_when_full_and_resume_on_delivery() {
             }
         };
         got += chunk.events();
-        assert!(buffer.stats().bytes <= 200 + 25);
+        assert!(buffer.stats().bytes <= max + 25);
         buffer.delivered(chunk);
     }
     producer.await.unwrap();
@@ -240,4 +242,36 @@ async fn an_oversized_batch_gets_in_when_the_buffer_is_empty() {
         .await
         .unwrap();
     assert!(buffer.stats().bytes > 1000);
+}
+
+#[tokio::test]
+async fn each_chunk_counts_its_cost_beside_its_events() {
+    // Clients that wait for their acks make a chunk per frame: a frame of
+    // a few bytes still holds a chunk's bookkeeping, and the ceiling counts
+    // it, so producers wait before small chunks pile up in memory.
+    let buffer = Buffer::new(BufferConfig {
+        max_bytes: 10 * crate::CHUNK_COST,
+        ..BufferConfig::default()
+    });
+    let mut appended = 0;
+    for i in 0..100 {
+        let tag = format!("t{i}");
+        let fits = buffer
+            .try_append(&tag, 10, 1, None, |f| line(f, "x"))
+            .unwrap();
+        if !fits {
+            break;
+        }
+        buffer.flush(&tag);
+        appended += 1;
+    }
+    assert!((9..=10).contains(&appended), "{appended} chunks of 1 event");
+    // Delivering one gives its cost back.
+    let chunk = buffer.try_next_chunk().unwrap();
+    buffer.delivered(chunk);
+    assert!(
+        buffer
+            .try_append("u", 10, 1, None, |f| line(f, "x"))
+            .unwrap()
+    );
 }

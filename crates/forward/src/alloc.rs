@@ -2,7 +2,7 @@
 //! batches.
 
 /// Buffers from this size on are large.
-const LARGE: usize = 1 << 20;
+pub(crate) const LARGE: usize = 1 << 20;
 
 /// glibc serves a request larger than this with its own `mmap(2)` and gives
 /// it back with `munmap(2)` when it is freed, whatever its dynamic

@@ -52,13 +52,15 @@ impl FrameBuilder {
     }
 
     /// Like [`FrameBuilder::new`], with room for `capacity` bytes of entries.
+    /// A large frame's room is mapped on its own (see
+    /// [`FrameBuilder::reserve_within`]).
     pub fn with_capacity(
         tag: &str,
         mode: BatchMode,
         time_format: TimeFormat,
         capacity: usize,
     ) -> Self {
-        let mut buf = Vec::with_capacity(capacity + tag.len() + 64);
+        let mut buf = Vec::with_capacity(crate::transient_capacity(capacity + tag.len() + 64));
         buf.push(0x93);
         msgpack::write_str(&mut buf, tag.as_bytes());
         // 32-bit forms always, so the placeholder has a fixed size.
@@ -155,16 +157,26 @@ impl FrameBuilder {
     /// room doubles, as a vector's does, but never past `most` bytes in all
     /// (unless `bytes` need more). A caller that knows how large a frame
     /// may grow starts it small and never pays for a doubling past that.
+    ///
+    /// Once the frame is large, it gets all the room it may need at once,
+    /// mapped on its own ([`crate::transient_capacity`]): only the pages
+    /// written become resident, growing it never copies it, and freeing it
+    /// gives the memory back. Large frames taken from the allocator's heaps
+    /// stayed there once freed (100 MB held after a burst of 16 MiB
+    /// frames had been delivered).
     pub fn reserve_within(&mut self, bytes: usize, most: usize) {
         let len = self.buf.len();
         let cap = self.buf.capacity();
         if cap - len >= bytes {
             return;
         }
-        let target = cap
-            .saturating_mul(2)
-            .min(most)
-            .max(len.saturating_add(bytes));
+        let needed = len.saturating_add(bytes);
+        let doubled = cap.saturating_mul(2).min(most).max(needed);
+        let target = if doubled >= crate::alloc::LARGE {
+            crate::transient_capacity(most.max(needed))
+        } else {
+            doubled
+        };
         self.buf.reserve_exact(target - len);
     }
 
