@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench sender` sends 10,000,000 events; under `cargo test`
 //! a smoke run sends 100,000 and checks the count.
-#![allow(clippy::print_stdout, clippy::unwrap_used)] // a benchmark prints; a broken one stops
+#![allow(clippy::print_stderr, clippy::unwrap_used)] // a benchmark prints; a broken one stops
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,7 +95,7 @@ async fn run(events: u64) {
     assert_eq!(bytes, events);
     assert_eq!(counted.load(Ordering::Relaxed), events);
     let mb = events as f64 * (line_bytes as f64 / lines.len() as f64) / 1e6;
-    println!(
+    eprintln!(
         "sender/acked {events} events in {elapsed:.2} s: {:.2} M events/s, {:.0} MB/s, peak RSS {:.1} MiB (sender and receiver in one process)",
         events as f64 / elapsed / 1e6,
         mb / elapsed,

@@ -6,7 +6,7 @@
 //!
 //! `cargo bench --bench tail` runs 1 GB and 60 s; under `cargo test` it runs
 //! a small smoke version that checks the counting.
-#![allow(clippy::print_stdout, clippy::unwrap_used)] // a benchmark prints; a broken one stops
+#![allow(clippy::print_stderr, clippy::unwrap_used)] // a benchmark prints; a broken one stops
 
 use std::io::Write;
 use std::process::Command;
@@ -65,7 +65,7 @@ fn read_bench(bytes: u64) {
     let t = start.elapsed();
     assert_eq!(got, lines);
     let mb = bytes as f64 / 1e6;
-    println!(
+    eprintln!(
         "tail/read {bytes} bytes, {lines} lines: {:.2} s, {:.1} M lines/s, {:.0} MB/s | wc -l: {:.2} s, {:.1} M lines/s, {:.0} MB/s | ratio {:.2}",
         t.as_secs_f64(),
         lines as f64 / t.as_secs_f64() / 1e6,
@@ -100,7 +100,7 @@ fn idle_bench(files: usize, secs: u64) {
     let used = cpu_seconds() - before;
     let wall = start.elapsed().as_secs_f64();
     assert!(rx.try_recv().is_err(), "quiet files produced lines");
-    println!(
+    eprintln!(
         "tail/idle {files} files for {wall:.0} s: {used:.2} CPU s, {:.3}% of one core",
         used / wall * 100.0
     );

@@ -24,10 +24,11 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A free TCP port on 127.0.0.1, never one this process was given
-/// before: the kernel may hand the port of a listener just closed out
-/// again at once, and a test that asks for two ports before binding either
-/// would get the same one twice.
+/// A free TCP port on 127.0.0.1, never one this process or another test
+/// process still running was given: the kernel may hand the port of a
+/// listener just closed out again at once, to this process (a test that
+/// asks for two ports before binding either) or to a test running beside
+/// it in another process.
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN
@@ -39,12 +40,55 @@ pub fn free_port() -> u16 {
             .local_addr()
             .unwrap()
             .port();
-        if !given.contains(&port) {
+        if !given.contains(&port) && claim(port) {
             given.push(port);
             return port;
         }
     }
     panic!("no loopback port this process was not given already")
+}
+
+/// Claims `port` in a registry the test processes of this machine share
+/// (a file under the temporary directory, locked while it is read and
+/// written): false when a live process holds it. Claims of processes that
+/// have exited are dropped.
+fn claim(port: u16) -> bool {
+    use std::io::{Read, Seek, Write};
+    let path = std::env::temp_dir().join("hydra-test-ports");
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+    else {
+        return true;
+    };
+    if file.lock().is_err() {
+        return true;
+    }
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let me = std::process::id();
+    let mut live: Vec<(u16, u32)> = text
+        .lines()
+        .filter_map(|l| {
+            let (p, pid) = l.split_once(' ')?;
+            Some((p.parse().ok()?, pid.parse().ok()?))
+        })
+        .filter(|(_, pid)| *pid == me || std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .collect();
+    if live.iter().any(|(p, pid)| *p == port && *pid != me) {
+        return false;
+    }
+    live.push((port, me));
+    let out: String = live.iter().map(|(p, pid)| format!("{p} {pid}\n")).collect();
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(out.as_bytes()));
+    let _ = file.unlock();
+    written.is_ok()
 }
 
 /// Polls `f` every 10 ms for at most `timeout`; returns its last answer.
@@ -246,5 +290,30 @@ mod free_port_tests {
         let before = ports.len();
         ports.dedup();
         assert_eq!(ports.len(), before);
+    }
+
+    /// Test processes run side by side (one per test): a port another
+    /// live process was given is not given again; one of a process that
+    /// has exited is.
+    #[test]
+    fn a_port_another_live_process_holds_is_not_claimed() {
+        use std::io::Write;
+        let path = std::env::temp_dir().join("hydra-test-ports");
+        // Port numbers no kernel hands out as ephemeral, for this test
+        // only.
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)
+                .unwrap();
+            f.lock().unwrap();
+            // pid 1 lives as long as the machine; a pid past pid_max never
+            // did.
+            writeln!(f, "1001 1").unwrap();
+            writeln!(f, "1002 4194305").unwrap();
+        }
+        assert!(!super::claim(1001));
+        assert!(super::claim(1002));
     }
 }
