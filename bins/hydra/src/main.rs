@@ -5,6 +5,8 @@
 //! failure; `hydra test`: 1 a case failed, 2 unusable configuration or
 //! cases).
 
+mod buffer;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -94,6 +96,12 @@ enum Command {
         #[arg(value_name = "TAG_GLOB")]
         tag: Option<String>,
     },
+    /// Read a disk buffer (`buffer.disk.path`) without changing it; safe
+    /// while hydra writes it.
+    Buffer {
+        #[command(subcommand)]
+        command: BufferCommand,
+    },
     /// Run a configuration's multiline and format rules on the lines of a
     /// cases file (no files, sockets or outputs) and show how each failing
     /// case differs. Exit 0 only if every case passes.
@@ -106,8 +114,30 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum BufferCommand {
+    /// Print its chunks, events, bytes, the oldest chunk's age, and any
+    /// damaged records with their offsets. Exit 0 if clean, 1 if damaged,
+    /// 2 if the buffer cannot be read.
+    Check {
+        /// The buffer's directory.
+        dir: PathBuf,
+    },
+    /// Print the events it holds as JSON lines, as `hydra tap` does.
+    Dump {
+        /// The buffer's directory.
+        dir: PathBuf,
+    },
+}
+
 /// Runs `hydra top` or `hydra tap`; exit 1 when the monitor cannot be used.
 fn run_command(command: Command) -> ExitCode {
+    if let Command::Buffer { command } = &command {
+        return match command {
+            BufferCommand::Check { dir } => buffer::check(dir),
+            BufferCommand::Dump { dir } => buffer::dump(dir),
+        };
+    }
     if let Command::Test { config, cases } = &command {
         return match hydra_agent::cases::run_files(config, cases) {
             Ok((report, passed)) => {
@@ -161,7 +191,7 @@ fn run_command(command: Command) -> ExitCode {
                     std::io::stdout().lock(),
                 ))
             }),
-        Command::Test { .. } => Ok(()),
+        Command::Test { .. } | Command::Buffer { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -214,6 +244,10 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     }
     info!("Stopping: delivering what was accepted.");
     let report = agent.stop().await;
+    if let Some(disk) = &report.disk {
+        // Open chunks sealed and synced: a clean stop loses nothing there.
+        disk.close();
+    }
     if report.undelivered_events > 0 {
         warn!(
             events = report.undelivered_events,

@@ -268,6 +268,11 @@ fn dockers_fluentd_log_driver_delivers_to_hydra() {
 
     assert!(h.stop().success());
 
+    // The aggregator is away and hydra keeps what the driver sends on disk:
+    // a container on the driver's defaults (blocking, no ack) is not held
+    // back, and once the aggregator is up every line arrives, in order.
+    outage_with_a_disk_buffer(&dockerd, &dir.path().join("disk"));
+
     // hydra restarts or reloads while a container logs, acks asked:
     // stopped cleanly, killed (-9), reloaded (SIGHUP). The driver resends
     // what was not acked; every line arrives.
@@ -430,4 +435,46 @@ fn diagnose(tag: &str, port: u16, counts: &[(u64, usize)], h: &Hydra) {
         "docker {tag}: hydra's stderr:\n{}",
         h.stderr.lock().unwrap().join("\n")
     );
+}
+
+/// A container printing 20,000 lines through the driver on its defaults
+/// while hydra's aggregator is down, hydra with a disk buffer: the
+/// container ends within seconds, and the lines arrive once the aggregator
+/// is up.
+fn outage_with_a_disk_buffer(dockerd: &Dockerd, hdir: &Path) {
+    std::fs::create_dir_all(hdir).unwrap();
+    let (port, agg_port) = (free_port(), free_port());
+    let h = Hydra::start(
+        hdir,
+        &format!(
+            "inputs:\n  - type: forward\n    listen: 127.0.0.1:{port}\noutput:\n  type: forward\n  flush_interval: 200ms\n  connect_timeout: 500ms\n  servers: [{{ host: 127.0.0.1, port: {agg_port} }}]\nbuffer:\n  disk:\n    path: {}/buffer\n",
+            hdir.display()
+        ),
+    );
+    let started = Instant::now();
+    dockerd.run(
+        "outage",
+        &format!("127.0.0.1:{port}"),
+        &["tag=outage"],
+        "seq 1 20000",
+        false,
+    );
+    let logged_in = started.elapsed();
+    let agg_dir = hdir.join("aggregator");
+    std::fs::create_dir_all(&agg_dir).unwrap();
+    let agg = hydra_on(&agg_dir, agg_port);
+    wait(60, || numbers(&agg.events(), "outage").len() >= 20_000);
+    let seen = numbers(&agg.events(), "outage");
+    let (lost, dups) = tally("outage, disk buffer", 20_000, &seen);
+    println!(
+        "docker outage: the container logged 20,000 lines in {logged_in:.1?} with the aggregator down"
+    );
+    assert_eq!((lost, dups), (0, 0));
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "out of order");
+    assert!(
+        logged_in < Duration::from_secs(30),
+        "the container was held back"
+    );
+    assert!(agg.stop().success());
+    assert!(h.stop().success());
 }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::disk::{Disk, DiskSink};
 use crate::error::Error;
 use crate::forward_in::{self, ReceiverCounters};
 use crate::input::Input;
@@ -30,6 +31,9 @@ pub struct StopReport {
     /// The tail positions and open files, for the pipeline that replaces
     /// this one ([`Agent::start_after`]).
     pub tail: Option<hydra_tail::Handoff>,
+    /// The disk buffer, still open: [`Disk::close`] it at the end of the
+    /// process (what it holds stays for the next start either way).
+    pub disk: Option<Disk>,
 }
 
 pub(crate) type TailStatsFn =
@@ -78,6 +82,10 @@ pub struct Agent {
     /// Reloads refused since hydra started, carried from pipeline to
     /// pipeline.
     pub(crate) reload_failures: Arc<AtomicU64>,
+    /// The disk buffer, handed from pipeline to pipeline.
+    pub(crate) disk: Option<Disk>,
+    /// Takes the disk buffer's chunks into memory.
+    pub(crate) pump: Option<JoinHandle<()>>,
 }
 
 /// What [`Agent::reload`] did.
@@ -109,19 +117,22 @@ impl Agent {
     /// Like [`Agent::start`], with a service's own output or inputs.
     pub async fn start_with(config: Config, plugins: Plugins) -> Result<Agent, Error> {
         let prepared = Prepared::new(&config, None).await?;
-        Self::start_prepared(config, prepared, &mut None, plugins).await
+        Self::start_prepared(config, prepared, &mut None, plugins, None).await
     }
 
-    /// Like [`Agent::start`], taking over the tail positions and open files
-    /// of a stopped pipeline ([`StopReport::tail`]): a reload. The handoff
-    /// is taken only once the tailer runs; if starting fails it is left in
-    /// `tail`, for the caller to start the old configuration again with.
-    pub async fn start_after(
-        config: Config,
-        tail: &mut Option<hydra_tail::Handoff>,
-    ) -> Result<Agent, Error> {
-        let prepared = Prepared::new(&config, None).await?;
-        Self::start_prepared(config, prepared, tail, Plugins::default()).await
+    /// Like [`Agent::start`], taking over what a stopped pipeline left
+    /// ([`StopReport`]: its tail positions and open files, its disk
+    /// buffer): a reload. The tail handoff is taken only once the tailer
+    /// runs; if starting fails it is left in the report, for the caller to
+    /// start the old configuration again with.
+    pub async fn start_after(config: Config, report: &mut StopReport) -> Result<Agent, Error> {
+        let prepared = match &report.disk {
+            // Its lock is held: taken over, not opened again.
+            Some(_) => Prepared::new(&config, Some(&config)).await?,
+            None => Prepared::new(&config, None).await?,
+        };
+        let disk = report.disk.clone();
+        Self::start_prepared(config, prepared, &mut report.tail, Plugins::default(), disk).await
     }
 
     /// Replaces this pipeline with one running `new`, handing over the
@@ -149,12 +160,16 @@ impl Agent {
         let plugins = self.plugins.clone();
         let report = self.stop().await;
         let mut tail = report.tail;
-        let started = Self::start_prepared(new, prepared, &mut tail, plugins.clone()).await;
+        let disk = report.disk;
+        let started =
+            Self::start_prepared(new, prepared, &mut tail, plugins.clone(), disk.clone()).await;
         let (agent, refused) = match started {
             Ok(agent) => (agent, None),
             Err(e) => {
-                let prepared = Prepared::new(&running, None).await?;
-                let agent = Self::start_prepared(running, prepared, &mut tail, plugins).await?;
+                // The disk buffer, if any, is the running one's: kept.
+                let prepared = Prepared::new(&running, Some(&running)).await?;
+                let agent =
+                    Self::start_prepared(running, prepared, &mut tail, plugins, disk).await?;
                 (agent, Some(e))
             }
         };
@@ -179,8 +194,20 @@ impl Agent {
         prepared: Prepared,
         tail: &mut Option<hydra_tail::Handoff>,
         plugins: Plugins,
+        handed: Option<Disk>,
     ) -> Result<Agent, Error> {
         let buffer = Buffer::new(buffer_config(&config));
+        let disk = prepared.disk.or(handed);
+        // What durable inputs append to: the disk buffer, through a view
+        // of the memory buffer; a pump brings its chunks back to memory.
+        let durable = disk.as_ref().map(|d| {
+            buffer.with_sink(Arc::new(DiskSink {
+                store: d.store.clone(),
+            }))
+        });
+        let pump = disk
+            .as_ref()
+            .map(|d| tokio::spawn(crate::disk::pump(d.store.clone(), buffer.clone())));
 
         let output: Arc<dyn Output> = match (&plugins.output, prepared.sender) {
             (Some(own), _) => own.clone(),
@@ -194,10 +221,16 @@ impl Agent {
 
         let filters = Arc::new(hydra_filter::Chain::new(&config.filters, &hostname())?);
         let (stop_inputs, stop_rx) = watch::channel(false);
+        let inputs_buffer = durable.as_ref().unwrap_or(&buffer);
         let (mut input_tasks, mut bound, listeners) =
-            start_forward(prepared.forward, &buffer, &stop_rx, &filters).await?;
+            start_forward(prepared.forward, inputs_buffer, &stop_rx, &filters).await?;
         for input in &plugins.inputs {
-            let (input, buffer, stop) = (input.clone(), buffer.clone(), stop_rx.clone());
+            let buffer = if input.durable() {
+                inputs_buffer.clone()
+            } else {
+                buffer.clone()
+            };
+            let (input, stop) = (input.clone(), stop_rx.clone());
             input_tasks.push(tokio::spawn(async move { input.run(buffer, stop).await }));
         }
         let tails: Vec<&hydra_config::TailInput> = config
@@ -210,25 +243,7 @@ impl Agent {
             .collect();
 
         let (monitor_stop, monitor_rx) = watch::channel(false);
-        let monitor = match prepared.monitor {
-            Some(socket) => {
-                let (listener, addr) = socket.listen().await?;
-                if !addr.ip().is_loopback() {
-                    warn!(%addr, "The monitor is reachable from other hosts.");
-                }
-                bound.push(addr);
-                Some((listener, addr))
-            }
-            None => None,
-        };
-        let zabbix = match prepared.zabbix {
-            Some(socket) => {
-                let (listener, addr) = socket.listen().await?;
-                bound.push(addr);
-                Some(listener)
-            }
-            None => None,
-        };
+        let (monitor, zabbix) = bind_monitor(prepared.monitor, prepared.zabbix, &mut bound).await?;
         // The tailer last: it takes over the handoff, which a failure
         // before this point leaves to the caller.
         let mut parse_counters = None;
@@ -260,6 +275,8 @@ impl Agent {
             rates: None,
             bound,
             reload_failures: Arc::default(),
+            disk,
+            pump,
         };
         if let Some((listener, addr)) = monitor {
             agent.serve_monitor(
@@ -296,6 +313,11 @@ impl Agent {
             }
         }
         self.buffer.close();
+        if let Some(p) = self.pump.take() {
+            // Waiting for the next chunk on disk: nothing more is taken.
+            p.abort();
+            let _ = p.await;
+        }
         let (left, _) = self.buffer.drain(deadline).await;
         // Inputs still running past the deadline hold connections whose
         // chunks were not delivered (`ack: delivered`): closed unacked,
@@ -343,6 +365,7 @@ impl Agent {
         StopReport {
             undelivered_events: left,
             tail,
+            disk: self.disk.take(),
         }
     }
 }
@@ -375,4 +398,39 @@ async fn start_forward(
         tasks.extend(more);
     }
     Ok((tasks, bound, listeners))
+}
+
+/// Binds the monitor's and the Zabbix checks' listeners, adding their
+/// addresses to `bound`.
+async fn bind_monitor(
+    monitor: Option<crate::prepare::Socket>,
+    zabbix: Option<crate::prepare::Socket>,
+    bound: &mut Vec<SocketAddr>,
+) -> Result<
+    (
+        Option<(tokio::net::TcpListener, SocketAddr)>,
+        Option<tokio::net::TcpListener>,
+    ),
+    Error,
+> {
+    let monitor = match monitor {
+        Some(socket) => {
+            let (listener, addr) = socket.listen().await?;
+            if !addr.ip().is_loopback() {
+                warn!(%addr, "The monitor is reachable from other hosts.");
+            }
+            bound.push(addr);
+            Some((listener, addr))
+        }
+        None => None,
+    };
+    let zabbix = match zabbix {
+        Some(socket) => {
+            let (listener, addr) = socket.listen().await?;
+            bound.push(addr);
+            Some(listener)
+        }
+        None => None,
+    };
+    Ok((monitor, zabbix))
 }

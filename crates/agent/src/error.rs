@@ -49,6 +49,19 @@ pub enum Error {
         /// What is wrong.
         source: hydra_parse::Error,
     },
+    /// The disk buffer cannot be opened (its directory cannot be used, or
+    /// another hydra holds it).
+    #[error(transparent)]
+    Disk(#[from] hydra_disk::Error),
+    /// A reload that would move or remove the disk buffer: refused, the
+    /// running pipeline goes on with it.
+    #[error("buffer.disk cannot change on a reload (from {} to {}); restart hydra to change it", show(.from.as_deref()), show(.to.as_deref()))]
+    DiskChanged {
+        /// The running configuration's path.
+        from: Option<std::path::PathBuf>,
+        /// The new configuration's path.
+        to: Option<std::path::PathBuf>,
+    },
     /// An input's TLS settings do not work.
     #[error("forward input {addr}: TLS")]
     Tls {
@@ -57,4 +70,8 @@ pub enum Error {
         /// What is wrong.
         source: hydra_tls::Error,
     },
+}
+
+fn show(path: Option<&std::path::Path>) -> String {
+    path.map_or_else(|| "none".to_owned(), |p| p.display().to_string())
 }

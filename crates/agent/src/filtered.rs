@@ -8,23 +8,27 @@ use hydra_forward::Event;
 /// Filters `events` a throttle's burst at a time (so a large batch leaves
 /// at the rate, not in one lump after one long wait) and appends what is
 /// left in pieces within `chunk_bytes`. `commit` runs once every piece was
-/// delivered; a step whose events were all dropped counts as delivered.
-/// False when the buffer closed (shutting down: not accepted).
+/// delivered, `stored` once every piece is durable (on a durable view); a
+/// step whose events were all dropped counts as both. False when the buffer
+/// closed (shutting down: not accepted).
 pub(crate) async fn append(
     buffer: &Buffer,
     filters: &Chain,
     tag: &str,
     mut events: Vec<Event>,
     commit: Option<Commit>,
+    stored: Option<Commit>,
 ) -> bool {
     let step = filters.step(tag).max(1);
     let steps = events.len().div_ceil(step).max(1);
     let mut commits = split_commit(commit, steps).into_iter();
+    let mut storeds = split_commit(stored, steps).into_iter();
     let max = buffer.config().chunk_bytes.max(1);
     loop {
         let rest = events.split_off(step.min(events.len()));
         let mut part = std::mem::replace(&mut events, rest);
         let commit = commits.next().flatten();
+        let stored = storeds.next().flatten();
         filters.apply(tag, &mut part).await;
         // Each record encoded once, to size the pieces and to be copied in.
         let encoded: Vec<Vec<u8>> = part
@@ -50,7 +54,7 @@ pub(crate) async fn append(
             pieces.push((start, encoded.len(), bytes));
         }
         if pieces.is_empty() {
-            if let Some(c) = commit {
+            for c in [stored, commit].into_iter().flatten() {
                 c();
             }
             if events.is_empty() {
@@ -59,9 +63,12 @@ pub(crate) async fn append(
             continue;
         }
         let n = pieces.len();
-        for ((from, to, bytes), commit) in pieces.into_iter().zip(split_commit(commit, n)) {
+        let split = split_commit(commit, n)
+            .into_iter()
+            .zip(split_commit(stored, n));
+        for ((from, to, bytes), (commit, stored)) in pieces.into_iter().zip(split) {
             let appended = buffer
-                .append(tag, bytes, to - from, commit, |f| {
+                .append_stored(tag, bytes, to - from, commit, stored, |f| {
                     for (e, r) in part[from..to].iter().zip(&encoded[from..to]) {
                         f.push_raw(e.time, r);
                     }

@@ -17,4 +17,13 @@ pub trait Input: Send + Sync + 'static {
     /// Appends events until `stop` turns true (or the buffer closes).
     /// After a reload it runs again, with the new pipeline's buffer.
     async fn run(&self, buffer: Buffer, stop: watch::Receiver<bool>);
+
+    /// Whether its events are kept on disk until delivered, when the
+    /// configuration has `buffer.disk`: the buffer `run` gets then writes
+    /// them to the disk buffer's files (and [`Buffer::append_stored`]'s
+    /// `stored` commit runs once they are synced). Off by default: such an
+    /// input's events live in memory, as a tail input's do.
+    fn durable(&self) -> bool {
+        false
+    }
 }

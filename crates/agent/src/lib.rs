@@ -33,6 +33,7 @@
 
 mod agent;
 pub mod cases;
+mod disk;
 mod error;
 mod filtered;
 mod forward_in;
@@ -48,6 +49,7 @@ mod tail_in;
 mod zabbix_in;
 
 pub use agent::{Agent, Plugins, Reload, StopReport};
+pub use disk::Disk;
 pub use error::Error;
 pub use forward_in::ReceiverCounters;
 pub use input::Input;

@@ -95,6 +95,9 @@ pub(crate) struct Prepared {
     pub(crate) monitor: Option<Socket>,
     pub(crate) zabbix: Option<Socket>,
     pub(crate) token: Option<String>,
+    /// The disk buffer, opened now: at the first start, or on a reload
+    /// that adds one. A reload that keeps it takes the running one's.
+    pub(crate) disk: Option<crate::disk::Disk>,
 }
 
 impl Prepared {
@@ -102,9 +105,20 @@ impl Prepared {
     /// it will replace, whose addresses are bound only once it stopped.
     pub(crate) async fn new(config: &Config, running: Option<&Config>) -> Result<Prepared, Error> {
         let held: Vec<SocketAddr> = running.map(listen_addrs).unwrap_or_default();
+        let disk = prepare_disk(config, running).await?;
         let sender = match &config.output {
             Output::Forward(f) => {
-                let sender = sender_config(f)?;
+                let mut sender = sender_config(f)?;
+                // A chunk every server refuses must not pin its file on
+                // disk until the disk fills.
+                if sender.dead_letter.is_none()
+                    && let Some(d) = &config.buffer.disk
+                {
+                    sender.dead_letter = Some(hydra_sender::DeadLetter {
+                        path: d.path.join("dead").join("refused.forward"),
+                        after: hydra_config::DEFAULT_DEAD_LETTER_AFTER,
+                    });
+                }
                 sender.check()?;
                 Some(sender)
             }
@@ -151,8 +165,37 @@ impl Prepared {
             monitor,
             zabbix,
             token,
+            disk,
         })
     }
+}
+
+/// Opens `config`'s disk buffer unless the running pipeline has it. A
+/// reload that would move or remove it is refused.
+async fn prepare_disk(
+    config: &Config,
+    running: Option<&Config>,
+) -> Result<Option<crate::disk::Disk>, Error> {
+    let path = |c: &Config| c.buffer.disk.as_ref().map(|d| d.path.clone());
+    if let Some(r) = running
+        && r.buffer.disk.is_some()
+    {
+        if path(r) != path(config) {
+            return Err(Error::DiskChanged {
+                from: path(r),
+                to: path(config),
+            });
+        }
+        return Ok(None);
+    }
+    if config.buffer.disk.is_none() {
+        return Ok(None);
+    }
+    // Recovery reads every chunk file: off the runtime's threads.
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || crate::disk::open(&config))
+        .await
+        .map_err(|_| Error::Disk(hydra_disk::Error::Closed))?
 }
 
 /// Whether the monitor on `addr` serves `GET /tap`: the stream of log

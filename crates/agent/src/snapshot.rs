@@ -19,6 +19,15 @@ impl Agent {
         let parse_counters = self.parse_counters.clone();
         let filters = self.filters.clone();
         let reload_failures = self.reload_failures.clone();
+        let disk = self.disk.as_ref().map(|d| {
+            let max = self
+                .config
+                .buffer
+                .disk
+                .as_ref()
+                .map_or(0, |c| c.max_bytes.0);
+            (d.path.display().to_string(), d.store.clone(), max)
+        });
         Arc::new(move || {
             let b = buffer.stats();
             let per_listener: Vec<hydra_stats::Receiver> = listeners
@@ -76,40 +85,71 @@ impl Agent {
             if let Some(c) = &parse_counters {
                 snap.parsing = c.snapshot().into_iter().collect();
             }
+            snap.disk = disk
+                .as_ref()
+                .map(|(path, store, max)| disk_stats(path, &store.stats(), *max));
             if let Some(s) = output.servers() {
-                snap.buffer.dead_lettered = s.dead_lettered_events;
-                snap.servers = s
-                    .servers
-                    .into_iter()
-                    .map(|sv| hydra_stats::Server {
-                        active: sv.active,
-                        address: sv.address,
-                        alive: sv.alive,
-                        error: sv.error.unwrap_or_default(),
-                        standby: sv.standby,
-                        messages: sv.events,
-                        chunks: sv.chunks,
-                        retries: sv.retries,
-                        acks_pending: sv.in_flight as u64,
-                        last_delivery: sv.last_delivery,
-                        ..hydra_stats::Server::default()
-                    })
-                    .collect();
-                snap.sent = s
-                    .sent
-                    .into_iter()
-                    .map(|(t, v)| {
-                        (
-                            t,
-                            hydra_stats::Sent {
-                                messages: v.messages,
-                                bytes: v.bytes,
-                            },
-                        )
-                    })
-                    .collect();
+                servers_into(&mut snap, s);
             }
             snap
         })
     }
+}
+
+/// The disk buffer's figures for the monitor.
+fn disk_stats(path: &str, d: &hydra_disk::DiskStats, max_bytes: u64) -> hydra_stats::Disk {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    hydra_stats::Disk {
+        path: path.to_owned(),
+        bytes: d.counts.bytes,
+        max_bytes,
+        chunks: d.counts.chunks,
+        oldest_secs: d.oldest.map_or(0, |o| now.saturating_sub(o)),
+        sync_ms: d.sync_last_us as f64 / 1000.0,
+        sync_max_ms: d.sync_max_us as f64 / 1000.0,
+        full_waits: d.full_waits,
+        failing_waits: d.failing_waits,
+        full: d.full,
+        failing: d.failing,
+        corrupt_records: d.counts.corrupt_records,
+        torn_tails: d.counts.torn_tails,
+        write_errors: d.counts.write_errors,
+    }
+}
+
+/// The output's servers and what it sent, into `snap`.
+fn servers_into(snap: &mut hydra_stats::Snapshot, s: hydra_sender::SenderStats) {
+    snap.buffer.dead_lettered = s.dead_lettered_events;
+    snap.servers = s
+        .servers
+        .into_iter()
+        .map(|sv| hydra_stats::Server {
+            active: sv.active,
+            address: sv.address,
+            alive: sv.alive,
+            error: sv.error.unwrap_or_default(),
+            standby: sv.standby,
+            messages: sv.events,
+            chunks: sv.chunks,
+            retries: sv.retries,
+            acks_pending: sv.in_flight as u64,
+            last_delivery: sv.last_delivery,
+            ..hydra_stats::Server::default()
+        })
+        .collect();
+    snap.sent = s
+        .sent
+        .into_iter()
+        .map(|(t, v)| {
+            (
+                t,
+                hydra_stats::Sent {
+                    messages: v.messages,
+                    bytes: v.bytes,
+                },
+            )
+        })
+        .collect();
 }

@@ -81,11 +81,13 @@ pub enum Error {
 
 mod chunk;
 mod config;
+mod sink;
 #[cfg(test)]
 mod tests;
 
 pub use chunk::{Chunk, Commit, split_commit};
 pub use config::BufferConfig;
+pub use sink::{BoxFuture, Sink};
 
 struct Open {
     builder: FrameBuilder,
@@ -131,6 +133,8 @@ pub struct BufferStats {
 #[derive(Clone)]
 pub struct Buffer {
     inner: Arc<Inner>,
+    /// Where this view's appends go instead of memory ([`Buffer::with_sink`]).
+    sink: Option<Arc<dyn Sink>>,
 }
 
 struct Inner {
@@ -144,6 +148,8 @@ struct Inner {
     drained: Notify,
     /// The buffer was closed.
     closing: Notify,
+    /// A sealed chunk was taken.
+    taken: Notify,
     events_in: AtomicU64,
     events_delivered: AtomicU64,
     chunks_delivered: AtomicU64,
@@ -169,6 +175,7 @@ impl Buffer {
     /// An empty buffer.
     pub fn new(config: BufferConfig) -> Self {
         Buffer {
+            sink: None,
             inner: Arc::new(Inner {
                 config,
                 state: Mutex::default(),
@@ -176,6 +183,7 @@ impl Buffer {
                 sealed: Notify::new(),
                 drained: Notify::new(),
                 closing: Notify::new(),
+                taken: Notify::new(),
                 events_in: AtomicU64::new(0),
                 events_delivered: AtomicU64::new(0),
                 chunks_delivered: AtomicU64::new(0),
@@ -225,6 +233,25 @@ impl Buffer {
         commit: Option<Commit>,
         write: impl FnOnce(&mut FrameBuilder),
     ) -> Result<(), Error> {
+        if let Some(sink) = &self.sink {
+            return self.to_sink(sink, tag, bytes, commit, None, write).await;
+        }
+        self.when_room(
+            |state| self.room_for(state, tag, bytes, events),
+            |state| {
+                self.append_locked(state, tag, bytes, commit, write);
+            },
+        )
+        .await
+    }
+
+    /// Waits until `fits` says there is room, then does `then` under the
+    /// same lock. Counts one producer wait if it had to wait.
+    async fn when_room(
+        &self,
+        fits: impl Fn(&State) -> bool,
+        then: impl FnOnce(&mut State),
+    ) -> Result<(), Error> {
         let mut waited = false;
         loop {
             // Register interest before checking, so a release between the
@@ -235,8 +262,8 @@ impl Buffer {
                 if state.closed {
                     return Err(Error::Closed);
                 }
-                if self.room_for(&state, tag, bytes, events) {
-                    self.append_locked(&mut state, tag, bytes, commit, write);
+                if fits(&state) {
+                    then(&mut state);
                     return Ok(());
                 }
             }
@@ -248,7 +275,8 @@ impl Buffer {
         }
     }
 
-    /// Like [`Buffer::append`], without waiting: `Ok(false)` when there is
+    /// Like [`Buffer::append`], without waiting (in memory, even on a
+    /// durable view: a sink may wait): `Ok(false)` when there is
     /// no room (the events were not taken). For callers that must never
     /// block, such as a logging layer.
     pub fn try_append(
@@ -356,6 +384,10 @@ impl Buffer {
     /// or `chunk_bytes`: for events whose sender waits on their delivery
     /// (a Forward client acked once delivered).
     pub fn flush(&self, tag: &str) {
+        if let Some(sink) = &self.sink {
+            sink.flush(tag);
+            return;
+        }
         let mut state = self.lock();
         self.seal(&mut state, tag);
     }
@@ -419,6 +451,7 @@ impl Buffer {
                 let mut state = self.lock();
                 let next_due = self.seal_due(&mut state, Instant::now());
                 if let Some(chunk) = state.sealed.pop_front() {
+                    self.inner.taken.notify_waiters();
                     return Some(chunk);
                 }
                 if state.closed && state.open.is_empty() {
@@ -442,7 +475,27 @@ impl Buffer {
     pub fn try_next_chunk(&self) -> Option<Chunk> {
         let mut state = self.lock();
         self.seal_due(&mut state, Instant::now());
-        state.sealed.pop_front()
+        let chunk = state.sealed.pop_front();
+        if chunk.is_some() {
+            self.inner.taken.notify_waiters();
+        }
+        chunk
+    }
+
+    /// Waits until fewer than `n` sealed chunks wait to be taken (or the
+    /// buffer closed): a producer of whole chunks reads ahead no further
+    /// than the output needs.
+    pub async fn queued_below(&self, n: usize) {
+        loop {
+            let taken = self.inner.taken.notified();
+            {
+                let state = self.lock();
+                if state.sealed.len() < n || state.closed {
+                    return;
+                }
+            }
+            taken.await;
+        }
     }
 
     /// The chunk reached a receiver (and was acked, when acks are on): runs
@@ -492,6 +545,7 @@ impl Buffer {
         self.inner.sealed.notify_waiters();
         self.inner.room.notify_waiters();
         self.inner.closing.notify_waiters();
+        self.inner.taken.notify_waiters();
     }
 
     /// Resolves once the buffer is closed ([`Buffer::close`]).

@@ -148,6 +148,15 @@ pub enum Rule {
     /// A chunk larger than the whole buffer.
     #[error("`chunk_bytes` must not exceed `buffer.max_bytes`")]
     ChunkOverBuffer,
+    /// A path that must be absolute.
+    #[error("`{0}` must be an absolute path")]
+    RelativePath(&'static str),
+    /// A size below its least.
+    #[error("`{0}` must be at least {1}")]
+    AtLeast(&'static str, &'static str),
+    /// `ack: stored` without a disk buffer to store in.
+    #[error("`ack: stored` needs `buffer.disk`")]
+    StoredNeedsDisk,
     /// A buffer too small for anything.
     #[error("`max_bytes` must be at least 1KiB and `max_events` positive")]
     BufferTooSmall,

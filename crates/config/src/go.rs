@@ -322,7 +322,7 @@ fn convert(go: GoConfig) -> Result<Config, Error> {
         config.monitor = Some(monitor);
     }
     config.validate()?;
-    Ok(config)
+    Ok(config.resolve())
 }
 
 fn yaml_str(s: &str) -> String {

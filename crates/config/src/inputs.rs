@@ -298,10 +298,11 @@ pub struct ForwardInput {
     /// a number. By default, hydra's group (or the directory's, setgid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// When a client's chunk is acked: once `delivered` (the default) or
-    /// once `buffered`.
-    #[serde(default)]
-    pub ack: AckWhen,
+    /// When a client's chunk is acked: once `delivered`, `stored` (on
+    /// disk, synced) or `buffered`. Resolved when the file is read:
+    /// `stored` with `buffer.disk`, `delivered` without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<AckWhen>,
     /// Prefixed (with `.`) to the tags clients send; the top-level
     /// `tag_prefix` applies too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,6 +338,12 @@ pub struct ForwardInput {
 }
 
 impl ForwardInput {
+    /// When the input acks, as resolved ([`crate::Config`] resolves it when
+    /// it reads the file).
+    pub fn ack(&self) -> AckWhen {
+        self.ack.unwrap_or_default()
+    }
+
     /// `mode` as permission bits, when it is set and valid.
     pub fn socket_mode(&self) -> Option<u32> {
         let m = self.mode.as_deref()?;
@@ -414,7 +421,12 @@ pub enum AckWhen {
     /// `require_ack`): an acked chunk survives hydra being killed.
     #[default]
     Delivered,
-    /// Once the events are in hydra's memory: faster for the client, but
-    /// lost if hydra dies before delivering them.
+    /// Once the events are in the disk buffer's file and synced: an acked
+    /// chunk survives `kill -9` and power loss. Needs `buffer.disk`.
+    Stored,
+    /// Once the events are in hydra's memory (in the disk buffer's file,
+    /// with `buffer.disk`): faster for the client; lost if hydra dies before
+    /// delivering them (with the disk buffer: survives `kill -9`, not power
+    /// loss).
     Buffered,
 }

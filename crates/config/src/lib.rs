@@ -84,7 +84,8 @@ pub struct Config {
     pub filters: Vec<hydra_filter::Spec>,
     /// Where events go.
     pub output: Output,
-    /// The in-memory buffer between inputs and the output.
+    /// The buffer between inputs and the output: in memory, and on disk
+    /// with `disk`.
     #[serde(default)]
     pub buffer: BufferConfig,
     /// The stats endpoint; absent: none.
@@ -150,7 +151,7 @@ impl Config {
     pub fn from_yaml(text: &str) -> Result<Config, Error> {
         let config: Config = serde_yaml::from_str(text).map_err(|e| yaml_error(e, text))?;
         config.validate()?;
-        Ok(config)
+        Ok(config.resolve())
     }
 
     /// The effective configuration as YAML, secrets left out.

@@ -82,8 +82,12 @@ pub struct DeadLetter {
     pub after: u32,
 }
 
+/// `output.dead_letter.after`'s default: failed sends of one chunk before
+/// it is set aside.
+pub const DEFAULT_DEAD_LETTER_AFTER: u32 = 5;
+
 fn default_dead_letter_after() -> u32 {
-    5
+    DEFAULT_DEAD_LETTER_AFTER
 }
 
 fn default_flush() -> Duration {
@@ -162,6 +166,9 @@ pub struct BufferConfig {
     /// Most events held.
     #[serde(default = "default_max_events")]
     pub max_events: usize,
+    /// Chunks of forward inputs kept on disk until delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskBuffer>,
 }
 
 impl Default for BufferConfig {
@@ -169,7 +176,62 @@ impl Default for BufferConfig {
         BufferConfig {
             max_bytes: default_max_bytes(),
             max_events: default_max_events(),
+            disk: None,
         }
+    }
+}
+
+/// `buffer.disk`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskBuffer {
+    /// The buffer's directory: absolute, created at start if missing.
+    pub path: PathBuf,
+    /// The most its files may hold; past it, clients wait.
+    #[serde(default = "default_disk_max_bytes")]
+    pub max_bytes: Size,
+    /// How often its files are synced.
+    #[serde(default)]
+    pub sync: Sync,
+}
+
+fn default_disk_max_bytes() -> Size {
+    Size(1 << 30)
+}
+
+/// `buffer.disk.sync`: a duration, or `always`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// At least this often, and at once for `ack: stored`.
+    Every(Duration),
+    /// Every write, group-committed.
+    Always,
+}
+
+impl Default for Sync {
+    fn default() -> Self {
+        Sync::Every(Duration::from_secs(1))
+    }
+}
+
+impl Serialize for Sync {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Sync::Always => s.serialize_str("always"),
+            Sync::Every(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Sync {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "always" {
+            return Ok(Sync::Always);
+        }
+        humantime::parse_duration(&text)
+            .map(Sync::Every)
+            .map_err(|e| serde::de::Error::custom(format!("`sync` is a duration or `always`: {e}")))
     }
 }
 

@@ -152,3 +152,68 @@ fn secrets_are_never_printed() {
     let text = c.to_yaml();
     assert!(!text.contains("s3cret") && !text.contains("pw"), "{text}");
 }
+
+#[test]
+fn the_disk_buffer_shape_and_the_ack_it_makes_the_default() {
+    let with = |disk: &str, ack: &str| {
+        Config::from_yaml(&format!(
+            "inputs:\n  - type: forward\n    listen: 127.0.0.1:24224\n{ack}output:\n  type: stdout\nbuffer:\n  max_bytes: 64MiB\n{disk}"
+        ))
+    };
+    let disk = "  disk:\n    path: /var/lib/hydra/buffer\n    max_bytes: 1GiB\n    sync: 1s\n";
+    let c = with(disk, "").unwrap();
+    let d = c.buffer.disk.as_ref().unwrap();
+    assert_eq!(
+        (d.max_bytes, d.sync),
+        (
+            Size(1 << 30),
+            Sync::Every(std::time::Duration::from_secs(1))
+        )
+    );
+    let Input::Forward(f) = &c.inputs[0] else {
+        panic!()
+    };
+    assert_eq!(
+        f.ack,
+        Some(AckWhen::Stored),
+        "stored is the default with a disk buffer"
+    );
+    assert!(c.to_yaml().contains("ack: stored"));
+    let c = with("", "").unwrap();
+    let Input::Forward(f) = &c.inputs[0] else {
+        panic!()
+    };
+    assert_eq!(f.ack, Some(AckWhen::Delivered), "delivered without one");
+    let always = with(
+        "  disk:\n    path: /b\n    sync: always\n",
+        "    ack: buffered\n",
+    )
+    .unwrap();
+    assert_eq!(always.buffer.disk.unwrap().sync, Sync::Always);
+    for (disk, ack, says) in [
+        ("", "    ack: stored\n", "`ack: stored` needs `buffer.disk`"),
+        (
+            "  disk:\n    path: var/buffer\n",
+            "",
+            "`path` must be an absolute path",
+        ),
+        (
+            "  disk:\n    path: /b\n    sync: sometimes\n",
+            "",
+            "`sync` is a duration or `always`",
+        ),
+        (
+            "  disk:\n    path: /b\n    max_bytes: 1KiB\n",
+            "",
+            "`max_bytes` must be at least 1MiB",
+        ),
+        (
+            "  disk:\n    path: /b\n    sync: 0s\n",
+            "",
+            "`sync` must be positive",
+        ),
+    ] {
+        let e = with(disk, ack).unwrap_err().to_string();
+        assert!(e.contains(says), "{e}");
+    }
+}

@@ -190,7 +190,51 @@ impl Config {
         if self.buffer.max_bytes.0 < 1024 || self.buffer.max_events == 0 {
             return bad("buffer".to_owned(), Rule::BufferTooSmall);
         }
+        self.validate_disk()
+    }
+
+    /// `buffer.disk`, and the `ack: stored` that needs it. The directory
+    /// need not exist: systemd's `StateDirectory` creates it at start.
+    fn validate_disk(&self) -> Result<(), Error> {
+        let bad = |at: String, rule: Rule| Err(Error::invalid(at, rule));
+        if let Some(d) = &self.buffer.disk {
+            let at = || "buffer.disk".to_owned();
+            if !d.path.is_absolute() {
+                return bad(at(), Rule::RelativePath("path"));
+            }
+            if d.max_bytes.0 < 1 << 20 {
+                return bad(at(), Rule::AtLeast("max_bytes", "1MiB"));
+            }
+            if d.sync == crate::Sync::Every(std::time::Duration::ZERO) {
+                return bad(at(), Rule::Positive("sync"));
+            }
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            if let Input::Forward(f) = input
+                && f.ack == Some(crate::AckWhen::Stored)
+                && self.buffer.disk.is_none()
+            {
+                return bad(format!("inputs[{i}] (forward)"), Rule::StoredNeedsDisk);
+            }
+        }
         Ok(())
+    }
+
+    /// Fills in what the file left to the defaults that depend on other
+    /// keys: a forward input's `ack` is `stored` with `buffer.disk`,
+    /// `delivered` without.
+    pub(crate) fn resolve(mut self) -> Config {
+        let disk = self.buffer.disk.is_some();
+        for input in &mut self.inputs {
+            if let Input::Forward(f) = input {
+                f.ack.get_or_insert(if disk {
+                    crate::AckWhen::Stored
+                } else {
+                    crate::AckWhen::Delivered
+                });
+            }
+        }
+        self
     }
 }
 

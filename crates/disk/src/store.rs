@@ -278,10 +278,17 @@ impl<T: Send + 'static> Store<T> {
             let sealed = self.inner.sealed.notified();
             let taken = self.lock().take();
             if let Some(s) = taken {
+                // Back in line if this is dropped (cancelled) before it is
+                // handed out.
+                let mut guard = Unhanded {
+                    store: self,
+                    chunk: Some((s.seq, s.tag.clone(), s.events)),
+                };
                 let store = self.clone();
                 let (seq, id, tag) = (s.seq, s.id.clone(), s.tag.clone());
                 let read =
                     tokio::task::spawn_blocking(move || store.lock().read(seq, &id, &tag)).await;
+                guard.chunk = None;
                 match read {
                     Ok(Ok(events)) if events.events > 0 => {
                         return Some(Taken {
@@ -349,6 +356,20 @@ impl<T: Send + 'static> Store<T> {
         }
         self.inner.sealed.notify_waiters();
         self.inner.room.notify_waiters();
+    }
+}
+
+/// A taken chunk not yet handed out: returned if dropped.
+struct Unhanded<'a, T: Send + 'static> {
+    store: &'a Store<T>,
+    chunk: Option<(u64, String, u64)>,
+}
+
+impl<T: Send + 'static> Drop for Unhanded<'_, T> {
+    fn drop(&mut self) {
+        if let Some((seq, tag, events)) = self.chunk.take() {
+            self.store.returned(seq, tag, events);
+        }
     }
 }
 

@@ -70,26 +70,7 @@ impl EventBatch {
     /// with their event counts: a large frame forwarded as chunks a
     /// downstream accepts. One piece when the entries fit.
     pub fn pieces(&self, max_bytes: usize) -> Vec<(Bytes, usize)> {
-        if self.entries.len() <= max_bytes {
-            return vec![(self.entries.clone(), self.count)];
-        }
-        let total = self.entries.len();
-        let mut pieces = Vec::new();
-        let (mut start, mut end, mut count) = (0, 0, 0);
-        let mut events = self.events();
-        while events.next().is_some() {
-            let next = total - events.rest.len();
-            if count > 0 && next - start > max_bytes {
-                pieces.push((self.entries.slice(start..end), count));
-                (start, count) = (end, 0);
-            }
-            end = next;
-            count += 1;
-        }
-        if count > 0 {
-            pieces.push((self.entries.slice(start..end), count));
-        }
-        pieces
+        entry_pieces(&self.entries, self.count, max_bytes)
     }
 
     /// Decodes every record into an owned `rmpv::Value`.
@@ -101,6 +82,33 @@ impl EventBatch {
             })
             .collect()
     }
+}
+
+/// `entries` (`count` valid msgpack `[time, record]` entries back to back,
+/// as [`EventBatch::entries`] or a [`crate::FrameBuilder`] holds them) cut at
+/// event boundaries into pieces of at most `max_bytes` each (an event
+/// larger than that is a piece of its own), with their event counts.
+pub fn entry_pieces(entries: &Bytes, count: usize, max_bytes: usize) -> Vec<(Bytes, usize)> {
+    if entries.len() <= max_bytes {
+        return vec![(entries.clone(), count)];
+    }
+    let total = entries.len();
+    let mut pieces = Vec::new();
+    let (mut start, mut end, mut n) = (0, 0, 0);
+    let mut events = Events { rest: entries };
+    while events.next().is_some() {
+        let next = total - events.rest.len();
+        if n > 0 && next - start > max_bytes {
+            pieces.push((entries.slice(start..end), n));
+            (start, n) = (end, 0);
+        }
+        end = next;
+        n += 1;
+    }
+    if n > 0 {
+        pieces.push((entries.slice(start..end), n));
+    }
+    pieces
 }
 
 /// One event, borrowed from an [`EventBatch`].

@@ -180,6 +180,12 @@ impl FrameBuilder {
         self.buf.reserve_exact(target - len);
     }
 
+    /// The entries alone (no frame around them), and their count.
+    pub fn into_entries(self) -> (Bytes, usize) {
+        let start = self.len_at + 4;
+        (Bytes::from(self.buf).slice(start..), self.count)
+    }
+
     /// Bytes of encoded entries so far.
     pub fn entries_len(&self) -> usize {
         self.buf.len() - self.len_at - 4

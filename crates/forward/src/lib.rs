@@ -69,7 +69,7 @@ mod tag;
 mod time;
 
 pub use alloc::transient_capacity;
-pub use batch::{Event, EventBatch, EventRef, Events, Mode};
+pub use batch::{Event, EventBatch, EventRef, Events, Mode, entry_pieces};
 pub use decode::{ForwardDecoder, udp_heartbeat_reply};
 pub use encode::{BatchMode, FrameBuilder, FrameParts, encode_message, encode_record};
 pub use error::Error;

@@ -84,6 +84,10 @@ impl Dispatcher {
     /// may run. If the file cannot be written the chunk is retried.
     fn dead_letter(&mut self, dl: &DeadLetter, chunk: Chunk) {
         use std::io::Write;
+        // The disk buffer's `dead/` is made the first time it is needed.
+        if let Some(dir) = dl.path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -244,6 +244,44 @@ pub struct Snapshot {
     /// SIGHUP reloads refused since hydra started (the new configuration
     /// could not start; the running one went on).
     pub reload_failures: u64,
+    /// The disk buffer, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<Disk>,
+}
+
+/// The disk buffer (`buffer.disk`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Disk {
+    /// Its directory.
+    pub path: String,
+    /// Bytes its chunk files hold.
+    pub bytes: u64,
+    /// `disk.max_bytes`.
+    pub max_bytes: u64,
+    /// Chunks on disk, open or waiting or being sent.
+    pub chunks: u64,
+    /// Age of the oldest chunk, in seconds.
+    pub oldest_secs: u64,
+    /// The last sync's duration, in milliseconds.
+    pub sync_ms: f64,
+    /// The longest sync, in milliseconds.
+    pub sync_max_ms: f64,
+    /// Appends that waited for room under `max_bytes`.
+    pub full_waits: u64,
+    /// Appends that waited for the file system (no room, over quota, an
+    /// I/O error).
+    pub failing_waits: u64,
+    /// Appends wait for room now.
+    pub full: bool,
+    /// The last write or sync failed, and none has succeeded since.
+    pub failing: bool,
+    /// Damaged records set aside under `corrupt/`.
+    pub corrupt_records: u64,
+    /// Files whose last record a crash cut short.
+    pub torn_tails: u64,
+    /// Writes, syncs or removals that failed.
+    pub write_errors: u64,
 }
 
 /// `GET /tap` readers.

@@ -35,6 +35,10 @@ pub struct Receiver {
     pub messages: Arc<Mutex<Vec<String>>>,
     /// The event time of each of `messages`.
     pub times: Arc<Mutex<Vec<hydra_forward::EventTime>>>,
+    /// The tag and `n` of every event received and acked, in order.
+    pub tagged: Arc<Mutex<Vec<(String, u64)>>>,
+    /// The chunk id of every frame received and acked, in order.
+    pub chunk_ids: Arc<Mutex<Vec<String>>>,
     pub connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -64,12 +68,15 @@ impl Receiver {
         let messages: Arc<Mutex<Vec<String>>> = Arc::default();
         let connections = Arc::new(AtomicUsize::new(0));
         let times: Arc<Mutex<Vec<hydra_forward::EventTime>>> = Arc::default();
+        let tagged: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+        let chunk_ids: Arc<Mutex<Vec<String>>> = Arc::default();
         let (s, c, m, t) = (
             seen.clone(),
             connections.clone(),
             messages.clone(),
             times.clone(),
         );
+        let (tg, ci) = (tagged.clone(), chunk_ids.clone());
         let task = tokio::spawn(async move {
             // Dropping the set (when the task is aborted) closes every
             // connection.
@@ -82,6 +89,7 @@ impl Receiver {
                 let seen = s.clone();
                 let messages = m.clone();
                 let times = t.clone();
+                let (tagged, chunk_ids) = (tg.clone(), ci.clone());
                 conns.spawn(async move {
                     if behaviour == Behaviour::Stall {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -114,10 +122,20 @@ impl Receiver {
                                 let mut seen = seen.lock().unwrap();
                                 let mut messages = messages.lock().unwrap();
                                 let mut times = times.lock().unwrap();
+                                let mut tagged = tagged.lock().unwrap();
+                                if let Some(id) =
+                                    batch.options().chunk.as_ref().and_then(|c| c.id())
+                                {
+                                    chunk_ids
+                                        .lock()
+                                        .unwrap()
+                                        .push(String::from_utf8_lossy(id).into_owned());
+                                }
                                 for e in batch.events() {
                                     let record = e.record();
                                     if let Some(n) = record["n"].as_u64() {
                                         seen.push(n);
+                                        tagged.push((batch.tag().to_owned(), n));
                                     }
                                     if let Some(m) = record["message"].as_str() {
                                         messages.push(m.to_owned());
@@ -140,6 +158,8 @@ impl Receiver {
             seen,
             messages,
             times,
+            tagged,
+            chunk_ids,
             connections,
             task,
         }

@@ -222,18 +222,29 @@ pub fn buffer_line(s: &Snapshot) -> (f64, String) {
     } else {
         (b.bytes as f64 / b.max_bytes as f64).clamp(0.0, 1.0)
     };
-    (
-        ratio,
-        format!(
-            "buffer {:.1}% {} of {}, {} events, {} chunks queued, {} retried",
-            ratio * 100.0,
-            bytes(b.bytes),
-            bytes(b.max_bytes),
-            b.events,
-            b.queued_chunks,
-            b.retried_chunks
-        ),
-    )
+    let mut line = format!(
+        "buffer {:.1}% {} of {}, {} events, {} chunks queued, {} retried",
+        ratio * 100.0,
+        bytes(b.bytes),
+        bytes(b.max_bytes),
+        b.events,
+        b.queued_chunks,
+        b.retried_chunks
+    );
+    if let Some(d) = &s.disk {
+        let _ = write!(
+            line,
+            "; disk {} of {}, {} chunks, oldest {} s, {} corrupt{}{}",
+            bytes(d.bytes),
+            bytes(d.max_bytes),
+            d.chunks,
+            d.oldest_secs,
+            d.corrupt_records,
+            if d.full { ", FULL" } else { "" },
+            if d.failing { ", FAILING" } else { "" },
+        );
+    }
+    (ratio, line)
 }
 
 /// The header: who, since when, how big.

@@ -72,10 +72,16 @@ impl Hydra {
 
     /// Starts hydra with `args` (`config` is kept for reloads).
     pub fn start_args(args: &[&std::ffi::OsStr], env: &[(&str, &str)], config: PathBuf) -> Hydra {
+        let mut command = Command::new(hydra_bin());
+        command.args(args).envs(env.iter().copied());
+        Self::spawn(command, config)
+    }
+
+    /// Runs `command` (hydra, or what execs it), waiting until it says it
+    /// is running.
+    pub fn spawn(mut command: Command, config: PathBuf) -> Hydra {
         let path = config;
-        let mut child = Command::new(hydra_bin())
-            .args(args)
-            .envs(env.iter().copied())
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -194,8 +200,13 @@ pub fn send_numbered(
     ack_secs: u64,
     tag: &str,
 ) -> bool {
-    use std::io::Write;
     let input: String = (from..to).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    send_lines(port, &input, batch, ack_secs, tag)
+}
+
+/// Sends JSON lines with hydra-cat, as [`send_numbered`] does.
+pub fn send_lines(port: u16, input: &str, batch: usize, ack_secs: u64, tag: &str) -> bool {
+    use std::io::Write;
     let mut child = Command::new(hydra_cat_bin())
         .args([
             "-p",

@@ -271,14 +271,24 @@ impl Connection {
             Owing::No => None,
         };
         let waits_for_delivery = commit.is_some();
+        let stored = self.stored(batch);
         // Waiting here for room is the TCP backpressure: nothing more is
         // read from this client meanwhile (a throttle filter waits here
-        // too).
+        // too). With the disk buffer, the events are in its file before
+        // anything more is read.
         let accepted = if settings.filters.applies(&tag) {
             let events = batch.to_events();
-            crate::filtered::append(&self.buffer, &settings.filters, &tag, events, commit).await
+            crate::filtered::append(
+                &self.buffer,
+                &settings.filters,
+                &tag,
+                events,
+                commit,
+                stored,
+            )
+            .await
         } else {
-            append_pieces(&self.buffer, &tag, batch, commit).await
+            append_pieces(&self.buffer, &tag, batch, commit, stored).await
         };
         if !accepted {
             return None;
@@ -297,6 +307,21 @@ impl Connection {
             (Some(a), AckWhen::Buffered) => Answer::Ack(a),
             _ => Answer::Later,
         })
+    }
+
+    /// With `ack: stored`, what acks `batch` once its events are durable.
+    fn stored(&self, batch: &EventBatch) -> Option<Commit> {
+        let (Some(ack), AckWhen::Stored) = (batch.ack(), self.settings.ack) else {
+            return None;
+        };
+        let (acks, counters) = (self.acks.clone(), self.counters.clone());
+        Some(Box::new(move || {
+            // A full queue is a client that stopped reading: its writer
+            // times out and closes the connection; the client resends.
+            if acks.try_send(ack).is_ok() {
+                counters.acks.fetch_add(1, Ordering::Relaxed);
+            }
+        }))
     }
 
     /// With `ack: delivered`, the commit that acks `batch` once it was
@@ -405,19 +430,23 @@ enum Owing {
 
 /// Appends a frame's entries as they are, in pieces within `chunk_bytes`
 /// (what a downstream accepts: Fluent Bit takes 6 MiB by default); the
-/// commit runs once every piece was delivered. False when the buffer
-/// closed (shutting down: not accepted).
+/// commit runs once every piece was delivered, `stored` once every piece is
+/// durable. False when the buffer closed (shutting down: not accepted).
 pub(super) async fn append_pieces(
     buffer: &Buffer,
     tag: &str,
     batch: &EventBatch,
     commit: Option<Commit>,
+    stored: Option<Commit>,
 ) -> bool {
     let pieces = batch.pieces(buffer.config().chunk_bytes);
-    let commits = hydra_buffer::split_commit(commit, pieces.len());
-    for ((piece, count), commit) in pieces.iter().zip(commits) {
+    let n = pieces.len();
+    let commits = hydra_buffer::split_commit(commit, n)
+        .into_iter()
+        .zip(hydra_buffer::split_commit(stored, n));
+    for ((piece, count), (commit, stored)) in pieces.iter().zip(commits) {
         let appended = buffer
-            .append(tag, piece.len(), *count, commit, |f| {
+            .append_stored(tag, piece.len(), *count, commit, stored, |f| {
                 f.extend_entries(piece, *count);
             })
             .await;

@@ -276,7 +276,7 @@ impl Settings {
         let total = usize::try_from(config.max_pending_bytes.0).unwrap_or(usize::MAX);
         Settings {
             prefix,
-            ack: config.ack,
+            ack: config.ack(),
             limits,
             idle: config.idle_timeout,
             tls: None,

@@ -92,6 +92,7 @@ impl Consumer {
                     &meta.tag,
                     events,
                     Some(commit),
+                    None,
                 )
                 .await
             }
