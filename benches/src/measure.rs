@@ -121,6 +121,10 @@ impl Sampler {
         let total: u64 = tree(self.pid).iter().map(|&p| rss_kib(p).0).sum();
         self.rss.push(mib(total));
     }
+    /// The peak resident memory so far, MiB.
+    pub fn peak_so_far(&self) -> f64 {
+        mib(self.peak_kib.load(Ordering::Relaxed))
+    }
     /// Samples until `until` returns true or `limit` passes.
     pub fn watch(&mut self, limit: Duration, mut until: impl FnMut() -> bool) {
         let end = Instant::now() + limit;

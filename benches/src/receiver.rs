@@ -16,6 +16,8 @@ use tokio_util::codec::Decoder;
 pub struct Counts {
     /// Events received and acked.
     pub events: AtomicU64,
+    /// Frames (chunks) received and acked.
+    pub chunks: AtomicU64,
     /// Latency samples, nanoseconds.
     pub latencies: Mutex<Vec<u64>>,
     /// When the first and the latest events arrived.
@@ -24,7 +26,13 @@ pub struct Counts {
 
 /// Starts a receiver on a free loopback port; returns the port.
 pub async fn start(counts: Arc<Counts>) -> std::io::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    start_on(counts, 0).await
+}
+
+/// Starts a receiver on loopback port `port` (0: a free one); returns the
+/// port.
+pub async fn start_on(counts: Arc<Counts>, port: u16) -> std::io::Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let port = listener.local_addr()?.port();
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
@@ -40,6 +48,7 @@ pub async fn start(counts: Arc<Counts>) -> std::io::Result<u16> {
                         counts
                             .events
                             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        counts.chunks.fetch_add(1, Ordering::Relaxed);
                         if let Ok(mut span) = counts.span.lock() {
                             let now = std::time::Instant::now();
                             *span = Some(span.map_or((now, now), |(first, _)| (first, now)));

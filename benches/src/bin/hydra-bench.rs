@@ -27,6 +27,9 @@ use hydra_benches::measure::Sampler;
 use hydra_benches::receiver::{self, Counts, percentile_ms};
 use hydra_benches::report::{self, Row};
 
+#[path = "hydra-bench/disk.rs"]
+mod disk;
+
 #[derive(Debug, Parser)]
 #[command(about = "hydra's one_forward benchmark harness")]
 struct Args {
@@ -48,11 +51,16 @@ struct Args {
     /// HYDRA_BENCH_LISTEN_PORT (where to accept Forward, tcp→tcp),
     /// HYDRA_BENCH_FORMAT (how to parse the file: none, ltsv, json or
     /// apache; multiline_java: join Java stack traces) and HYDRA_BENCH_DIR
-    /// (a scratch directory).
+    /// (a scratch directory); in the disk scenarios, HYDRA_BENCH_DISK_DIR
+    /// (where to keep chunks on disk), HYDRA_BENCH_DISK_SYNC (`1s` or
+    /// `always`), HYDRA_BENCH_MEMORY (the memory buffer's size) and
+    /// HYDRA_BENCH_MONITOR_PORT (where hydra serves its monitor; others may
+    /// ignore it).
     #[arg(long = "agent", value_name = "NAME=COMMAND")]
     agents: Vec<String>,
     /// Run only the scenarios whose name starts with this (one_forward,
-    /// peak, format_, multiline_java, tcp_to_tcp, files).
+    /// peak, format_, multiline_java, tcp_to_tcp, tcp_disk_tcp, sync_always,
+    /// disk_outage, disk_write, files).
     #[arg(long, value_name = "PREFIX")]
     only: Option<String>,
     /// Where results go.
@@ -81,8 +89,44 @@ impl Agent {
         file: &Path,
         head: bool,
         server: u16,
+        format: &LineFormat,
+    ) -> Child {
+        self.start_with(dir, file, head, server, None, format, None)
+    }
+
+    /// Starts the agent accepting Forward on `listen`, with a disk buffer
+    /// or without, and gives it time to listen.
+    fn start_listening(
+        &self,
+        dir: &Path,
+        server: u16,
+        listen: u16,
+        disk: Option<&disk::Setup>,
+    ) -> Child {
+        let child = self.start_with(
+            dir,
+            &dir.join("unused.log"),
+            false,
+            server,
+            Some(listen),
+            &PLAIN,
+            disk,
+        );
+        std::thread::sleep(Duration::from_millis(800));
+        child
+    }
+
+    /// Like [`Agent::start`], with a disk buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn start_with(
+        &self,
+        dir: &Path,
+        file: &Path,
+        head: bool,
+        server: u16,
         listen: Option<u16>,
         format: &LineFormat,
+        disk: Option<&disk::Setup>,
     ) -> Child {
         match self {
             Agent::Hydra(bin) => {
@@ -94,8 +138,9 @@ impl Agent {
                 if let Some(p) = listen {
                     inputs = format!("  - type: forward\n    listen: 127.0.0.1:{p}\n");
                 }
+                let extra = disk.map(disk::Setup::yaml).unwrap_or_default();
                 let config = format!(
-                    "inputs:\n{inputs}output:\n  type: forward\n  flush_interval: 200ms\n  servers: [{{ host: 127.0.0.1, port: {server} }}]\nlog_level: warn\n"
+                    "inputs:\n{inputs}output:\n  type: forward\n  flush_interval: 200ms\n  servers: [{{ host: 127.0.0.1, port: {server} }}]\n{extra}log_level: warn\n"
                 );
                 let path = dir.join("hydra.yaml");
                 std::fs::write(&path, config).expect("write config");
@@ -110,6 +155,7 @@ impl Agent {
             Agent::Command(_, cmd) => Command::new("sh")
                 .arg("-c")
                 .arg(cmd)
+                .envs(disk.map(disk::Setup::env).unwrap_or_default())
                 .env("HYDRA_BENCH_FILE", file)
                 .env("HYDRA_BENCH_READ_FROM_HEAD", if head { "1" } else { "0" })
                 .env("HYDRA_BENCH_SERVER_PORT", server.to_string())
@@ -268,7 +314,7 @@ fn one_forward(env: &Env, agent: &Agent, rate: u64, secs: u64) -> Row {
     let file = dir.path().join("bench.log");
     std::fs::write(&file, "").expect("create file");
     let (counts, server) = env.receiver();
-    let child = agent.start(dir.path(), &file, false, server, None, &PLAIN);
+    let child = agent.start(dir.path(), &file, false, server, &PLAIN);
     std::thread::sleep(Duration::from_millis(800));
     let mut sampler = Sampler::new(child.id());
     let writer = RateWriter::new(&file, rate).expect("writer");
@@ -351,7 +397,7 @@ fn peak(env: &Env, agent: &Agent, lines: u64, format: &LineFormat) -> Row {
         .unwrap_or(0);
     let (counts, server) = env.receiver();
     let start = Instant::now();
-    let child = agent.start(dir.path(), &file, true, server, None, format);
+    let child = agent.start(dir.path(), &file, true, server, format);
     let mut sampler = Sampler::new(child.id());
     wait_count(&counts, timed, Duration::from_secs(300), &mut sampler);
     let total = start.elapsed().as_secs_f64();
@@ -398,64 +444,40 @@ fn peak(env: &Env, agent: &Agent, lines: u64, format: &LineFormat) -> Row {
 }
 
 fn tcp_to_tcp(env: &Env, agent: &Agent, secs: u64) -> Row {
+    tcp_run(
+        env,
+        agent,
+        secs,
+        None,
+        "tcp_to_tcp",
+        "PackedForward in with acks, forward out with acks",
+    )
+}
+
+/// A Forward client (hydra's sender, acks on) sending 1,000-event batches
+/// of 100-byte lines to the agent for `secs`, as fast as it acks them.
+fn tcp_run(
+    env: &Env,
+    agent: &Agent,
+    secs: u64,
+    disk: Option<&disk::Setup>,
+    scenario: &str,
+    note: &str,
+) -> Row {
     let dir = tempfile::tempdir().expect("tempdir");
     let (counts, server) = env.receiver();
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let child = agent.start(
-        dir.path(),
-        &dir.path().join("unused.log"),
-        false,
-        server,
-        Some(listen),
-        &PLAIN,
-    );
-    std::thread::sleep(Duration::from_millis(800));
+    let listen = free_port();
+    let child = agent.start_listening(dir.path(), server, listen, disk);
     let mut sampler = Sampler::new(child.id());
-    let stop = env.stop.clone();
-    let (sent, elapsed) = env.rt.block_on(async move {
-        let buffer = hydra_buffer::Buffer::new(hydra_buffer::BufferConfig {
-            max_bytes: 8 << 20,
-            ..hydra_buffer::BufferConfig::default()
-        });
-        let config = hydra_sender::SenderConfig {
-            servers: vec![hydra_sender::ServerConfig::new("127.0.0.1", listen)],
-            ..hydra_sender::SenderConfig::default()
-        };
-        let sender = hydra_sender::Sender::spawn(config, buffer.clone()).expect("client");
-        let line = load::line(0, 100);
-        let start = Instant::now();
-        let mut sent = 0u64;
-        let end = start + Duration::from_secs(secs);
-        while Instant::now() < end && !stop.load(Ordering::Relaxed) {
-            let t = hydra_forward::EventTime::now();
-            // Bounded: an agent that never acks keeps the buffer full.
-            let appended = tokio::time::timeout_at(
-                end.into(),
-                buffer.append("bench.tcp", 1000 * 125, 1000, None, |f| {
-                    for _ in 0..1000 {
-                        f.push_line(t, "message", line.trim_end().as_bytes());
-                    }
-                }),
-            )
-            .await;
-            if appended.is_err() {
-                break;
-            }
-            sent += 1000;
-        }
-        buffer.close();
-        let _ = tokio::time::timeout(Duration::from_secs(30), sender.finished()).await;
-        (sent, start.elapsed())
-    });
+    let (sent, elapsed) = env
+        .rt
+        .block_on(send_for(listen, secs, u64::MAX, env.stop.clone()));
     wait_count(&counts, sent, Duration::from_secs(20), &mut sampler);
     let (cpu, peak, steady) = sampler.finish();
     stop_agent(child);
     let delivered = counts.events.load(Ordering::Relaxed);
     Row {
-        scenario: "tcp_to_tcp".into(),
+        scenario: scenario.into(),
         agent: agent.name().into(),
         rate: 0,
         delivered_per_s: delivered as f64 / elapsed.as_secs_f64(),
@@ -465,9 +487,56 @@ fn tcp_to_tcp(env: &Env, agent: &Agent, secs: u64) -> Row {
         steady_rss: steady,
         written: sent,
         delivered,
-        note: "PackedForward in with acks, forward out with acks".into(),
+        note: note.into(),
         ..Row::default()
     }
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// Sends 1,000-event batches of 100-byte lines to `port` with acks for
+/// `secs`, `most` events at most (or until `stop`); events sent and acked,
+/// and how long it took.
+async fn send_for(port: u16, secs: u64, most: u64, stop: Arc<AtomicBool>) -> (u64, Duration) {
+    let buffer = hydra_buffer::Buffer::new(hydra_buffer::BufferConfig {
+        max_bytes: 8 << 20,
+        ..hydra_buffer::BufferConfig::default()
+    });
+    let config = hydra_sender::SenderConfig {
+        servers: vec![hydra_sender::ServerConfig::new("127.0.0.1", port)],
+        ..hydra_sender::SenderConfig::default()
+    };
+    let sender = hydra_sender::Sender::spawn(config, buffer.clone()).expect("client");
+    let line = load::line(0, 100);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let end = start + Duration::from_secs(secs);
+    while Instant::now() < end && sent < most && !stop.load(Ordering::Relaxed) {
+        let t = hydra_forward::EventTime::now();
+        // Bounded: an agent that never acks keeps the buffer full.
+        let appended = tokio::time::timeout_at(
+            end.into(),
+            buffer.append("bench.tcp", 1000 * 125, 1000, None, |f| {
+                for _ in 0..1000 {
+                    f.push_line(t, "message", line.trim_end().as_bytes());
+                }
+            }),
+        )
+        .await;
+        if appended.is_err() {
+            break;
+        }
+        sent += 1000;
+    }
+    buffer.close();
+    let _ = tokio::time::timeout(Duration::from_secs(60), sender.finished()).await;
+    (sent, start.elapsed())
 }
 
 fn many_files(env: &Env, agent: &Agent, files: usize, rate: u64, secs: u64) -> Row {
@@ -478,7 +547,7 @@ fn many_files(env: &Env, agent: &Agent, files: usize, rate: u64, secs: u64) -> R
         .map(|i| logs.join(format!("f{i:04}.log")))
         .collect();
     let (counts, server) = env.receiver();
-    let child = agent.start(dir.path(), &logs.join("*.log"), false, server, None, &PLAIN);
+    let child = agent.start(dir.path(), &logs.join("*.log"), false, server, &PLAIN);
     std::thread::sleep(Duration::from_millis(1500));
     let mut sampler = Sampler::new(child.id());
     let writer = RateWriter::many(&paths, rate).expect("writers");
@@ -567,6 +636,17 @@ fn main() -> std::process::ExitCode {
         )
     };
     let mut rows = Vec::new();
+    if args
+        .only
+        .as_deref()
+        .is_none_or(|p| "disk_write".starts_with(p) || p.starts_with("disk_write"))
+        && !stop.load(Ordering::Relaxed)
+    {
+        // The disk's own ceiling, for the disk scenarios beside it.
+        let row = disk::disk_write(if args.smoke { 64 } else { 2048 });
+        println!("disk_write: {}", row.note);
+        rows.push(row);
+    }
     for agent in &agents {
         let wanted = |name: &str| args.only.as_deref().is_none_or(|p| name.starts_with(p));
         for &rate in rates {
@@ -615,6 +695,20 @@ fn main() -> std::process::ExitCode {
             (
                 "tcp_to_tcp",
                 Box::new(|e: &Env, a: &Agent| tcp_to_tcp(e, a, secs.min(10))),
+            ),
+            (
+                "tcp_disk_tcp",
+                Box::new(|e: &Env, a: &Agent| disk::tcp_disk_tcp(e, a, secs.min(10))),
+            ),
+            (
+                "sync_always",
+                Box::new(|e: &Env, a: &Agent| disk::sync_always(e, a, secs.min(10))),
+            ),
+            (
+                "disk_outage",
+                Box::new(|e: &Env, a: &Agent| {
+                    disk::disk_outage(e, a, if args.smoke { 16 } else { 1024 })
+                }),
             ),
             (
                 "files",

@@ -107,6 +107,7 @@ fn disk_stats(path: &str, d: &hydra_disk::DiskStats, max_bytes: u64) -> hydra_st
         max_bytes,
         chunks: d.counts.chunks,
         oldest_secs: d.oldest.map_or(0, |o| now.saturating_sub(o)),
+        syncs: d.syncs,
         sync_ms: d.sync_last_us as f64 / 1000.0,
         sync_max_ms: d.sync_max_us as f64 / 1000.0,
         full_waits: d.full_waits,

@@ -58,6 +58,9 @@ pub struct DiskStats {
     pub counts: Counts,
     /// When the oldest chunk was created, in seconds since the epoch.
     pub oldest: Option<u64>,
+    /// Syncs made (each of every file written since the one before, and
+    /// of the directory when files were created).
+    pub syncs: u64,
     /// The last sync's duration, and the longest, in microseconds.
     pub sync_last_us: u64,
     /// The longest sync, in microseconds.
@@ -88,6 +91,7 @@ struct Inner<T> {
     wake: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     callbacks: Mutex<BTreeMap<u64, Vec<Callback>>>,
     closed: AtomicBool,
+    syncs: AtomicU64,
     sync_last_us: AtomicU64,
     sync_max_us: AtomicU64,
     full_waits: AtomicU64,
@@ -143,6 +147,7 @@ impl<T: Send + 'static> Store<T> {
                 wake: Mutex::new(None),
                 callbacks: Mutex::new(BTreeMap::new()),
                 closed: AtomicBool::new(false),
+                syncs: AtomicU64::new(0),
                 sync_last_us: AtomicU64::new(0),
                 sync_max_us: AtomicU64::new(0),
                 full_waits: AtomicU64::new(0),
@@ -332,6 +337,7 @@ impl<T: Send + 'static> Store<T> {
         DiskStats {
             counts: core.counts(),
             oldest: core.oldest(),
+            syncs: self.inner.syncs.load(Ordering::Relaxed),
             sync_last_us: self.inner.sync_last_us.load(Ordering::Relaxed),
             sync_max_us: self.inner.sync_max_us.load(Ordering::Relaxed),
             full_waits: self.inner.full_waits.load(Ordering::Relaxed),
@@ -413,6 +419,7 @@ fn sync_now<T>(inner: &Inner<T>) {
     }
     let started = Instant::now();
     let result = job.run(inner.fs.as_ref());
+    inner.syncs.fetch_add(1, Ordering::Relaxed);
     let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     inner.sync_last_us.store(us, Ordering::Relaxed);
     inner.sync_max_us.fetch_max(us, Ordering::Relaxed);

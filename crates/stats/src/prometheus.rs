@@ -53,6 +53,8 @@ const METRICS: &[Metric] = &[
         Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.chunks as f64))),
     Metric("disk_oldest_seconds", GAUGE, "Age of the disk buffer's oldest chunk.",
         Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.oldest_secs as f64))),
+    Metric("disk_syncs_total", COUNTER, "Syncs of the disk buffer's files.",
+        Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.syncs as f64))),
     Metric("disk_sync_seconds", GAUGE, "The disk buffer's last sync's duration.",
         Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.sync_ms / 1000.0))),
     Metric("disk_full_waits_total", COUNTER, "Appends that waited for room in the disk buffer.",

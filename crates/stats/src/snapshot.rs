@@ -263,6 +263,8 @@ pub struct Disk {
     pub chunks: u64,
     /// Age of the oldest chunk, in seconds.
     pub oldest_secs: u64,
+    /// Syncs made.
+    pub syncs: u64,
     /// The last sync's duration, in milliseconds.
     pub sync_ms: f64,
     /// The longest sync, in milliseconds.
