@@ -17,8 +17,12 @@ pub(crate) fn sender_config(f: &hydra_config::ForwardOutput) -> Result<SenderCon
             .iter()
             .map(|s| {
                 Ok(ServerConfig {
-                    host: s.host.clone(),
-                    port: s.port,
+                    host: if s.unix.is_some() {
+                        "localhost".to_owned()
+                    } else {
+                        s.host.clone()
+                    },
+                    port: s.port(),
                     weight: s.weight,
                     standby: s.standby,
                     shared_key: s.key.resolve()?,
@@ -31,7 +35,7 @@ pub(crate) fn sender_config(f: &hydra_config::ForwardOutput) -> Result<SenderCon
                         key: t.key.clone(),
                         insecure: t.insecure,
                     }),
-                    unix: None,
+                    unix: s.unix.clone(),
                 })
             })
             .collect::<Result<_, Error>>()?,

@@ -274,7 +274,7 @@ fn convert(go: GoConfig) -> Result<Config, Error> {
             let mut server: Server =
                 serde_yaml::from_str(&format!("{{host: {}}}", yaml_str(&s.host)))
                     .map_err(|error| Error::invalid("[[Servers]]", Rule::Template(error)))?;
-            server.port = s.port.filter(|p| *p != 0).unwrap_or(DEFAULT_PORT);
+            server.port = Some(s.port.filter(|p| *p != 0).unwrap_or(DEFAULT_PORT));
             Ok(server)
         })
         .collect::<Result<Vec<_>, Error>>()?;

@@ -118,15 +118,20 @@ fn default_in_flight() -> usize {
     hydra_sender::DEFAULT_MAX_IN_FLIGHT
 }
 
-/// One destination.
+/// One destination: `host` (and `port`), or `unix`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     /// Host name or address.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub host: String,
-    /// Port.
-    #[serde(default = "default_port")]
-    pub port: u16,
+    /// Port; resolved to 24224 when the file leaves it out (with `host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// A unix socket to connect to instead of `host` and `port` (fluentd's
+    /// in_unix, a hydra listening on `unix:PATH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix: Option<PathBuf>,
     /// Round-robin weight.
     #[serde(default = "default_weight")]
     pub weight: u32,
@@ -148,9 +153,8 @@ pub struct Server {
     pub password: Option<String>,
 }
 
-fn default_port() -> u16 {
-    24224
-}
+/// The port of a server whose `port` is left out.
+pub const DEFAULT_SERVER_PORT: u16 = 24224;
 
 fn default_weight() -> u32 {
     hydra_sender::DEFAULT_WEIGHT
@@ -169,6 +173,13 @@ pub struct BufferConfig {
     /// Chunks of forward inputs kept on disk until delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskBuffer>,
+}
+
+impl Server {
+    /// Its port (24224 when left out).
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(DEFAULT_SERVER_PORT)
+    }
 }
 
 impl Default for BufferConfig {

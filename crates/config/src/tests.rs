@@ -217,3 +217,52 @@ fn the_disk_buffer_shape_and_the_ack_it_makes_the_default() {
         assert!(e.contains(says), "{e}");
     }
 }
+
+#[test]
+fn a_server_on_a_unix_socket_takes_no_host_port_or_tls() {
+    let c = Config::from_yaml(
+        "output:\n  type: forward\n  servers:\n    - unix: /run/fluentd.sock\n      shared_key: k\n    - host: agg\n",
+    )
+    .unwrap();
+    let Output::Forward(o) = &c.output else {
+        panic!()
+    };
+    assert_eq!(
+        o.servers[0].unix.as_deref(),
+        Some(std::path::Path::new("/run/fluentd.sock"))
+    );
+    assert_eq!(o.servers[0].port, None, "a unix server has no port");
+    assert_eq!(
+        o.servers[1].port,
+        Some(24224),
+        "resolved for --check-config"
+    );
+    let text = c.to_yaml();
+    assert!(
+        text.contains("unix: /run/fluentd.sock") && text.contains("port: 24224"),
+        "{text}"
+    );
+    for (server, says) in [
+        (
+            "{ unix: /s, host: a }",
+            "output.servers[0]: use `unix` or `host`, not both",
+        ),
+        (
+            "{ unix: /s, port: 24224 }",
+            "output.servers[0]: use `unix` or `port`, not both",
+        ),
+        (
+            "{ unix: /s, tls: {} }",
+            "output.servers[0]: use `unix` or `tls`, not both",
+        ),
+        ("{ unix: run/s }", "`unix`"),
+        ("{ port: 24224 }", "`host`"),
+    ] {
+        let e = Config::from_yaml(&format!(
+            "output:\n  type: forward\n  servers: [{server}]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(says), "{server}: {e}");
+    }
+}

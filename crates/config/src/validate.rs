@@ -133,10 +133,25 @@ impl Config {
             }
             for (i, s) in f.servers.iter().enumerate() {
                 let at = || format!("output.servers[{i}]");
-                if s.host.trim().is_empty() {
+                if let Some(path) = &s.unix {
+                    // Relative to whatever directory hydra was started in
+                    // (`/` under systemd) is never what was meant.
+                    if path.is_relative() {
+                        return bad(at(), Rule::RelativePath("unix"));
+                    }
+                    for (given, key) in [
+                        (!s.host.is_empty(), "host"),
+                        (s.port.is_some(), "port"),
+                        (s.tls.is_some(), "tls"),
+                    ] {
+                        if given {
+                            return bad(at(), Rule::NotBoth("unix", key));
+                        }
+                    }
+                } else if s.host.trim().is_empty() {
                     return bad(at(), Rule::Empty("host"));
                 }
-                if s.port == 0 {
+                if s.port == Some(0) {
                     return bad(
                         at(),
                         Rule::Range {
@@ -221,9 +236,16 @@ impl Config {
     }
 
     /// Fills in what the file left to the defaults that depend on other
-    /// keys: a forward input's `ack` is `stored` with `buffer.disk`,
-    /// `delivered` without.
+    /// keys: a server's port (not with `unix`), a forward input's `ack`
+    /// (`stored` with `buffer.disk`, `delivered` without).
     pub(crate) fn resolve(mut self) -> Config {
+        if let Output::Forward(f) = &mut self.output {
+            for s in &mut f.servers {
+                if s.unix.is_none() {
+                    s.port.get_or_insert(crate::DEFAULT_SERVER_PORT);
+                }
+            }
+        }
         let disk = self.buffer.disk.is_some();
         for input in &mut self.inputs {
             if let Input::Forward(f) = input {

@@ -58,7 +58,7 @@ fn go_defaults() {
     let Output::Forward(out) = &c.output else {
         panic!("forward output")
     };
-    assert_eq!(out.servers[0].port, 24224);
+    assert_eq!(out.servers[0].port(), 24224);
     // Whole seconds, as the Go agent sent without SubSecondTime.
     assert!(out.time_as_integer);
     assert_eq!(c.monitor.as_ref().map(|m| m.listen.port()), Some(24223));
@@ -130,7 +130,7 @@ fn the_go_command_line() {
     let servers: Vec<(&str, u16)> = out
         .servers
         .iter()
-        .map(|s| (s.host.as_str(), s.port))
+        .map(|s| (s.host.as_str(), s.port()))
         .collect();
     assert_eq!(
         servers,
