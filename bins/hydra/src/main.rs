@@ -6,6 +6,8 @@
 //! cases).
 
 mod buffer;
+mod reload;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -102,6 +104,10 @@ enum Command {
         #[command(subcommand)]
         command: BufferCommand,
     },
+    /// Reload a running hydra (SIGHUP) and wait until it runs the new
+    /// configuration or refused it: exit 0 or 1. For systemd's
+    /// `ExecReload=`.
+    Reload(reload::ReloadArgs),
     /// Run a configuration's multiline and format rules on the lines of a
     /// cases file (no files, sockets or outputs) and show how each failing
     /// case differs. Exit 0 only if every case passes.
@@ -191,6 +197,12 @@ fn run_command(command: Command) -> ExitCode {
                     std::io::stdout().lock(),
                 ))
             }),
+        Command::Reload(args) => {
+            return runtime.block_on(reload::run(&args)).unwrap_or_else(|e| {
+                eprintln!("hydra: {e:#}");
+                ExitCode::from(1)
+            });
+        }
         Command::Test { .. } | Command::Buffer { .. } => Ok(()),
     };
     match result {
@@ -227,21 +239,41 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let service = service::Service::from_env();
     let mut agent = Agent::start(config).await.context("starting")?;
     info!(version = env!("CARGO_PKG_VERSION"), bound = ?agent.bound, "hydra is running.");
+    service.ready();
+    let mut watchdog = service.watchdog_timer();
+    let mut wedged = false;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
+                service.reloading();
                 let Some(p) = path.as_ref() else {
                     info!("SIGHUP: not running from a configuration file; nothing to reload.");
+                    agent.count_refused_reload();
+                    service.reloaded(Some("not running from a configuration file"));
                     continue;
                 };
-                agent = reload(agent, p).await?;
+                let refused;
+                (agent, refused) = reload(agent, p).await?;
+                service.reloaded(refused.as_deref());
+            }
+            () = service::tick(&mut watchdog) => {
+                let health = agent.health();
+                if health.live() {
+                    service.alive();
+                    wedged = false;
+                } else if !wedged {
+                    wedged = true;
+                    error!(reasons = ?health.wedged(), "Part of the pipeline stopped turning: the watchdog is no longer pinged.");
+                }
             }
         }
     }
+    service.stopping();
     info!("Stopping: delivering what was accepted.");
     let report = agent.stop().await;
     if let Some(disk) = &report.disk {
@@ -260,9 +292,10 @@ async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// Replaces `agent` with one running the configuration at `path` (see
-/// [`Agent::reload`]), logging what happened; an invalid file changes
-/// nothing but the count of refused reloads.
-async fn reload(agent: Agent, path: &std::path::Path) -> anyhow::Result<Agent> {
+/// [`Agent::reload`]), logging what happened, and why the new
+/// configuration was refused if it was; an invalid file changes nothing
+/// but the count of refused reloads.
+async fn reload(agent: Agent, path: &std::path::Path) -> anyhow::Result<(Agent, Option<String>)> {
     let new = match Config::load(path) {
         Ok(new) => new,
         Err(e) => {
@@ -272,7 +305,7 @@ async fn reload(agent: Agent, path: &std::path::Path) -> anyhow::Result<Agent> {
                 "SIGHUP: the new configuration is invalid; keeping the running one."
             );
             agent.count_refused_reload();
-            return Ok(agent);
+            return Ok((agent, Some(error)));
         }
     };
     info!("SIGHUP: reloading; delivering what was accepted first.");
@@ -286,17 +319,21 @@ async fn reload(agent: Agent, path: &std::path::Path) -> anyhow::Result<Agent> {
             "Undelivered at reload: tail lines are read again and `ack: delivered` clients send theirs again; events acked with `ack: buffered` are lost."
         );
     }
-    match reloaded.refused {
-        None => info!(bound = ?reloaded.agent.bound, "Reloaded."),
+    let refused = match reloaded.refused {
+        None => {
+            info!(bound = ?reloaded.agent.bound, "Reloaded.");
+            None
+        }
         Some(e) => {
-            let e = anyhow::Error::from(e);
+            let error = format!("{:#}", anyhow::Error::from(e));
             error!(
-                error = format!("{e:#}"),
+                error,
                 "SIGHUP: the new configuration cannot start; going on with the running one."
             );
+            Some(error)
         }
-    }
-    Ok(reloaded.agent)
+    };
+    Ok((reloaded.agent, refused))
 }
 
 fn try_main(mut args: Args) -> anyhow::Result<ExitCode> {

@@ -86,6 +86,13 @@ pub struct Agent {
     pub(crate) disk: Option<Disk>,
     /// Takes the disk buffer's chunks into memory.
     pub(crate) pump: Option<JoinHandle<()>>,
+    /// Reloads that brought a new configuration in, carried from pipeline
+    /// to pipeline.
+    pub(crate) reloads: Arc<AtomicU64>,
+    /// What the pulse task last found ([`Agent::health`]).
+    pub(crate) verdicts: crate::pulse::Verdicts,
+    /// Looks at every part's pulse once a second.
+    pub(crate) pulse: Option<JoinHandle<()>>,
 }
 
 /// What [`Agent::reload`] did.
@@ -145,6 +152,7 @@ impl Agent {
     /// configuration could start again.
     pub async fn reload(self, new: Config) -> Result<Reload, Error> {
         let failures = self.reload_failures.load(Ordering::Relaxed);
+        let reloads = self.reloads.load(Ordering::Relaxed);
         let prepared = match Prepared::new(&new, Some(&self.config)).await {
             Ok(p) => p,
             Err(e) => {
@@ -176,6 +184,9 @@ impl Agent {
         agent
             .reload_failures
             .store(failures + u64::from(refused.is_some()), Ordering::Relaxed);
+        agent
+            .reloads
+            .store(reloads + u64::from(refused.is_none()), Ordering::Relaxed);
         Ok(Reload {
             agent,
             undelivered_events: report.undelivered_events,
@@ -277,7 +288,11 @@ impl Agent {
             reload_failures: Arc::default(),
             disk,
             pump,
+            reloads: Arc::default(),
+            verdicts: crate::pulse::Verdicts::new(),
+            pulse: None,
         };
+        agent.start_pulse(&listeners);
         if let Some((listener, addr)) = monitor {
             agent.serve_monitor(
                 listener,
@@ -294,6 +309,10 @@ impl Agent {
     /// `shutdown_timeout`, saves tail positions, and stops the monitor.
     pub async fn stop(mut self) -> StopReport {
         let deadline = Instant::now() + self.config.shutdown_timeout;
+        if let Some(p) = self.pulse.take() {
+            // Parts stop turning from here on: that is no wedge.
+            p.abort();
+        }
         // Inputs first: nothing new is accepted from here on.
         let _ = self.stop_inputs.send(true);
         if let Some(mut t) = self.tailer.take() {
@@ -371,7 +390,7 @@ impl Agent {
 }
 
 /// Listeners of the forward inputs and their counters, by address.
-type Listeners = Vec<(String, Arc<ReceiverCounters>)>;
+pub(crate) type Listeners = Vec<(String, Arc<ReceiverCounters>)>;
 
 /// Starts the forward inputs: their tasks, the TCP addresses they bound,
 /// their counters.

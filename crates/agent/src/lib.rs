@@ -44,6 +44,7 @@ mod mapping;
 mod monitor;
 mod output;
 mod prepare;
+mod pulse;
 mod snapshot;
 mod tail_in;
 mod zabbix_in;

@@ -19,6 +19,8 @@ impl Agent {
         let parse_counters = self.parse_counters.clone();
         let filters = self.filters.clone();
         let reload_failures = self.reload_failures.clone();
+        let reloads = self.reloads.clone();
+        let verdicts = self.verdicts.clone();
         let disk = self.disk.as_ref().map(|d| {
             let max = self
                 .config
@@ -48,6 +50,8 @@ impl Agent {
                     dead_lettered: 0,
                 },
                 reload_failures: reload_failures.load(Ordering::Relaxed),
+                reloads: reloads.load(Ordering::Relaxed),
+                health: verdicts.now().reasons,
                 ..hydra_stats::Snapshot::default()
             };
             if let Some(f) = &tail_stats {

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,17 @@ pub struct Monitor {
     /// The same token, read from a file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// `GET /health` answers 503 once chunks have waited this long with
+    /// nothing delivered.
+    #[serde(default = "default_unhealthy_after", with = "humantime_serde")]
+    pub unhealthy_after: Duration,
+}
+
+/// `monitor.unhealthy_after` when left out.
+pub const DEFAULT_UNHEALTHY_AFTER: Duration = Duration::from_secs(60);
+
+fn default_unhealthy_after() -> Duration {
+    DEFAULT_UNHEALTHY_AFTER
 }
 
 impl Monitor {

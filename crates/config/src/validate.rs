@@ -8,6 +8,9 @@ impl Config {
         let bad = |at: String, rule: Rule| Err(Error::invalid(at, rule));
         if let Some(m) = &self.monitor {
             m.resolve_token()?;
+            if m.unhealthy_after.is_zero() {
+                return bad("monitor".to_owned(), Rule::Positive("unhealthy_after"));
+            }
         }
         if let Err(e) = hydra_filter::Chain::new(&self.filters, "localhost") {
             return Err(Error::Filter(e));

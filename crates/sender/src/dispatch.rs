@@ -39,7 +39,13 @@ impl Dispatcher {
         let max = self.config.max_in_flight.max(1);
         let mut buffer_done = false;
         let mut closed_seen = false;
+        // The dispatcher's pulse: it turns at least this often while well.
+        let mut beat = tokio::time::interval(std::time::Duration::from_secs(1));
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.shared
+                .beats
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let total: usize = self.links.iter().map(|l| l.in_flight).sum();
             if buffer_done && total == 0 {
                 return;
@@ -70,6 +76,7 @@ impl Dispatcher {
                 },
                 () = self.buffer.closed(), if idle && !closed_seen => closed_seen = true,
                 () = until(settles) => {}
+                _ = beat.tick() => {}
             }
             // A retried chunk re-opens the buffer's queue after it reported
             // the end.

@@ -97,6 +97,20 @@ pub enum Error {
 
 struct Shared {
     stats: Mutex<SenderStats>,
+    /// [`SenderStats::beats`], counted without the lock.
+    beats: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn stats(&self) -> SenderStats {
+        let mut s = self
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        s.beats = self.beats.load(std::sync::atomic::Ordering::Relaxed);
+        s
+    }
 }
 
 /// A running sender.
@@ -134,7 +148,9 @@ impl Sender {
                 sent: BTreeMap::new(),
                 dead_lettered_chunks: 0,
                 dead_lettered_events: 0,
+                beats: 0,
             }),
+            beats: std::sync::atomic::AtomicU64::new(0),
         });
         let (events_tx, events) = mpsc::unbounded_channel();
         let mut links = Vec::new();
@@ -192,24 +208,14 @@ impl Sender {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> SenderStats {
-        self.shared
-            .stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.shared.stats()
     }
 
     /// A function returning [`Sender::stats`], usable after the sender is
     /// gone.
     pub fn stats_fn(&self) -> Arc<dyn Fn() -> SenderStats + Send + Sync> {
         let shared = self.shared.clone();
-        Arc::new(move || {
-            shared
-                .stats
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        })
+        Arc::new(move || shared.stats())
     }
 
     /// Waits until the buffer is closed and everything in it was delivered.

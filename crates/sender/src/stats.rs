@@ -49,4 +49,7 @@ pub struct SenderStats {
     pub dead_lettered_chunks: u64,
     /// Their events.
     pub dead_lettered_events: u64,
+    /// Turns of the dispatcher: at least one a second while it runs, so a
+    /// count that stops moving means it is wedged.
+    pub beats: u64,
 }

@@ -10,7 +10,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 
-use crate::{Snapshot, SnapshotFn, System, TapHub, prometheus, read_system};
+use crate::health::{health_verdict, live_verdict};
+use crate::{HealthFn, Snapshot, SnapshotFn, System, TapHub, prometheus, read_system};
 
 #[derive(Clone)]
 struct AppState {
@@ -27,17 +28,59 @@ pub fn router(snapshot: SnapshotFn) -> Router {
 /// The monitor's routes, answering only requests that carry
 /// `Authorization: Bearer <token>`; others get 401.
 pub fn router_with_token(snapshot: SnapshotFn, token: String) -> Router {
-    monitor_router(snapshot, None, Some(token))
+    monitor_router(Monitor {
+        token: Some(token),
+        ..Monitor::new(snapshot)
+    })
 }
 
-/// The monitor's routes: `GET /tap` too when there is a `tap` hub (403
-/// without one), and a bearer token required on every request when there
-/// is a `token`.
-pub fn monitor_router(snapshot: SnapshotFn, tap: Option<TapHub>, token: Option<String>) -> Router {
-    let app = routes(snapshot, tap);
-    let Some(token) = token else {
-        return app;
+/// What the monitor serves, and whom to.
+#[derive(Clone)]
+pub struct Monitor {
+    /// `GET /`, `/metrics`.
+    pub snapshot: SnapshotFn,
+    /// `GET /tap` streams this hub's events; 403 without one.
+    pub tap: Option<TapHub>,
+    /// Required as `Authorization: Bearer <token>` on every request but
+    /// `/health` and `/live`.
+    pub token: Option<String>,
+    /// `GET /health` and `GET /live`; not served without it.
+    pub health: Option<HealthFn>,
+}
+
+impl Monitor {
+    /// Snapshots only: no tap, no token, no health checks.
+    pub fn new(snapshot: SnapshotFn) -> Monitor {
+        Monitor {
+            snapshot,
+            tap: None,
+            token: None,
+            health: None,
+        }
+    }
+}
+
+/// The monitor's routes. `/health` and `/live` answer without the token:
+/// probes rarely carry secrets, and they tell only fixed reason codes.
+pub fn monitor_router(m: Monitor) -> Router {
+    let app = routes(m.snapshot, m.tap);
+    let app = match m.token {
+        Some(token) => guarded(app, token),
+        None => app,
     };
+    match m.health {
+        Some(h) => app.merge(
+            Router::new()
+                .route("/health", get(health))
+                .route("/live", get(live))
+                .with_state(h),
+        ),
+        None => app,
+    }
+}
+
+/// `app`, answering only requests with the bearer `token`.
+fn guarded(app: Router, token: String) -> Router {
     let token = Arc::new(token);
     app.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
@@ -68,6 +111,25 @@ pub fn monitor_router(snapshot: SnapshotFn, tap: Option<TapHub>, token: Option<S
             }
         },
     ))
+}
+
+fn verdict(ok: bool, body: impl serde::Serialize) -> axum::response::Response {
+    let status = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn health(State(h): State<HealthFn>) -> axum::response::Response {
+    let (ok, body) = health_verdict(&h());
+    verdict(ok, body)
+}
+
+async fn live(State(h): State<HealthFn>) -> axum::response::Response {
+    let (ok, body) = live_verdict(&h());
+    verdict(ok, body)
 }
 
 fn routes(snapshot: SnapshotFn, tap: Option<TapHub>) -> Router {

@@ -7,6 +7,8 @@
 //! - `GET /system`: process figures (RSS, CPU seconds, threads, open file
 //!   descriptors, uptime, version), read from `/proc`.
 //! - `GET /metrics`: the same figures in Prometheus text format.
+//! - `GET /health`, `GET /live`: verdicts for probes ([`Health`]), without
+//!   the token.
 //!
 //! This crate knows nothing of the rest of hydra: the caller supplies a
 //! function that returns a [`Snapshot`].
@@ -28,6 +30,7 @@
 //! # }
 //! ```
 
+mod health;
 mod http;
 mod process;
 mod prometheus;
@@ -36,7 +39,8 @@ mod snapshot;
 mod tap;
 mod zabbix;
 
-pub use http::{monitor_router, router, router_with_token};
+pub use health::{Health, HealthFn, Reason};
+pub use http::{Monitor, monitor_router, router, router_with_token};
 pub use hydra_forward::TagPattern;
 pub use process::{Process, System, read_process, read_system};
 pub use prometheus::prometheus;

@@ -244,6 +244,10 @@ pub struct Snapshot {
     /// SIGHUP reloads refused since hydra started (the new configuration
     /// could not start; the running one went on).
     pub reload_failures: u64,
+    /// SIGHUP reloads that brought the new configuration in.
+    pub reloads: u64,
+    /// What `GET /health` says is wrong; empty while healthy.
+    pub health: Vec<crate::Reason>,
     /// The disk buffer, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk: Option<Disk>,

@@ -33,7 +33,10 @@ fn sample() -> Snapshot {
 }
 
 async fn get(path: &str) -> (u16, String) {
-    let app = router(Arc::new(sample));
+    get_from(router(Arc::new(sample)), path).await
+}
+
+async fn get_from(app: axum::Router, path: &str) -> (u16, String) {
     let resp = app
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
         .await
@@ -141,7 +144,11 @@ async fn system_and_metrics() {
 async fn tap_streams_matching_events_as_json_lines() {
     assert_eq!(get("/tap").await.0, 403, "no tap hub, no /tap");
     let hub = TapHub::new();
-    let locked = monitor_router(Arc::new(sample), Some(hub.clone()), Some("t0ken".into()));
+    let locked = monitor_router(Monitor {
+        tap: Some(hub.clone()),
+        token: Some("t0ken".into()),
+        ..Monitor::new(Arc::new(sample))
+    });
     let resp = locked
         .oneshot(Request::get("/tap").body(Body::empty()).unwrap())
         .await
@@ -151,7 +158,10 @@ async fn tap_streams_matching_events_as_json_lines() {
         401,
         "the log stream needs the token"
     );
-    let app = monitor_router(Arc::new(sample), Some(hub.clone()), None);
+    let app = monitor_router(Monitor {
+        tap: Some(hub.clone()),
+        ..Monitor::new(Arc::new(sample))
+    });
     let resp = app
         .oneshot(Request::get("/tap?tag=app.*").body(Body::empty()).unwrap())
         .await
@@ -176,4 +186,70 @@ async fn tap_streams_matching_events_as_json_lines() {
         std::str::from_utf8(&body).unwrap(),
         "{\"tag\":\"app.a\",\"time\":\"2023-11-14T22:13:20.000000005Z\",\"record\":{\"message\":\"hello\"}}\n"
     );
+}
+
+#[tokio::test]
+async fn health_and_live_answer_without_the_token_with_reason_codes_only() {
+    let now = Arc::new(std::sync::Mutex::new(Health::ok()));
+    let source = now.clone();
+    let app = || {
+        let source = source.clone();
+        monitor_router(Monitor {
+            token: Some("t0ken".into()),
+            health: Some(Arc::new(move || source.lock().unwrap().clone())),
+            ..Monitor::new(Arc::new(sample))
+        })
+    };
+    let call = |path: &'static str| get_from(app(), path);
+    assert_eq!(
+        call("/health").await,
+        (200, r#"{"status":"ok"}"#.to_owned())
+    );
+    assert_eq!(call("/live").await, (200, r#"{"status":"ok"}"#.to_owned()));
+    assert_eq!(call("/").await.0, 401, "the rest still needs the token");
+    now.lock().unwrap().add(Reason::NotDelivering);
+    now.lock().unwrap().add(Reason::DiskFull);
+    now.lock().unwrap().add(Reason::NotDelivering);
+    assert_eq!(
+        call("/health").await,
+        (
+            503,
+            r#"{"status":"unhealthy","reasons":["not_delivering","disk_full"]}"#.to_owned()
+        )
+    );
+    assert_eq!(
+        call("/live").await,
+        (200, r#"{"status":"ok"}"#.to_owned()),
+        "an aggregator away never fails liveness"
+    );
+    now.lock().unwrap().add(Reason::TailReaderStalled);
+    assert_eq!(
+        call("/live").await,
+        (
+            503,
+            r#"{"status":"wedged","reasons":["tail_reader_stalled"]}"#.to_owned()
+        )
+    );
+    assert_eq!(call("/health").await.0, 503);
+    *now.lock().unwrap() = Health::ok();
+    assert_eq!(
+        call("/health").await.0,
+        200,
+        "back as soon as the cause is gone"
+    );
+    assert_eq!(
+        get("/health").await.0,
+        404,
+        "served only with checks to give"
+    );
+}
+
+#[test]
+fn reason_codes_are_what_serde_writes() {
+    for r in Reason::ALL {
+        assert_eq!(serde_json::to_value(r).unwrap(), r.code());
+    }
+    let mut sorted = Reason::ALL;
+    sorted.sort();
+    assert_eq!(sorted, Reason::ALL, "ALL in the verdicts' order");
 }

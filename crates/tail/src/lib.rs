@@ -54,7 +54,7 @@ mod restart;
 mod tailer;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -71,6 +71,7 @@ pub use events::group_lines;
 pub use hydra_parse::container::{Container, Stream};
 pub use lines::{Lines, LongLines};
 pub use multiline::{Joiner, Multiline};
+pub use tailer::Pulse;
 
 /// Splits `input`, fed in pieces of `piece` bytes, as the tailer would, and
 /// returns the lines and the bytes consumed (everything up to the last
@@ -179,6 +180,10 @@ pub struct TailConfig {
     pub positions: Option<PathBuf>,
     /// How often positions are saved when they changed.
     pub checkpoint_interval: Duration,
+    /// A fault for liveness tests: while this file exists, the reading
+    /// thread stops turning, as a thread stuck in a read would.
+    #[doc(hidden)]
+    pub test_wedge: Option<PathBuf>,
 }
 
 impl Default for TailConfig {
@@ -194,6 +199,7 @@ impl Default for TailConfig {
             // Short, so a crash repeats little: a write is a few hundred
             // bytes and one fsync, and happens only when positions moved.
             checkpoint_interval: Duration::from_millis(250),
+            test_wedge: None,
         }
     }
 }
@@ -329,6 +335,8 @@ impl Tailer {
             wake: Mutex::new(wake_tx),
             written: Mutex::default(),
             rescan: AtomicBool::new(false),
+            beats: AtomicU64::new(0),
+            running: AtomicBool::new(true),
         });
         let positions = config.positions.clone();
         let prior = match handoff.take() {
@@ -340,9 +348,13 @@ impl Tailer {
         };
         let mut engine = tailer::Engine::new(config, tx, shared.clone(), wake_rx, prior)?;
         engine.prepare();
+        let running = tailer::Running(shared.clone());
         let thread = std::thread::Builder::new()
             .name("hydra-tail".into())
-            .spawn(move || engine.run())
+            .spawn(move || {
+                let _running = running;
+                engine.run()
+            })
             .map_err(Error::Thread)?;
         Ok((
             Tailer {
@@ -379,6 +391,13 @@ impl Tailer {
                 .clone();
             (shared.stats(), error)
         })
+    }
+
+    /// A function returning the reading thread's [`Pulse`], usable after
+    /// the tailer is gone.
+    pub fn pulse_fn(&self) -> Arc<dyn Fn() -> Pulse + Send + Sync> {
+        let shared = self.shared.clone();
+        Arc::new(move || shared.pulse())
     }
 
     /// Stops reading. Commits still work afterwards; [`Tailer::save`] writes

@@ -106,6 +106,11 @@ impl Client {
         })
     }
 
+    /// Reads the snapshot (`GET /`).
+    pub async fn snapshot(&self) -> Result<hydra_stats::Snapshot, Error> {
+        self.json("/").await
+    }
+
     /// Reads the snapshot and the process figures.
     pub async fn sample(&self) -> Result<Sample, Error> {
         let snapshot = self.json("/").await?;

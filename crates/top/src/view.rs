@@ -250,8 +250,18 @@ pub fn buffer_line(s: &Snapshot) -> (f64, String) {
 /// The header: who, since when, how big.
 pub fn header(url: &str, sample: &Sample, status: &str) -> String {
     let sys = &sample.system;
+    let health = &sample.snapshot.health;
+    let health = if health.is_empty() {
+        "ok".to_owned()
+    } else {
+        health
+            .iter()
+            .map(|r| r.code())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
-        "hydra {} at {url} [{status}] up {}s, rss {}, cpu {:.1}s, {} threads, {} fds",
+        "hydra {} at {url} [{status}] health {health}; up {}s, rss {}, cpu {:.1}s, {} threads, {} fds",
         or_dash(&sys.version),
         sys.uptime_seconds.round(),
         bytes(sys.rss_bytes),

@@ -28,6 +28,7 @@ use tracing::warn;
 
 use crate::error::Error;
 use crate::listen::{Bound, Peer};
+use crate::pulse::beating;
 use hydra_io::{Conn, ServerSecurity};
 
 use acks::Pending;
@@ -50,9 +51,15 @@ pub struct ReceiverCounters {
     auth_failures: AtomicU64,
     tls_failures: AtomicU64,
     causes: Causes,
+    /// The acceptor's pulse ([`crate::pulse`]).
+    beats: AtomicU64,
 }
 
 impl ReceiverCounters {
+    pub(crate) fn beats(&self) -> u64 {
+        self.beats.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn snapshot(&self, address: Vec<String>) -> hydra_stats::Receiver {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (dropped, closed) = self.causes.snapshot();
@@ -197,32 +204,21 @@ pub(crate) async fn start(
     let acceptor = tokio::spawn(async move {
         let mut connections = tokio::task::JoinSet::new();
         let mut failures = crate::log_limit::LogLimit::default();
+        let beats = &counters.clone().beats;
         loop {
-            // Past max_connections, new clients wait in the kernel's backlog.
-            let permit = tokio::select! {
-                _ = accept_stop.changed() => break,
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            };
-            // New connections wait while the memory budget is spent.
-            tokio::select! {
-                _ = accept_stop.changed() => break,
-                () = settings.budget.any() => {}
-            }
-            let (stream, peer) = tokio::select! {
-                _ = accept_stop.changed() => break,
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Out of file descriptors, typically: retrying at
-                        // once would spin. The pending client waits in the
-                        // backlog meanwhile.
-                        if let Some(held_back) = failures.allow(std::time::Instant::now()) {
-                            warn!(error = %e, held_back, "Accept failed; retrying every 100 ms (logged once per 10 s).");
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+            let next = beating(
+                beats,
+                next_client(
+                    &listener,
+                    &slots,
+                    &settings,
+                    &mut accept_stop,
+                    &mut failures,
+                ),
+            )
+            .await;
+            let Some((stream, peer, permit)) = next else {
+                break;
             };
             let (buffer, counters, settings, stop) = (
                 buffer.clone(),
@@ -241,9 +237,46 @@ pub(crate) async fn start(
         }
         // Stop: connections stop reading; wait for them to hand over what
         // they were appending.
-        while connections.join_next().await.is_some() {}
+        while beating(beats, connections.join_next()).await.is_some() {}
     });
     Ok((addr, vec![acceptor, heartbeat]))
+}
+
+/// The next client, with its connection slot; `None` at a stop. Waits
+/// while `max_connections` clients are connected and while the memory
+/// budget is spent; meanwhile new clients wait in the kernel's backlog.
+async fn next_client(
+    listener: &crate::listen::Acceptor,
+    slots: &Arc<Semaphore>,
+    settings: &Settings,
+    stop: &mut watch::Receiver<bool>,
+    failures: &mut crate::log_limit::LogLimit,
+) -> Option<(Conn, Peer, tokio::sync::OwnedSemaphorePermit)> {
+    let permit = tokio::select! {
+        _ = stop.changed() => return None,
+        p = slots.clone().acquire_owned() => p.ok()?,
+    };
+    tokio::select! {
+        _ = stop.changed() => return None,
+        () = settings.budget.any() => {}
+    }
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return None,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => return Some((stream, peer, permit)),
+                Err(e) => {
+                    // Out of file descriptors, typically: retrying at
+                    // once would spin. The pending client waits in the
+                    // backlog meanwhile.
+                    if let Some(held_back) = failures.allow(std::time::Instant::now()) {
+                        warn!(error = %e, held_back, "Accept failed; retrying every 100 ms (logged once per 10 s).");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
 }
 
 pub(super) struct Settings {

@@ -13,6 +13,7 @@ use hydra_tail::{Batch, Batches, Committer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{InputParser, Meta, ParseCounters, event, publish};
+use crate::pulse::beating;
 
 /// Takes the tailer's batches into the buffer.
 pub(super) struct Consumer {
@@ -35,8 +36,10 @@ pub(super) struct Consumer {
 impl Consumer {
     /// Until the tailer stops or the buffer closes.
     pub(super) async fn run(mut self, mut batches: Batches) {
-        while let Some(batch) = batches.recv().await {
-            if !self.take(batch).await {
+        let counters = self.counters.clone();
+        let beats = &counters.beats;
+        while let Some(batch) = beating(beats, batches.recv()).await {
+            if !beating(beats, self.take(batch)).await {
                 break;
             }
         }

@@ -473,6 +473,7 @@ impl Engine {
                 Err(SendTimeoutError::Closed(_)) => break Err(Halt::Closed),
                 Err(SendTimeoutError::Timeout(h)) => {
                     handout = h;
+                    self.beat();
                     self.observe_paths();
                 }
             }

@@ -28,6 +28,43 @@ pub(crate) struct Shared {
     pub(crate) written: Mutex<HashSet<PathBuf>>,
     /// File events were lost: the engine looks at every path.
     pub(crate) rescan: AtomicBool,
+    /// Turns of the reading loop (and of its waits on the consumer): a
+    /// count that stops moving means the thread is wedged.
+    pub(crate) beats: AtomicU64,
+    /// The reading thread runs; false once it ended, panic or not.
+    pub(crate) running: AtomicBool,
+}
+
+/// Whether the reading thread turns, for liveness checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pulse {
+    /// Turns so far: it moves at least once a second while the thread
+    /// runs.
+    pub beats: u64,
+    /// The thread ended without being asked to stop.
+    pub died: bool,
+    /// The last save of the positions file failed.
+    pub positions_failing: bool,
+}
+
+impl Shared {
+    pub(crate) fn pulse(&self) -> Pulse {
+        Pulse {
+            beats: self.beats.load(Ordering::Relaxed),
+            died: !self.running.load(Ordering::Acquire) && !self.stop.load(Ordering::Acquire),
+            positions_failing: lock(&self.positions_error).is_some(),
+        }
+    }
+}
+
+/// Marks the reading thread ended when dropped: at its return, and when a
+/// panic unwinds it.
+pub(crate) struct Running(pub(crate) Arc<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+    }
 }
 
 /// One open file's counters, updated by the reading thread.

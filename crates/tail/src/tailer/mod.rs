@@ -31,12 +31,17 @@ use crate::restart::History;
 use crate::{Batch, Error, TailConfig};
 
 use file::Tracked;
+pub use live::Pulse;
 use live::lock;
-pub(crate) use live::{Shared, committer};
+pub(crate) use live::{Running, Shared, committer};
 use watch::FileEvent;
 
 /// How long file events are gathered before reading.
 const COALESCE: Duration = Duration::from_millis(20);
+
+/// The longest the reading loop sleeps, whatever the intervals: its
+/// [`Pulse`] must move while it is well.
+const BEAT: Duration = Duration::from_secs(1);
 
 /// The most file events taken in after one gathering window; the rest wait
 /// for the next.
@@ -195,8 +200,12 @@ impl Engine {
         let mut next_checkpoint = Instant::now() + self.cfg.checkpoint_interval;
         let mut busy = false;
         while !self.stopping() {
+            self.beat();
             let now = Instant::now();
-            let mut deadline = next_poll.min(next_discovery).min(next_checkpoint);
+            let mut deadline = next_poll
+                .min(next_discovery)
+                .min(next_checkpoint)
+                .min(now + BEAT);
             if let Some(flush) = self.next_partial_flush() {
                 deadline = deadline.min(flush);
             }
@@ -373,6 +382,17 @@ impl Engine {
 
     fn stopping(&self) -> bool {
         self.shared.stop.load(Ordering::Acquire)
+    }
+
+    /// One turn of the reading thread, for [`Pulse`]. Under the test
+    /// fault, it stops here until the fault's file goes away.
+    fn beat(&self) {
+        self.shared.beats.fetch_add(1, Ordering::Relaxed);
+        if let Some(wedge) = &self.cfg.test_wedge {
+            while wedge.exists() && !self.stopping() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
 
     fn next_partial_flush(&self) -> Option<Instant> {
