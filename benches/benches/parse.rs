@@ -51,13 +51,15 @@ fn parse(c: &mut Criterion) {
         };
         let mut parser = Parser::new(&spec).expect("spec");
         let mut record = Vec::with_capacity(256);
+        let no_extra = hydra_forward::ExtraFields::new();
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut frame =
                     FrameBuilder::new("app", BatchMode::PackedForward, TimeFormat::EventTime);
                 for _ in 0..LINES {
                     record.clear();
-                    if let Parsed::Record { time } = parser.parse(black_box(line), &[], &mut record)
+                    if let Parsed::Record { time } =
+                        parser.parse(black_box(line), &no_extra, &mut record)
                     {
                         frame.push_raw(time.unwrap_or(t), &record);
                     }

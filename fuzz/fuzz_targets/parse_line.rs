@@ -74,7 +74,10 @@ fuzz_target!(|line: &[u8]| {
     PARSERS.with_borrow_mut(|parsers| {
         for parser in parsers.iter_mut() {
             let mut out = Vec::new();
-            let extra: [(&str, &[u8]); 1] = [("path", b"/var/log/x")];
+            let mut extra = hydra_forward::ExtraFields::new();
+            extra
+                .str("path", b"/var/log/x")
+                .map("kubernetes", &[("pod_name", b"web")]);
             match parser.parse(line, &extra, &mut out) {
                 Parsed::Record { .. } => {
                     let mut rest = out.as_slice();

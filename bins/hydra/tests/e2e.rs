@@ -936,18 +936,6 @@ fn a_forward_input_on_a_unix_socket() {
 
 /// Runs hydra with `flag` (`--config` or `--check-config`) on `text`;
 /// it must exit 1. Its stderr.
-fn refused(dir: &std::path::Path, flag: &str, text: &str) -> String {
-    let config = dir.join("hydra.yaml");
-    std::fs::write(&config, text).unwrap();
-    let out = Command::new(hydra_bin())
-        .arg(flag)
-        .arg(&config)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    err
-}
 
 #[test]
 fn a_unix_socket_path_that_cannot_be_used_is_refused_by_name() {

@@ -81,19 +81,11 @@ fn check_config_refuses_unix_with_host_port_or_tls() {
         ("{ unix: /run/f.sock, port: 24224 }", "port"),
         ("{ unix: /run/f.sock, tls: { ca: /etc/ca.crt } }", "tls"),
     ] {
-        let path = dir.path().join("bad.yaml");
-        std::fs::write(
-            &path,
-            format!("output:\n  type: forward\n  servers: [{server}]\n"),
-        )
-        .unwrap();
-        let out = std::process::Command::new(hydra_bin())
-            .arg("--check-config")
-            .arg(&path)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{server} accepted");
+        let err = refused(
+            dir.path(),
+            "--check-config",
+            &format!("output:\n  type: forward\n  servers: [{server}]\n"),
+        );
         assert!(
             err.contains(&format!(
                 "output.servers[0]: use `unix` or `{key}`, not both"

@@ -71,6 +71,34 @@ pub fn run_files(
     Ok(report(&run(&config, &cases)?))
 }
 
+/// The tag and the `path_fields` of a case's file, as the tailer would
+/// give them.
+fn path_meta(
+    prefix: Option<&str>,
+    input: &hydra_config::TailInput,
+    path: Option<&str>,
+) -> Result<(String, hydra_forward::ExtraFields), Error> {
+    let (rules, template) = input
+        .path_rules()
+        .map_err(|rule| hydra_config::Error::Invalid {
+            at: format!("tail input {}", input.tag),
+            rule,
+        })?;
+    let values = rules
+        .as_ref()
+        .zip(path)
+        .and_then(|(r, p)| r.read(p.as_bytes()));
+    let mut extra = hydra_forward::ExtraFields::new();
+    if let Some(v) = &values {
+        v.write(&mut extra);
+    }
+    let tag = match template {
+        Some(t) => join_tag(prefix, &t.render(values.as_ref())),
+        None => join_tag(prefix, &input.tag),
+    };
+    Ok((tag, extra))
+}
+
 fn run_one(config: &Config, filters: &hydra_filter::Chain, case: &Case) -> Result<Outcome, Error> {
     let prefix = config.tag_prefix.as_deref();
     let input = config
@@ -86,7 +114,7 @@ fn run_one(config: &Config, filters: &hydra_filter::Chain, case: &Case) -> Resul
             case: case.name.clone(),
             input: case.input.clone(),
         })?;
-    let tag = join_tag(prefix, &input.tag);
+    let (tag, extra) = path_meta(prefix, input, case.path.as_deref())?;
     let mut parser =
         Parser::new(&input.parser_spec(&config.field_name)).map_err(|source| Error::Parser {
             tag: input.tag.clone(),
@@ -106,7 +134,7 @@ fn run_one(config: &Config, filters: &hydra_filter::Chain, case: &Case) -> Resul
         .enumerate()
         .filter_map(|(i, e)| {
             let read_time = hydra_forward::EventTime::default();
-            crate::tail_in::event(&mut parser, e, &[], meta.get(i), read_time, &mut record)
+            crate::tail_in::event(&mut parser, e, &extra, meta.get(i), read_time, &mut record)
         })
         .collect();
     filters.apply_now(&tag, &mut records);
@@ -174,6 +202,7 @@ mod tests {
             name: "json".into(),
             input: "app".into(),
             lines: vec![r#"{"a":1}"#.into(), "not json".into()],
+            path: None,
             expect: serde_json::from_value(expect).unwrap(),
         };
         let good = case(serde_json::json!([
@@ -197,6 +226,33 @@ mod tests {
     }
 
     #[test]
+    fn a_case_with_a_path_gets_its_path_fields_and_tag() {
+        let config = Config::from_yaml(
+            "inputs:\n  - {type: tail, path: /srv/*/*.log, tag: 'app.${app}', path_fields: '/srv/(?<app>[^/]+)/'}\noutput: {type: stdout}\n",
+        )
+        .unwrap();
+        let case = |path: Option<&str>, expect: serde_json::Value| Case {
+            name: "path".into(),
+            input: "app.${app}".into(),
+            lines: vec!["hi".into()],
+            path: path.map(str::to_owned),
+            expect: serde_json::from_value(expect).unwrap(),
+        };
+        let cases = [
+            case(
+                Some("/srv/shop/x.log"),
+                serde_json::json!([{"tag": "app.shop", "record": {"message": "hi", "app": "shop"}}]),
+            ),
+            case(
+                None,
+                serde_json::json!([{"tag": "app._", "record": {"message": "hi"}}]),
+            ),
+        ];
+        let (text, ok) = report(&run(&config, &cases).unwrap());
+        assert!(ok, "{text}");
+    }
+
+    #[test]
     fn a_case_for_an_input_that_does_not_exist_is_an_error() {
         let config = Config::from_yaml(
             "inputs:\n  - {type: tail, path: /x.log, tag: app}\noutput: {type: stdout}\n",
@@ -206,6 +262,7 @@ mod tests {
             name: "n".into(),
             input: "nope".into(),
             lines: vec![],
+            path: None,
             expect: vec![],
         };
         let e = run(&config, &[case]).unwrap_err();

@@ -88,6 +88,7 @@ impl Agent {
                 .collect();
             if let Some(c) = &parse_counters {
                 snap.parsing = c.snapshot().into_iter().collect();
+                snap.path_unmatched = c.path_unmatched().into_iter().collect();
             }
             snap.disk = disk
                 .as_ref()

@@ -17,6 +17,10 @@ pub struct Case {
     pub input: String,
     /// The lines, as written to the file (without newlines).
     pub lines: Vec<String>,
+    /// The file's path, for the input's `path_fields` and a tag made from
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// The events, in order.
     pub expect: Vec<Event>,
 }

@@ -105,6 +105,9 @@ pub enum Rule {
     /// A line format or multiline rule that does not compile.
     #[error("{0}")]
     Parser(hydra_parse::Error),
+    /// A key's value that hydra-parse refused.
+    #[error("`{0}`: {1}")]
+    Key(&'static str, hydra_parse::Error),
     /// A multiline preset together with patterns.
     #[error("`multiline` takes a `preset` or `start`/`continue` patterns, not both")]
     PresetAndPatterns,

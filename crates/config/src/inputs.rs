@@ -106,6 +106,39 @@ pub struct TailInput {
     /// Join lines into multiline events (stack traces) before parsing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiline: Option<Multiline>,
+    /// Fields read from each file's path: `kubernetes` (the kubelet's
+    /// layouts, as a `kubernetes` map), or a regex whose named groups
+    /// become fields. The tag may use their names: `${pod_name}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_fields: Option<hydra_parse::path::PathFields>,
+}
+
+impl TailInput {
+    /// The compiled `path_fields` and the tag's template, if the tag has
+    /// `${...}` parts.
+    pub fn path_rules(
+        &self,
+    ) -> Result<
+        (
+            Option<hydra_parse::path::PathRules>,
+            Option<hydra_parse::path::TagTemplate>,
+        ),
+        Rule,
+    > {
+        let rules = self
+            .path_fields
+            .as_ref()
+            .map(hydra_parse::path::PathRules::new)
+            .transpose()
+            .map_err(|e| Rule::Key("path_fields", e))?;
+        let names = rules
+            .as_ref()
+            .map(hydra_parse::path::PathRules::names)
+            .unwrap_or_default();
+        let template = hydra_parse::path::TagTemplate::new(&self.tag, &names)
+            .map_err(|e| Rule::Key("tag", e))?;
+        Ok((rules, template))
+    }
 }
 
 /// How a tail input joins lines into multiline events: a preset, or a

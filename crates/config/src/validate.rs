@@ -46,6 +46,9 @@ impl Config {
                     if let Err(e) = hydra_parse::Parser::new(&t.parser_spec(&self.field_name)) {
                         return bad(at(), Rule::Parser(e));
                     }
+                    if let Err(rule) = t.path_rules() {
+                        return bad(at(), rule);
+                    }
                     if let Some(m) = &t.multiline {
                         if m.preset.is_some() && (m.start.is_some() || m.continue_.is_some()) {
                             return bad(at(), Rule::PresetAndPatterns);

@@ -189,6 +189,11 @@ impl Chain {
         self.filters.iter().any(|f| f.pattern.matches(tag))
     }
 
+    /// Whether there is no filter at all.
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty()
+    }
+
     /// How many events to filter at a time for `tag`: a throttle's burst,
     /// so that a large batch goes out at the rate in steps, not all at once
     /// after one long wait. Unbounded without a throttle.

@@ -123,6 +123,24 @@ impl FrameBuilder {
         }
     }
 
+    /// Like [`FrameBuilder::push_fields`], then the `extra` fields: the
+    /// record of a line with what its input adds (its path, the host,
+    /// fields from the file's name).
+    pub fn push_fields_with(
+        &mut self,
+        time: EventTime,
+        fields: &[(&str, &[u8])],
+        extra: &crate::ExtraFields,
+    ) {
+        self.write_entry_head(time);
+        msgpack::write_map_header(&mut self.buf, fields.len() + extra.len());
+        for (k, v) in fields {
+            msgpack::write_str(&mut self.buf, k.as_bytes());
+            msgpack::write_str(&mut self.buf, v);
+        }
+        self.buf.extend_from_slice(extra.encoded());
+    }
+
     /// Appends an event whose record is already msgpack (a map).
     #[inline]
     pub fn push_raw(&mut self, time: EventTime, record: &[u8]) {

@@ -58,6 +58,7 @@ mod batch;
 mod decode;
 mod encode;
 mod error;
+mod fields;
 mod handshake;
 mod json;
 mod limits;
@@ -73,6 +74,7 @@ pub use batch::{Event, EventBatch, EventRef, Events, Mode, entry_pieces};
 pub use decode::{ForwardDecoder, udp_heartbeat_reply};
 pub use encode::{BatchMode, FrameBuilder, FrameParts, encode_message, encode_record};
 pub use error::Error;
+pub use fields::ExtraFields;
 pub use handshake::{
     Helo, Ping, Pong, Reply, ReplyDecoder, password_digest, ping_digest, pong_digest,
 };

@@ -179,6 +179,22 @@ pub(crate) fn write_str_header(out: &mut Vec<u8>, len: usize) {
     }
 }
 
+/// Appends a msgpack map header for `n` pairs.
+#[allow(clippy::cast_possible_truncation)] // each arm's range fits its cast
+pub(crate) fn write_map_header(out: &mut Vec<u8>, n: usize) {
+    match n {
+        0..=15 => out.push(0x80 | n as u8),
+        16..=0xffff => {
+            out.push(0xde);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0xdf);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+    }
+}
+
 /// Appends a msgpack str.
 #[inline]
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &[u8]) {

@@ -36,7 +36,7 @@ fn main() {
     let mut record = Vec::new();
     for line in std::io::stdin().lock().split(b'\n').map_while(Result::ok) {
         record.clear();
-        let parsed = parser.parse(&line, &[], &mut record);
+        let parsed = parser.parse(&line, &hydra_forward::ExtraFields::new(), &mut record);
         match rmpv::decode::read_value(&mut record.as_slice()) {
             Ok(v) => println!("{parsed:?} {v}"),
             Err(_) => println!("{parsed:?}"),

@@ -21,7 +21,7 @@
 //! };
 //! let mut parser = Parser::new(&spec)?;
 //! let mut record = Vec::new();
-//! let parsed = parser.parse(b"path:/\tstatus:200", &[], &mut record);
+//! let parsed = parser.parse(b"path:/\tstatus:200", &hydra_forward::ExtraFields::new(), &mut record);
 //! assert_eq!(parsed, Parsed::Record { time: None });
 //! // {"path": "/", "status": 200}
 //! assert_eq!(record, b"\x82\xa4path\xa1/\xa6status\xcc\xc8");
@@ -33,6 +33,7 @@
 pub mod container;
 mod json;
 pub mod multiline;
+pub mod path;
 pub mod samples;
 mod spec;
 mod time;
@@ -90,6 +91,14 @@ pub enum Error {
     /// Custom multiline rules need `start`, `continue`, or both.
     #[error("multiline needs a preset, a start pattern or a continue pattern")]
     MultilineRule,
+    /// A tag's `${name}` that `path_fields` does not give.
+    #[error("the tag's ${{{name}}} is not a name path_fields gives (it gives: {names})")]
+    TagName {
+        /// The name in the tag.
+        name: String,
+        /// The names there are.
+        names: String,
+    },
 }
 
 /// What happened to one line.
@@ -259,9 +268,14 @@ impl Parser {
         self.stats
     }
 
-    /// Appends the record for `line` to `out`: its fields, then `extra`
-    /// fields (such as the file's path) as strings.
-    pub fn parse(&mut self, line: &[u8], extra: &[(&str, &[u8])], out: &mut Vec<u8>) -> Parsed {
+    /// Appends the record for `line` to `out`: its fields, then the
+    /// `extra` fields its input adds (such as the file's path).
+    pub fn parse(
+        &mut self,
+        line: &[u8],
+        extra: &hydra_forward::ExtraFields,
+        out: &mut Vec<u8>,
+    ) -> Parsed {
         let start = out.len();
         let mut map = MapWriter::begin(out);
         let result = match &mut self.kind {
@@ -311,9 +325,7 @@ impl Parser {
             map = MapWriter::begin(out);
             map.str_field(out, self.field_name.as_bytes(), line);
         }
-        for (k, v) in extra {
-            map.str_field(out, k.as_bytes(), v);
-        }
+        map.extra(out, extra);
         map.finish(out);
         let time = match result.time {
             Some(Ok(t)) => Some(t),

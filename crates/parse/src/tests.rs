@@ -15,7 +15,7 @@ fn spec(format: Format) -> ParserSpec {
 fn run(spec: &ParserSpec, line: &[u8]) -> (Parsed, Value, ParseStats) {
     let mut p = Parser::new(spec).expect("valid spec");
     let mut out = Vec::new();
-    let parsed = p.parse(line, &[], &mut out);
+    let parsed = p.parse(line, &hydra_forward::ExtraFields::new(), &mut out);
     let value = if out.is_empty() {
         Value::Nil
     } else {
@@ -260,13 +260,15 @@ fn time_from_the_line_or_counted() {
 fn extra_fields_follow_the_parsed_ones() {
     let mut p = Parser::new(&spec(Format::Ltsv)).expect("ok");
     let mut out = Vec::new();
-    p.parse(
-        b"a:1",
-        &[("path", b"/var/log/x.log"), ("host", b"web1")],
-        &mut out,
-    );
+    let mut extra = hydra_forward::ExtraFields::new();
+    extra
+        .str("path", b"/var/log/x.log")
+        .str("host", b"web1")
+        .map("kubernetes", &[("pod_name", b"web")]);
+    p.parse(b"a:1", &extra, &mut out);
     let v = rmpv::decode::read_value(&mut out.as_slice()).expect("msgpack");
-    assert_eq!(keys(&v), ["a", "path", "host"]);
+    assert_eq!(keys(&v), ["a", "path", "host", "kubernetes"]);
+    assert_eq!(hydra_forward::to_json(&v)["kubernetes"]["pod_name"], "web");
 }
 
 #[test]

@@ -53,6 +53,12 @@ impl MapWriter {
         time
     }
 
+    /// Appends fields encoded beforehand.
+    pub(crate) fn extra(&mut self, out: &mut Vec<u8>, extra: &hydra_forward::ExtraFields) {
+        self.count += u32::try_from(extra.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(extra.encoded());
+    }
+
     /// Drops a key written last, when its value turns out not to be wanted.
     pub(crate) fn unkey(&mut self, out: &mut Vec<u8>, key_at: usize) {
         out.truncate(key_at);

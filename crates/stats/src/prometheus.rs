@@ -105,6 +105,8 @@ const METRICS: &[Metric] = &[
         Samples::Labelled(filter_held)),
     Metric("parse_errors_total", COUNTER, "Tailed lines or values that did not parse as configured, per tag and kind.",
         Samples::Labelled(parse_errors)),
+    Metric("path_unmatched_files_total", COUNTER, "Tailed files whose path path_fields did not match, per input tag.",
+        Samples::Labelled(path_unmatched)),
     Metric("file_position_bytes", GAUGE, "Offset after the last line read.",
         Samples::File(|f| f.position as f64)),
     Metric("file_behind_bytes", GAUGE, "Bytes written and not yet read.",
@@ -219,5 +221,12 @@ fn parse_errors(s: &Snapshot) -> Vec<(String, f64)> {
                 (labels, v as f64)
             })
         })
+        .collect()
+}
+
+fn path_unmatched(s: &Snapshot) -> Vec<(String, f64)> {
+    s.path_unmatched
+        .iter()
+        .map(|(t, n)| (format!("{{tag=\"{}\"}}", escape(t)), *n as f64))
         .collect()
 }

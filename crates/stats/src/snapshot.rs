@@ -227,6 +227,10 @@ pub struct Snapshot {
     /// Per tag of a tail input with a `format`, what did not parse.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub parsing: BTreeMap<String, Parsing>,
+    /// Per tag of a tail input with `path_fields`, files whose path did
+    /// not match (read all the same, without those fields).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub path_unmatched: BTreeMap<String, u64>,
     /// Each configured filter, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<Filter>,

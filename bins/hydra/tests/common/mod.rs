@@ -314,3 +314,18 @@ pub fn report(name: &str, expected: &[String], got: &[String], peak: f64) -> (us
     );
     (lost, duplicated)
 }
+
+/// Runs hydra with `flag` on `text` as its config, asserts it refused
+/// (exit 1), and returns what it said.
+pub fn refused(dir: &Path, flag: &str, text: &str) -> String {
+    let config = dir.join("hydra.yaml");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(hydra_bin())
+        .arg(flag)
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    err
+}

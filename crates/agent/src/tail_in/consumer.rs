@@ -3,16 +3,16 @@
 //! through the filters), and carries the commit that moves the file's
 //! position once they are delivered.
 
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 use hydra_buffer::{Buffer, Commit};
-use hydra_forward::{EventTime, FrameBuilder};
+use hydra_forward::{EventTime, ExtraFields, FrameBuilder};
 use hydra_parse::{Parsed, Parser};
 use hydra_tail::{Batch, Batches, Committer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{InputParser, Meta, ParseCounters, event, publish};
+use super::files::{Files, Meta};
+use super::{InputParser, ParseCounters, event, publish};
 use crate::pulse::beating;
 
 /// Takes the tailer's batches into the buffer.
@@ -20,6 +20,8 @@ pub(super) struct Consumer {
     pub(super) buffer: Buffer,
     pub(super) committer: Committer,
     pub(super) metas: Vec<Meta>,
+    /// Each file's tag and extra fields.
+    pub(super) files: Files,
     /// Each input's `max_buffered_bytes`, and what is left of it.
     pub(super) quotas: Vec<(usize, Arc<Semaphore>)>,
     pub(super) parsers: Vec<InputParser>,
@@ -58,32 +60,33 @@ impl Consumer {
         // before them, so a downstream that sorts by time (Elasticsearch,
         // Loki) keeps them in order.
         let start = EventTime::from_system_time(batch.read_at).max(self.next_time);
-        let estimate =
-            batch.lines.bytes() + batch.lines.len() * (24 + self.metas[source].field.len());
+        let meta = &self.metas[source];
+        let file = self.files.meta(
+            source,
+            &batch.path,
+            meta,
+            &self.host,
+            &self.filters,
+            &self.counters,
+        );
+        let estimate = batch.lines.bytes()
+            + batch.lines.len() * (24 + meta.field.len() + file.extra.encoded().len());
         let Some(permit) = self.room(source, estimate).await else {
             return false;
         };
-        let (c, file, end) = (self.committer.clone(), batch.file, batch.end_offset);
+        let (c, id, end) = (self.committer.clone(), batch.file, batch.end_offset);
         // The room is given back when the chunk is delivered, or when it is
         // dropped undelivered (its commits with it).
         let commit: Commit = Box::new(move || {
-            c.commit(file, end);
+            c.commit(id, end);
             drop(permit);
         });
-        let path = batch.path.as_os_str().as_bytes().to_vec();
         let meta = &self.metas[source];
-        let mut extra: Vec<(&str, &[u8])> = Vec::new();
-        if let Some(k) = &meta.path_key {
-            extra.push((k, &path));
-        }
-        if let Some(k) = &meta.host_key {
-            extra.push((k, self.host.as_bytes()));
-        }
+        let extra = &file.extra;
         let parser = self.parsers.get_mut(source).and_then(Option::as_mut);
         match parser {
-            Some((parser, _)) if meta.filtered => {
-                let (events, next_time) =
-                    to_events(parser, &batch, &extra, start, &mut self.record);
+            Some((parser, _)) if file.filtered => {
+                let (events, next_time) = to_events(parser, &batch, extra, start, &mut self.record);
                 self.next_time = next_time;
                 publish(&self.parsers, &self.counters, source);
                 // A throttle waits here: the tailer's channel fills and
@@ -92,7 +95,7 @@ impl Consumer {
                 crate::filtered::append(
                     &self.buffer,
                     &self.filters,
-                    &meta.tag,
+                    &file.tag,
                     events,
                     Some(commit),
                     None,
@@ -104,9 +107,9 @@ impl Consumer {
                 let record = &mut self.record;
                 let appended = self
                     .buffer
-                    .append(&meta.tag, estimate, batch.lines.len(), Some(commit), |f| {
+                    .append(&file.tag, estimate, batch.lines.len(), Some(commit), |f| {
                         let parser = parser.map(|(p, _)| p);
-                        next_time = write_lines(f, &batch, meta, parser, &extra, start, record);
+                        next_time = write_lines(f, &batch, meta, parser, extra, start, record);
                     })
                     .await;
                 self.next_time = next_time;
@@ -138,7 +141,7 @@ impl Consumer {
 fn to_events(
     parser: &mut Parser,
     batch: &Batch,
-    extra: &[(&str, &[u8])],
+    extra: &ExtraFields,
     start: EventTime,
     record: &mut Vec<u8>,
 ) -> (Vec<hydra_forward::Event>, EventTime) {
@@ -159,7 +162,7 @@ fn write_lines(
     batch: &Batch,
     meta: &Meta,
     parser: Option<&mut Parser>,
-    extra: &[(&str, &[u8])],
+    extra: &ExtraFields,
     start: EventTime,
     record: &mut Vec<u8>,
 ) -> EventTime {
@@ -167,12 +170,12 @@ fn write_lines(
     if !batch.meta.is_empty() {
         // A container's lines: `{field: log, stream}` at the runtime's
         // time.
-        let mut fields: Vec<(&str, &[u8])> = vec![(&meta.field, &[]), ("stream", &[])];
-        fields.extend_from_slice(extra);
         for (line, m) in batch.lines.iter().zip(&batch.meta) {
-            fields[0].1 = line;
-            fields[1].1 = m.stream.as_str().as_bytes();
-            f.push_fields(m.time.unwrap_or(time), &fields);
+            let fields = [
+                (meta.field.as_str(), line),
+                ("stream", m.stream.as_str().as_bytes()),
+            ];
+            f.push_fields_with(m.time.unwrap_or(time), &fields, extra);
             time = time.next();
         }
     } else if let Some(parser) = parser {
@@ -189,11 +192,8 @@ fn write_lines(
             time = time.next();
         }
     } else {
-        let mut fields: Vec<(&str, &[u8])> = vec![(&meta.field, &[])];
-        fields.extend_from_slice(extra);
         for line in batch.lines.iter() {
-            fields[0].1 = line;
-            f.push_fields(time, &fields);
+            f.push_fields_with(time, &[(meta.field.as_str(), line)], extra);
             time = time.next();
         }
     }

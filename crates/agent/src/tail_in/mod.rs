@@ -5,6 +5,7 @@
 //! `consumer` is the task that takes the tailer's batches into the buffer.
 
 mod consumer;
+mod files;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,21 +16,12 @@ use hydra_forward::EventTime;
 use hydra_parse::{Parsed, Parser};
 
 use consumer::Consumer;
+use files::Meta;
 use hydra_tail::{Source, TailConfig, Tailer};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::mapping::{hostname, join_tag};
-
-/// What a tail input's lines become: their tag, field and extra fields.
-struct Meta {
-    tag: String,
-    field: String,
-    path_key: Option<String>,
-    host_key: Option<String>,
-    /// A filter matches the tag: lines become records for the filters.
-    filtered: bool,
-}
 
 /// The tag of each tail input, in source order.
 pub(crate) fn tags(config: &Config) -> Vec<String> {
@@ -48,6 +40,9 @@ pub(crate) fn tags(config: &Config) -> Vec<String> {
 #[derive(Debug, Default)]
 pub(crate) struct ParseCounters {
     inputs: Vec<(String, [AtomicU64; 4])>,
+    /// Per tail input, by tag: files whose path `path_fields` did not
+    /// match.
+    path_unmatched: Vec<Option<(String, AtomicU64)>>,
     /// The consumer task's pulse ([`crate::pulse`]).
     pub(crate) beats: AtomicU64,
 }
@@ -70,6 +65,16 @@ impl ParseCounters {
                     },
                 )
             })
+            .collect()
+    }
+
+    /// By tag, the inputs with `path_fields`: files whose path did not
+    /// match.
+    pub(crate) fn path_unmatched(&self) -> Vec<(String, u64)> {
+        self.path_unmatched
+            .iter()
+            .flatten()
+            .map(|(tag, n)| (tag.clone(), n.load(Ordering::Relaxed)))
             .collect()
     }
 }
@@ -99,7 +104,7 @@ pub(crate) fn multiline(
 pub(crate) fn event(
     parser: &mut Parser,
     line: &[u8],
-    extra: &[(&str, &[u8])],
+    extra: &hydra_forward::ExtraFields,
     meta: Option<&hydra_tail::LineMeta>,
     read_time: EventTime,
     record: &mut Vec<u8>,
@@ -202,7 +207,14 @@ fn parsers(
             }
         })?;
         let tag = join_tag(config.tag_prefix.as_deref(), &t.tag);
-        let filtered = filters.applies(&tag);
+        // A tag filled in per file may match a filter for some files.
+        let templated = t.tag.contains("${");
+        let filtered = filters.applies(&tag) || (templated && !filters.is_empty());
+        counters.path_unmatched.push(
+            t.path_fields
+                .is_some()
+                .then(|| (tag.clone(), AtomicU64::new(0))),
+        );
         let slot = (!parser.is_passthrough() || filtered).then(|| {
             counters.inputs.push((tag, Default::default()));
             (parser, counters.inputs.len() - 1)
@@ -212,21 +224,29 @@ fn parsers(
     Ok((parsers, counters))
 }
 
-fn metas(config: &Config, inputs: &[&TailInput], filters: &hydra_filter::Chain) -> Vec<Meta> {
+fn metas(config: &Config, inputs: &[&TailInput]) -> Result<Vec<Meta>, crate::error::Error> {
     inputs
         .iter()
         .map(|t| {
-            let tag = join_tag(config.tag_prefix.as_deref(), &t.tag);
-            Meta {
-                filtered: filters.applies(&tag),
-                tag,
+            // Checked with the configuration; compiled here.
+            let (path_rules, template) =
+                t.path_rules()
+                    .map_err(|rule| hydra_config::Error::Invalid {
+                        at: format!("tail input {}", t.tag),
+                        rule,
+                    })?;
+            Ok(Meta {
+                tag: join_tag(config.tag_prefix.as_deref(), &t.tag),
+                prefix: config.tag_prefix.clone(),
                 field: t
                     .field_name
                     .clone()
                     .unwrap_or_else(|| config.field_name.clone()),
                 path_key: t.path_key.clone(),
                 host_key: t.host_key.clone(),
-            }
+                path_rules,
+                template,
+            })
         })
         .collect()
 }
@@ -258,7 +278,8 @@ pub(crate) fn start(
     let consumer = Consumer {
         buffer,
         committer: tailer.committer(),
-        metas: metas(config, inputs, &filters),
+        metas: metas(config, inputs)?,
+        files: files::Files::default(),
         quotas,
         parsers,
         counters: counters.clone(),
