@@ -22,8 +22,8 @@ fn main() {
         println!("cargo:rerun-if-changed={dir}/HEAD");
         println!("cargo:rerun-if-changed={dir}/refs/heads");
     }
-    // The script lives beside the packages, not in them as `build.rs`:
-    // naming a file that does not exist would make cargo re-run it and
-    // relink every binary on every build.
-    println!("cargo:rerun-if-changed=../build-version.rs");
+    // Each binary's `build.rs` is this file (a link in the checkout, a
+    // copy in a published package): naming a file that does not exist
+    // would make cargo re-run it and relink every binary on every build.
+    println!("cargo:rerun-if-changed=build.rs");
 }

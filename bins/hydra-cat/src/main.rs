@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, ValueEnum};
-use hydra_cli::records::{self, Format, InputError, Record};
+use hydra_cmdline::records::{self, Format, InputError, Record};
 use hydra_forward::{
     BatchMode, ChunkId, Compression, EventTime, FrameBuilder, TimeFormat, encode_message,
 };
@@ -107,7 +107,7 @@ struct Args {
     self_hostname: String,
     /// Print a man page or a shell completion script, and exit.
     #[arg(long, value_enum, hide = true)]
-    generate: Option<hydra_cli::Generate>,
+    generate: Option<hydra_cmdline::Generate>,
 }
 
 /// What a run sent, and what it could not read.
@@ -276,7 +276,7 @@ fn try_main(args: &Args, tag: &str) -> anyhow::Result<Sent> {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(kind) = args.generate {
-        return hydra_cli::print(kind, <Args as clap::CommandFactory>::command());
+        return hydra_cmdline::print(kind, <Args as clap::CommandFactory>::command());
     }
     let Some(tag) = args.event.as_ref().map(|ev| &ev[0]).or(args.tag.as_ref()) else {
         eprintln!("hydra-cat: a TAG is needed (or --event TAG JSON)");

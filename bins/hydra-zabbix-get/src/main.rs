@@ -52,7 +52,7 @@ struct Args {
     name: Option<String>,
     /// Print a man page or a shell completion script, and exit.
     #[arg(long, value_enum, hide = true)]
-    generate: Option<hydra_cli::Generate>,
+    generate: Option<hydra_cmdline::Generate>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -202,7 +202,7 @@ async fn run(args: Args) -> ExitCode {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(kind) = args.generate {
-        return hydra_cli::print(kind, <Args as clap::CommandFactory>::command());
+        return hydra_cmdline::print(kind, <Args as clap::CommandFactory>::command());
     }
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()

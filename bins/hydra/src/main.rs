@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 /// 127.0.0.1:24224, the monitor on 127.0.0.1:24220, events printed to
 /// stdout as JSON lines.
 #[derive(Debug, Parser)]
-#[command(version = env!("HYDRA_VERSION"), about, args_conflicts_with_subcommands = true)]
+#[command(name = "hydra", version = env!("HYDRA_VERSION"), about, args_conflicts_with_subcommands = true)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -40,7 +40,7 @@ struct Args {
     check_config: Option<PathBuf>,
     /// Print a man page or a shell completion script, and exit.
     #[arg(long, value_enum, hide = true)]
-    generate: Option<hydra_cli::Generate>,
+    generate: Option<hydra_cmdline::Generate>,
     /// With TAG FILE SERVER...: the record key of a line (default message).
     #[arg(short = 'f', long, value_name = "FIELD", requires = "go_args")]
     field_name: Option<String>,
@@ -235,7 +235,7 @@ impl Args {
 }
 
 async fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
-    hydra_cli::init_logging(config.log_level.as_deref().unwrap_or("info"));
+    hydra_cmdline::init_logging(config.log_level.as_deref().unwrap_or("info"));
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -341,7 +341,7 @@ fn try_main(mut args: Args) -> anyhow::Result<ExitCode> {
         return Ok(run_command(command));
     }
     if let Some(kind) = args.generate {
-        return Ok(hydra_cli::print(kind, Args::command()));
+        return Ok(hydra_cmdline::print(kind, Args::command()));
     }
     if let Some(path) = args.check_config {
         let config = Config::load(&path)?;

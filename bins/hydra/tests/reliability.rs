@@ -5,7 +5,7 @@
 //!
 //! Each scenario prints `written, delivered, lost, duplicated, peak RSS`.
 //! The short profile runs in the test command; `HYDRA_SOAK=1` runs the long
-//! one (`HYDRA_SOAK=1 cargo test -p hydra --test reliability -- --nocapture
+//! one (`HYDRA_SOAK=1 cargo test -p hydra-log-agent --test reliability -- --nocapture
 //! --test-threads 1`).
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a test reports and panics
 

@@ -15,7 +15,7 @@
 //! /// A tool.
 //! struct Args { #[arg(long)] verbose: bool }
 //! let mut out = Vec::new();
-//! hydra_cli::generate(hydra_cli::Generate::CompleteBash, Args::command(), &mut out).unwrap();
+//! hydra_cmdline::generate(hydra_cmdline::Generate::CompleteBash, Args::command(), &mut out).unwrap();
 //! assert!(String::from_utf8(out).unwrap().contains("complete -F"));
 //! ```
 

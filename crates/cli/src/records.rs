@@ -78,7 +78,7 @@ pub fn from_json_text(text: &str) -> Result<Vec<u8>, InputError> {
 /// record is `{message_key: line}`. Blank JSON lines are skipped.
 ///
 /// ```
-/// use hydra_cli::records::{Format, read};
+/// use hydra_cmdline::records::{Format, read};
 /// let input = &b"{\"a\":1}\nnot json\n\n{\"b\":[true]}\n"[..];
 /// let items: Vec<_> = read(input, Format::Json, "message").collect();
 /// assert_eq!(items.len(), 3);

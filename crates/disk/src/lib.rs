@@ -2,7 +2,7 @@
 //! accepted until an aggregator has them, through outages, `kill -9` and
 //! power loss, with damage costing only the damaged records.
 //!
-//! - **Format** ([`format`], spec in docs/disk-buffer.md): one file per
+//! - **Format** ([`format`](mod@format), spec in docs/disk-buffer.md): one file per
 //!   chunk, named by its sequence number and chunk id; a header, then
 //!   self-contained records (tag, event count, events, CRC-32), each
 //!   holding at most 64 KiB of events.
