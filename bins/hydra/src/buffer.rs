@@ -87,7 +87,7 @@ pub(crate) fn dump(dir: &Path) -> ExitCode {
         else {
             continue;
         };
-        let events = events_of(&data, &tag);
+        let events = events_of(data, &tag);
         let mut f = FrameBuilder::with_capacity(
             &tag,
             BatchMode::PackedForward,

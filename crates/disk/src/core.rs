@@ -381,12 +381,16 @@ impl<T> Core<T> {
 
     /// Reads a taken chunk's events back from its file.
     pub fn read(&self, seq: u64, id: &str, tag: &str) -> Result<Events, Error> {
-        let path = self.layout.chunk(&format::file_name(seq, id));
-        let data = self
-            .fs
-            .read(&path)
-            .map_err(|source| Error::Read { path, source })?;
-        Ok(events_of(&data, tag))
+        self.chunk_file(seq, id).read(tag)
+    }
+
+    /// Sealed chunk `seq`'s file, to read without holding the core: a
+    /// sealed file is never written again, so appends go on meanwhile.
+    pub fn chunk_file(&self, seq: u64, id: &str) -> ChunkFile {
+        ChunkFile {
+            fs: self.fs.clone(),
+            path: self.layout.chunk(&format::file_name(seq, id)),
+        }
     }
 
     /// A taken chunk was delivered: its file goes, and its room with it.
@@ -477,17 +481,40 @@ impl<T> Core<T> {
     }
 }
 
-/// The events of a chunk file's whole records of `tag`.
-pub fn events_of(data: &[u8], tag: &str) -> Events {
-    let scan = format::scan(data);
-    let mut out = Events {
-        entries: Vec::with_capacity(data.len()),
-        events: 0,
-        damaged: scan.damaged.len(),
-    };
-    for r in scan.records.iter().filter(|r| r.tag == tag) {
-        out.entries.extend_from_slice(&data[r.entries.clone()]);
-        out.events += u64::from(r.events);
+/// A sealed chunk's file ([`Core::chunk_file`]).
+pub struct ChunkFile {
+    fs: Arc<dyn Fs>,
+    path: std::path::PathBuf,
+}
+
+impl ChunkFile {
+    /// The chunk's events, read back and checked.
+    pub fn read(self, tag: &str) -> Result<Events, Error> {
+        let data = self.fs.read(&self.path).map_err(|source| Error::Read {
+            path: self.path,
+            source,
+        })?;
+        Ok(events_of(data, tag))
     }
-    out
+}
+
+/// The events of a chunk file's whole records of `tag`, moved to the front
+/// of `data` itself: a chunk is megabytes, and a second buffer of that size
+/// would be fresh pages to fault in for every chunk delivered.
+pub fn events_of(mut data: Vec<u8>, tag: &str) -> Events {
+    let scan = format::scan(&data);
+    let mut events = 0;
+    let mut end = 0;
+    for r in scan.records.iter().filter(|r| r.tag == tag) {
+        // Records are in file order, so `end` never passes the next start.
+        data.copy_within(r.entries.clone(), end);
+        end += r.entries.len();
+        events += u64::from(r.events);
+    }
+    data.truncate(end);
+    Events {
+        entries: data,
+        events,
+        damaged: scan.damaged.len(),
+    }
 }

@@ -57,7 +57,7 @@ mod recover;
 pub mod sim;
 mod store;
 
-pub use core::{Config, Core, Counts, Events, Sealed, SyncJob, Written, events_of};
+pub use core::{ChunkFile, Config, Core, Counts, Events, Sealed, SyncJob, Written, events_of};
 pub use error::Error;
 pub use lock::DirLock;
 pub use recover::{Found, Recovery};

@@ -289,10 +289,9 @@ impl<T: Send + 'static> Store<T> {
                     store: self,
                     chunk: Some((s.seq, s.tag.clone(), s.events)),
                 };
-                let store = self.clone();
-                let (seq, id, tag) = (s.seq, s.id.clone(), s.tag.clone());
-                let read =
-                    tokio::task::spawn_blocking(move || store.lock().read(seq, &id, &tag)).await;
+                let (seq, tag) = (s.seq, s.tag.clone());
+                let file = self.lock().chunk_file(seq, &s.id);
+                let read = tokio::task::spawn_blocking(move || file.read(&tag)).await;
                 guard.chunk = None;
                 match read {
                     Ok(Ok(events)) if events.events > 0 => {
