@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::{File, Filter, Sent, Server, Snapshot, System};
+use crate::{Disk, File, Filter, Sent, Server, Snapshot, System};
 
 /// What a metric's samples are taken from.
 enum Samples {
@@ -46,23 +46,23 @@ const METRICS: &[Metric] = &[
     Metric("receiver_closed_connections_total", COUNTER, "Connections hydra closed, by cause; their clients send again what was not acked.",
         Samples::Labelled(|s| by_cause(&s.receiver.closed_by_cause))),
     Metric("disk_bytes", GAUGE, "Bytes the disk buffer's chunk files hold.",
-        Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.bytes as f64))),
+        Samples::One(|s, _| disk(s, |d| d.bytes as f64))),
     Metric("disk_max_bytes", GAUGE, "The disk buffer's ceiling (buffer.disk.max_bytes).",
-        Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.max_bytes as f64))),
+        Samples::One(|s, _| disk(s, |d| d.max_bytes as f64))),
     Metric("disk_chunks", GAUGE, "Chunks in the disk buffer.",
-        Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.chunks as f64))),
+        Samples::One(|s, _| disk(s, |d| d.chunks as f64))),
     Metric("disk_oldest_seconds", GAUGE, "Age of the disk buffer's oldest chunk.",
-        Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.oldest_secs as f64))),
+        Samples::One(|s, _| disk(s, |d| d.oldest_secs as f64))),
     Metric("disk_syncs_total", COUNTER, "Syncs of the disk buffer's files.",
-        Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.syncs as f64))),
+        Samples::One(|s, _| disk(s, |d| d.syncs as f64))),
     Metric("disk_sync_seconds", GAUGE, "The disk buffer's last sync's duration.",
-        Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.sync_ms / 1000.0))),
+        Samples::One(|s, _| disk(s, |d| d.sync_ms / 1000.0))),
     Metric("disk_full_waits_total", COUNTER, "Appends that waited for room in the disk buffer.",
-        Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.full_waits as f64))),
+        Samples::One(|s, _| disk(s, |d| d.full_waits as f64))),
     Metric("disk_failing_waits_total", COUNTER, "Appends that waited for the file system (no room, quota, I/O errors).",
-        Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.failing_waits as f64))),
+        Samples::One(|s, _| disk(s, |d| d.failing_waits as f64))),
     Metric("disk_corrupt_records_total", COUNTER, "Damaged records of the disk buffer, set aside.",
-        Samples::One(|s, _| s.disk.as_ref().map_or(0.0, |d| d.corrupt_records as f64))),
+        Samples::One(|s, _| disk(s, |d| d.corrupt_records as f64))),
     Metric("receiver_over_budget_total", COUNTER, "Connections closed for want of room in max_pending_bytes.",
         Samples::One(|s, _| s.receiver.over_budget as f64)),
     Metric("receiver_resent_chunks_total", COUNTER, "Chunks resent while their first copy was undelivered; buffered once.",
@@ -166,6 +166,11 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// A disk buffer figure, 0 without one.
+fn disk(s: &Snapshot, figure: impl Fn(&Disk) -> f64) -> f64 {
+    s.disk.as_ref().map_or(0.0, figure)
 }
 
 fn by_cause(counts: &std::collections::BTreeMap<String, u64>) -> Vec<(String, f64)> {

@@ -42,7 +42,8 @@ const MOST_FILES: usize = 4096;
 
 #[derive(Default)]
 pub(super) struct Files {
-    known: HashMap<(usize, PathBuf), Arc<FileMeta>>,
+    /// By input, then path: a lookup borrows the path, it copies nothing.
+    known: Vec<HashMap<PathBuf, Arc<FileMeta>>>,
 }
 
 impl Files {
@@ -56,11 +57,14 @@ impl Files {
         filters: &hydra_filter::Chain,
         counters: &ParseCounters,
     ) -> Arc<FileMeta> {
-        if let Some(m) = self.known.get(&(source, path.to_path_buf())) {
+        if self.known.len() <= source {
+            self.known.resize_with(source + 1, HashMap::new);
+        }
+        if let Some(m) = self.known[source].get(path) {
             return m.clone();
         }
-        if self.known.len() >= MOST_FILES {
-            self.known.clear();
+        if self.known.iter().map(HashMap::len).sum::<usize>() >= MOST_FILES {
+            self.known.iter_mut().for_each(HashMap::clear);
         }
         let bytes = path.as_os_str().as_bytes();
         let mut extra = ExtraFields::new();
@@ -94,8 +98,7 @@ impl Files {
             tag,
             extra,
         });
-        self.known
-            .insert((source, path.to_path_buf()), file.clone());
+        self.known[source].insert(path.to_path_buf(), file.clone());
         file
     }
 }
