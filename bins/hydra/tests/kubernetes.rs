@@ -7,8 +7,12 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use common::*;
+use hydra_test_support::{Behaviour, Receiver};
 
 const ID: &str = "4f1c2b9a7d3e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
 
@@ -137,4 +141,124 @@ fn check_config_refuses_unknown_names_and_bad_patterns() {
             "{tail}: {err}"
         );
     }
+}
+
+/// `line N` messages and their tags, from every receiver given.
+fn received(rxs: &[&Receiver]) -> Vec<(u64, String)> {
+    rxs.iter()
+        .flat_map(|rx| {
+            let messages = rx.messages.lock().unwrap().clone();
+            let tags = rx.message_tags.lock().unwrap().clone();
+            messages.into_iter().zip(tags)
+        })
+        .filter_map(|(m, t)| Some((m.strip_prefix("line ")?.parse().ok()?, t)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubelet_rotation_a_reload_and_kill_9_while_behind_keep_every_line_once_with_its_pod() {
+    // Operator defaults: `read_from_head: false`, a positions file, a
+    // forward output on its defaults (acks). Two containers of one pod
+    // write numbered CRI lines (even numbers nginx, odd ones the sidecar)
+    // while hydra reloads; then the aggregator goes down, the kubelet
+    // rotates nginx's log (0.log to 0.log.<time>, outside the glob) and
+    // hydra is killed with kill -9 while it is behind. (A reload while
+    // nothing can be delivered waits out shutdown_timeout first:
+    // restarts.rs has that case.) A new hydra, the
+    // aggregator back, delivers every line once, each with its own
+    // container's tag.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let pod = root.join("pods/prod_web-7d9c8_5d1e-77aa");
+    let logs = [pod.join("nginx/0.log"), pod.join("sidecar/0.log")];
+    for l in &logs {
+        std::fs::create_dir_all(l.parent().unwrap()).unwrap();
+        std::fs::write(l, "").unwrap();
+    }
+    let rx = Receiver::start(Behaviour::Ack).await;
+    let config = format!(
+        "positions: {r}/positions.json\ninputs:\n  - type: tail\n    path: {r}/pods/*/*/*.log\n    format: cri\n    path_fields: kubernetes\n    tag: kube.${{namespace_name}}.${{pod_name}}.${{container_name}}\noutput:\n  type: forward\n  servers: [{{ host: 127.0.0.1, port: {p} }}]\n",
+        r = root.display(),
+        p = rx.port()
+    );
+    let mut h = Hydra::start(&root, &config);
+    assert!(h.wait_log("hydra is running", 10));
+    let total: u64 = 4_000;
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (logs, written) = (logs.clone(), written.clone());
+        std::thread::spawn(move || {
+            // 400 lines/s, the containers in turn.
+            for n in 0..total {
+                let line = format!("2026-12-06T10:00:00.000000000Z stdout F line {n}\n");
+                append_text(&logs[usize::from(n % 2 == 1)], &line);
+                written.store(n + 1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_micros(2_500));
+            }
+        })
+    };
+    assert!(
+        wait(15, || received(&[&rx]).len() >= 400),
+        "the first lines were not delivered: {:?}",
+        h.stderr.lock().unwrap()
+    );
+    h.signal("HUP");
+    assert!(
+        h.wait_log("Reloaded.", 10),
+        "{:?}",
+        h.stderr.lock().unwrap()
+    );
+    // A checkpoint passes, then the aggregator goes away.
+    std::thread::sleep(Duration::from_millis(1200));
+    rx.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::rename(&logs[0], logs[0].with_extension("log.20261206-100000")).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let before_kill = written.load(Ordering::SeqCst);
+    assert!(before_kill < total, "the writer finished before the kill");
+    assert!(
+        (received(&[&rx]).len() as u64) < before_kill,
+        "hydra was not behind at the kill"
+    );
+    h.child.kill().unwrap();
+    h.child.wait().unwrap();
+    let healthy = Receiver::start_on(rx.port(), Behaviour::Ack).await;
+    let h = Hydra::start(&root, &config);
+    writer.join().unwrap();
+    let arrived = wait(30, || {
+        received(&[&rx, &healthy]).len() >= usize::try_from(total).unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.stop().success());
+    let got = received(&[&rx, &healthy]);
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for (n, tag) in &got {
+        *counts.entry(*n).or_default() += 1;
+        let container = if n % 2 == 1 { "sidecar" } else { "nginx" };
+        assert_eq!(tag, &format!("kube.prod.web-7d9c8.{container}"), "line {n}");
+    }
+    let lost: Vec<u64> = (0..total).filter(|n| !counts.contains_key(n)).collect();
+    let twice: Vec<u64> = counts
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(n, _)| *n)
+        .collect();
+    println!(
+        "kubelet rotation, reload, kill -9 at line {before_kill}, behind: {} received, lost {}, twice {}",
+        got.len(),
+        lost.len(),
+        twice.len()
+    );
+    assert!(
+        arrived && lost.is_empty(),
+        "lost {} lines, first {:?}",
+        lost.len(),
+        lost.first()
+    );
+    assert!(
+        twice.is_empty(),
+        "{} lines twice, first {:?}",
+        twice.len(),
+        twice.first()
+    );
 }

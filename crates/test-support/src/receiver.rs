@@ -33,6 +33,8 @@ pub struct Receiver {
     pub seen: Arc<Mutex<Vec<u64>>>,
     /// The `message` field of every event received and acked.
     pub messages: Arc<Mutex<Vec<String>>>,
+    /// The tag of each of `messages`.
+    pub message_tags: Arc<Mutex<Vec<String>>>,
     /// The event time of each of `messages`.
     pub times: Arc<Mutex<Vec<hydra_forward::EventTime>>>,
     /// The tag and `n` of every event received and acked, in order.
@@ -70,6 +72,8 @@ impl Receiver {
         let times: Arc<Mutex<Vec<hydra_forward::EventTime>>> = Arc::default();
         let tagged: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
         let chunk_ids: Arc<Mutex<Vec<String>>> = Arc::default();
+        let message_tags: Arc<Mutex<Vec<String>>> = Arc::default();
+        let mt = message_tags.clone();
         let (s, c, m, t) = (
             seen.clone(),
             connections.clone(),
@@ -90,6 +94,7 @@ impl Receiver {
                 let messages = m.clone();
                 let times = t.clone();
                 let (tagged, chunk_ids) = (tg.clone(), ci.clone());
+                let message_tags = mt.clone();
                 conns.spawn(async move {
                     if behaviour == Behaviour::Stall {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -123,6 +128,7 @@ impl Receiver {
                                 let mut messages = messages.lock().unwrap();
                                 let mut times = times.lock().unwrap();
                                 let mut tagged = tagged.lock().unwrap();
+                                let mut message_tags = message_tags.lock().unwrap();
                                 if let Some(id) =
                                     batch.options().chunk.as_ref().and_then(|c| c.id())
                                 {
@@ -139,6 +145,7 @@ impl Receiver {
                                     }
                                     if let Some(m) = record["message"].as_str() {
                                         messages.push(m.to_owned());
+                                        message_tags.push(batch.tag().to_owned());
                                         times.push(e.time);
                                     }
                                 }
@@ -157,6 +164,7 @@ impl Receiver {
             addr,
             seen,
             messages,
+            message_tags,
             times,
             tagged,
             chunk_ids,
