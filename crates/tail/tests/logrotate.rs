@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
+use hydra_tail::{Source, TailConfig};
 
 const LINES: usize = 20_000;
 
@@ -70,7 +71,23 @@ fn numbers_on_disk(dir: &Path) -> (HashMap<usize, String>, HashSet<Vec<u8>>) {
     (out, fragments)
 }
 
+/// The tailer as hydra runs it on an operator's defaults:
+/// `read_from_head: false`, a positions file, every interval as shipped.
+fn defaults(log: &Path, dir: &Path) -> TailConfig {
+    TailConfig {
+        sources: vec![Source::new(log.to_str().unwrap())],
+        positions: Some(dir.join("positions.json")),
+        ..TailConfig::default()
+    }
+}
+
 fn run(scheme: Scheme) {
+    run_with(scheme, |_, _| None);
+}
+
+/// `config` gives the tailer's configuration for the log and its
+/// directory; `None` is the fast one the other tests use.
+fn run_with(scheme: Scheme, config: impl FnOnce(&Path, &Path) -> Option<TailConfig>) {
     let which = Command::new("logrotate").arg("--version").output();
     assert!(
         which.is_ok_and(|o| o.status.success()),
@@ -94,7 +111,7 @@ fn run(scheme: Scheme) {
     .unwrap();
     std::fs::write(&log, "").unwrap();
 
-    let c = Collector::start(fast(vec![src(&log)]));
+    let c = Collector::start(config(&log, dir.path()).unwrap_or_else(|| fast(vec![src(&log)])));
     // Let the tailer open the file before the first rotation.
     c.wait_stats(|s| s.len() == 1);
 
@@ -226,6 +243,16 @@ fn logrotate_create() {
 #[test]
 fn logrotate_copytruncate() {
     run(Scheme::CopyTruncate);
+}
+
+#[test]
+fn logrotate_copytruncate_on_the_defaults() {
+    run_with(Scheme::CopyTruncate, |log, dir| Some(defaults(log, dir)));
+}
+
+#[test]
+fn logrotate_create_on_the_defaults() {
+    run_with(Scheme::Create, |log, dir| Some(defaults(log, dir)));
 }
 
 #[test]
